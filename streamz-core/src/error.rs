@@ -1,0 +1,196 @@
+//! The one error type of this crate, [`StreamError`].
+
+use std::any::Any;
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+/// A boxed error from a user function, as returned by `try_map`, `try_filter`, ….
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// What went wrong, as returned by [`StreamError::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A user function panicked; the panic was caught at the node.
+    Panic,
+    /// A user function returned `Err` (`try_map`, `try_filter`, `try_sink`, …).
+    Failed,
+    /// `pluck` found no such index or key in the element.
+    MissingKey,
+    /// An element was emitted into a stream after [`close`](crate::Stream::close).
+    Closed,
+    /// A node could not take an element without waiting on a producer that can only be the
+    /// caller itself (for example `zip` with a full buffer under `emit_blocking`), so it
+    /// refused the element instead of deadlocking.
+    WouldDeadlock,
+    /// A node reached end of stream while still holding elements it cannot emit
+    /// (for example `zip` with unmatched elements).
+    Unflushed,
+}
+
+/// The node an error happened at: its id and its name, as shown by `visualize`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRef {
+    pub(crate) id: u64,
+    pub(crate) name: Arc<str>,
+}
+
+impl NodeRef {
+    /// The node's id, unique in this process.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The node's name: the one given with `named`, or the operator's (`map`, `zip`, …).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for NodeRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "'{}' (#{})", self.name, self.id)
+    }
+}
+
+/// An error from a stream graph: which node failed, what kind of failure, and why.
+///
+/// Errors are values: a panic or an `Err` in a user function never unwinds through
+/// [`emit`](crate::Stream::emit); it comes back as a `StreamError` from the `Emit` of that
+/// element, and the graph keeps working for the next one. When one element fails at several
+/// nodes (on different branches), the first failure is returned and the later ones are in
+/// [`others`](StreamError::others).
+///
+/// # Examples
+///
+/// ```
+/// use streamz_core::{ErrorKind, Stream};
+///
+/// let source = Stream::<i32>::new();
+/// let out = source.try_map(|x| 100i32.checked_div(x).ok_or("division by zero"))
+///     .named("divide")
+///     .sink_to_vec();
+///
+/// let err = source.emit_blocking(0).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Failed);
+/// assert_eq!(err.node().unwrap().name(), "divide");
+/// assert!(err.to_string().contains("division by zero"));
+///
+/// source.emit_blocking(5).unwrap(); // the graph still works
+/// assert_eq!(out.to_vec(), vec![20]);
+/// ```
+pub struct StreamError {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    node: Option<NodeRef>,
+    message: String,
+    source: Option<BoxError>,
+    others: Vec<StreamError>,
+}
+
+impl StreamError {
+    pub(crate) fn new(kind: ErrorKind, node: Option<NodeRef>, message: impl Into<String>) -> Self {
+        StreamError {
+            inner: Box::new(Inner {
+                kind,
+                node,
+                message: message.into(),
+                source: None,
+                others: Vec::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn from_user(node: NodeRef, err: BoxError) -> Self {
+        let mut e = StreamError::new(ErrorKind::Failed, Some(node), err.to_string());
+        e.inner.source = Some(err);
+        e
+    }
+
+    pub(crate) fn from_panic(node: NodeRef, payload: Box<dyn Any + Send>) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "a panic with a non-string payload".to_owned()
+        };
+        StreamError::new(ErrorKind::Panic, Some(node), message)
+    }
+
+    /// Adds a later failure of the same element; see [`others`](StreamError::others).
+    pub(crate) fn push_other(&mut self, other: StreamError) {
+        self.inner.others.push(other);
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The node that failed, when the failure belongs to one.
+    pub fn node(&self) -> Option<&NodeRef> {
+        self.inner.node.as_ref()
+    }
+
+    /// The failure's own message: the panic message, the user error's `Display`, or ours.
+    pub fn message(&self) -> &str {
+        &self.inner.message
+    }
+
+    /// Further failures of the same element at other nodes, in the order they happened.
+    pub fn others(&self) -> &[StreamError] {
+        &self.inner.others
+    }
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.inner.kind {
+            ErrorKind::Panic => "panicked",
+            ErrorKind::Failed => "failed",
+            ErrorKind::MissingKey => "could not pluck",
+            ErrorKind::Closed => "is closed",
+            ErrorKind::WouldDeadlock => "refused an element",
+            ErrorKind::Unflushed => "closed with elements it could not emit",
+        };
+        match &self.inner.node {
+            Some(node) => write!(f, "node {node} {what}: {}", self.inner.message)?,
+            None => write!(f, "{what}: {}", self.inner.message)?,
+        }
+        if !self.inner.others.is_empty() {
+            write!(f, " (and {} more failure", self.inner.others.len())?;
+            if self.inner.others.len() > 1 {
+                f.write_str("s")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("StreamError");
+        d.field("kind", &self.inner.kind)
+            .field("node", &self.inner.node)
+            .field("message", &self.inner.message);
+        if !self.inner.others.is_empty() {
+            d.field("others", &self.inner.others);
+        }
+        d.finish()
+    }
+}
+
+impl StdError for StreamError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}

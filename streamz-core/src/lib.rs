@@ -1,0 +1,45 @@
+//! Reactive stream graphs, built by chaining operators on a [`Stream`] and fed with
+//! [`emit`](Stream::emit): the Rust successor of Python's
+//! [streamz](https://streamz.readthedocs.io).
+//!
+//! This crate is the runtime-agnostic core: the operator graph, the [`Executor`] and
+//! [`Clock`] traits that time-based and asynchronous operators run on, and a deterministic
+//! [`VirtualExecutor`] for tests. The executor crates (`streamz-tokio`, `streamz-asyncstd`,
+//! `streamz-smol`, `streamz-rayon`) plug real runtimes in.
+//!
+//! ```
+//! use streamz_core::Stream;
+//!
+//! let source = Stream::new();
+//! let windows = source
+//!     .map(|x: i32| x * 10)
+//!     .sliding_window(2, false)
+//!     .sink_to_vec();
+//! for x in 1..=3 {
+//!     source.emit_blocking(x)?;
+//! }
+//! assert_eq!(windows.to_vec(), vec![vec![10, 20], vec![20, 30]]);
+//! # Ok::<(), streamz_core::StreamError>(())
+//! ```
+//!
+//! The user guide's chapter on the core follows; contributors should read `DESIGN.md` in
+//! this crate.
+#![doc = include_str!("../../docs/core.md")]
+
+mod clock;
+mod emit;
+mod error;
+mod executor;
+mod node;
+mod ops;
+mod stream;
+mod virtual_executor;
+mod visualize;
+
+pub use clock::Clock;
+pub use emit::{BoxFuture, Emit};
+pub use error::{BoxError, ErrorKind, NodeRef, StreamError};
+pub use executor::Executor;
+pub use ops::{ApplyTuple, Collector, Idx, Keep, Pluck, Sink, VecSink, ZipInput};
+pub use stream::{Element, GraphNode, Stream};
+pub use virtual_executor::VirtualExecutor;

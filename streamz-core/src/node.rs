@@ -1,0 +1,461 @@
+//! The push machinery behind every [`Stream`](crate::Stream): node metadata, a node's
+//! output side ([`Outlet`]), a node's input side ([`Inlet`]), and the generic [`OpNode`] that
+//! turns an [`Operator`] into a node. See `DESIGN.md` for the contract.
+
+use std::any::type_name;
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use arc_swap::ArcSwap;
+use event_listener::Event;
+
+use crate::emit::Cx;
+use crate::error::{BoxError, NodeRef, StreamError};
+use crate::executor::Executor;
+
+/// Locks a mutex, ignoring poisoning: a user function that panicked while we held a lock has
+/// been turned into an error already, and every guarded state stays consistent because user
+/// functions only ever see shared references to it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// An input port of a node. Single-input nodes only ever see port 0; `zip` and friends get a
+/// new port for every upstream connected to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Port(pub(crate) u32);
+
+/// How `visualize` draws a node (the original's shapes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Ellipse,
+    Box,
+    Diamond,
+    Triangle,
+    Trapezium,
+}
+
+impl Shape {
+    pub(crate) fn dot(self) -> &'static str {
+        match self {
+            Shape::Ellipse => "ellipse",
+            Shape::Box => "box",
+            Shape::Diamond => "diamond",
+            Shape::Triangle => "triangle",
+            Shape::Trapezium => "trapezium",
+        }
+    }
+}
+
+/// What a node is, for names, errors and `visualize`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Kind {
+    pub(crate) op: &'static str,
+    pub(crate) shape: Shape,
+}
+
+impl Kind {
+    pub(crate) const fn new(op: &'static str, shape: Shape) -> Self {
+        Kind { op, shape }
+    }
+}
+
+/// The name of a user function, when it has one (`inc` for `fn inc`; none for a closure).
+pub(crate) fn fn_name<F>() -> Option<&'static str> {
+    let full = type_name::<F>();
+    if full.contains("{{closure}}") || full.contains('<') {
+        return None;
+    }
+    full.rsplit("::").next()
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Default)]
+struct Links {
+    ups: Vec<Weak<NodeInfo>>,
+    downs: Vec<Weak<NodeInfo>>,
+}
+
+/// The untyped part of a node: identity, name, topology, completion and in-flight state.
+pub(crate) struct NodeInfo {
+    pub(crate) id: u64,
+    pub(crate) kind: Kind,
+    func: Option<&'static str>,
+    name: Mutex<Option<Arc<str>>>,
+    links: Mutex<Links>,
+    pub(crate) executor: Option<Arc<dyn Executor>>,
+    next_port: AtomicU32,
+    /// Upstreams attached and not yet closed.
+    open_upstreams: AtomicUsize,
+    closed: AtomicBool,
+    /// Elements accepted by this node and not yet handed on (buffers, timers, async work).
+    in_flight: AtomicUsize,
+    changed: Event,
+}
+
+impl NodeInfo {
+    pub(crate) fn new(
+        kind: Kind,
+        func: Option<&'static str>,
+        executor: Option<Arc<dyn Executor>>,
+    ) -> Arc<Self> {
+        Arc::new(NodeInfo {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            kind,
+            func,
+            name: Mutex::new(None),
+            links: Mutex::new(Links::default()),
+            executor,
+            next_port: AtomicU32::new(0),
+            open_upstreams: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            changed: Event::new(),
+        })
+    }
+
+    pub(crate) fn set_name(&self, name: &str) {
+        *lock(&self.name) = Some(Arc::from(name));
+    }
+
+    /// The user's name for the node, or the operator with its function (`map: inc`).
+    pub(crate) fn display_name(&self) -> Arc<str> {
+        if let Some(name) = lock(&self.name).as_ref() {
+            return name.clone();
+        }
+        match self.func {
+            Some(func) => Arc::from(format!("{}: {func}", self.kind.op)),
+            None => Arc::from(self.kind.op),
+        }
+    }
+
+    pub(crate) fn given_name(&self) -> Option<Arc<str>> {
+        lock(&self.name).clone()
+    }
+
+    pub(crate) fn func(&self) -> Option<&'static str> {
+        self.func
+    }
+
+    pub(crate) fn node_ref(&self) -> NodeRef {
+        NodeRef {
+            id: self.id,
+            name: self.display_name(),
+        }
+    }
+
+    /// A user error at this node.
+    pub(crate) fn user_error(&self, err: BoxError) -> StreamError {
+        StreamError::from_user(self.node_ref(), err)
+    }
+
+    pub(crate) fn upstreams(&self) -> Vec<Arc<NodeInfo>> {
+        lock(&self.links).ups.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    pub(crate) fn downstreams(&self) -> Vec<Arc<NodeInfo>> {
+        lock(&self.links)
+            .downs
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    fn link(up: &Arc<NodeInfo>, down: &Arc<NodeInfo>) {
+        lock(&up.links).downs.push(Arc::downgrade(down));
+        lock(&down.links).ups.push(Arc::downgrade(up));
+    }
+
+    fn unlink(up: &Arc<NodeInfo>, down: &Arc<NodeInfo>) {
+        let mut links = lock(&up.links);
+        if let Some(i) = links.downs.iter().position(|w| w.as_ptr() == Arc::as_ptr(down)) {
+            links.downs.remove(i);
+        }
+        drop(links);
+        let mut links = lock(&down.links);
+        if let Some(i) = links.ups.iter().position(|w| w.as_ptr() == Arc::as_ptr(up)) {
+            links.ups.remove(i);
+        }
+    }
+
+    pub(crate) fn new_port(&self) -> Port {
+        self.open_upstreams.fetch_add(1, Ordering::AcqRel);
+        Port(self.next_port.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// An upstream went away without closing.
+    pub(crate) fn drop_port(&self, upstream_closed: bool) {
+        if !upstream_closed {
+            let _ = self
+                .open_upstreams
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        }
+    }
+
+    /// One upstream closed. True when that was the last open one, so this node completes.
+    pub(crate) fn upstream_closed(&self) -> bool {
+        let prev = self
+            .open_upstreams
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        matches!(prev, Ok(1)) && !self.is_closed()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Marks the node closed; true the first time only.
+    pub(crate) fn mark_closed(&self) -> bool {
+        let first = !self.closed.swap(true, Ordering::AcqRel);
+        if first {
+            self.changed.notify(usize::MAX);
+        }
+        first
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Notes `n` more elements held by this node (buffers, timers, async work).
+    #[allow(dead_code)] // used by the buffering operators
+    pub(crate) fn hold(&self, n: usize) {
+        self.in_flight.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Notes `n` held elements handed on; wakes `flush` waiters when none are left.
+    #[allow(dead_code)] // used by the buffering operators
+    pub(crate) fn release(&self, n: usize) {
+        if self.in_flight.fetch_sub(n, Ordering::AcqRel) == n {
+            self.changed.notify(usize::MAX);
+        }
+    }
+
+    /// Waits until `done` holds, re-checking whenever this node's state changes.
+    pub(crate) async fn wait_until(&self, done: impl Fn(&NodeInfo) -> bool) {
+        loop {
+            if done(self) {
+                return;
+            }
+            let listener = self.changed.listen();
+            if done(self) {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// The input side of a node, as its upstreams see it.
+pub(crate) trait Inlet<T>: Send + Sync {
+    /// Takes one element arriving on `port`.
+    fn push(&self, port: Port, x: T, cx: &mut Cx);
+    /// The upstream on `port` has reached end of stream.
+    fn close(&self, port: Port, cx: &mut Cx);
+    /// A new upstream is being connected; returns its port.
+    fn attach(&self) -> Port;
+    /// The upstream on `port` is being disconnected.
+    fn detach(&self, port: Port, upstream_closed: bool);
+    fn info(&self) -> &Arc<NodeInfo>;
+}
+
+/// One downstream connection.
+pub(crate) struct Edge<T> {
+    inlet: Arc<dyn Inlet<T>>,
+    port: Port,
+}
+
+impl<T> Clone for Edge<T> {
+    fn clone(&self) -> Self {
+        Edge {
+            inlet: self.inlet.clone(),
+            port: self.port,
+        }
+    }
+}
+
+/// The output side of a node: its downstream connections.
+///
+/// The list is read on every element without a lock (`ArcSwap::load`) and replaced as a whole
+/// when the graph is rewired, which is rare.
+pub(crate) struct Outlet<T> {
+    pub(crate) info: Arc<NodeInfo>,
+    edges: ArcSwap<Vec<Edge<T>>>,
+}
+
+impl<T: Clone> Outlet<T> {
+    pub(crate) fn new(info: Arc<NodeInfo>) -> Self {
+        Outlet {
+            info,
+            edges: ArcSwap::from_pointee(Vec::new()),
+        }
+    }
+
+    /// Pushes `x` to every downstream, depth first, in the order they were connected. The
+    /// last downstream gets `x` itself, the others a clone.
+    #[inline]
+    pub(crate) fn push(&self, x: T, cx: &mut Cx) {
+        let edges = self.edges.load();
+        match edges.split_last() {
+            None => {}
+            Some((last, rest)) => {
+                for edge in rest {
+                    edge.inlet.push(edge.port, x.clone(), cx);
+                }
+                last.inlet.push(last.port, x, cx);
+            }
+        }
+    }
+
+    /// Ends this node's output: marks it closed and passes completion downstream.
+    pub(crate) fn close(&self, cx: &mut Cx) {
+        if self.info.mark_closed() {
+            let edges = self.edges.load_full();
+            for edge in edges.iter() {
+                edge.inlet.close(edge.port, cx);
+            }
+        }
+    }
+
+    /// Connects `inlet` as a new downstream. With `dedup`, a second connection to the same
+    /// node is ignored (the original keeps downstreams in a set).
+    pub(crate) fn connect(&self, inlet: Arc<dyn Inlet<T>>, dedup: bool) {
+        if dedup
+            && self
+                .edges
+                .load()
+                .iter()
+                .any(|e| e.inlet.info().id == inlet.info().id)
+        {
+            return;
+        }
+        let port = inlet.attach();
+        NodeInfo::link(&self.info, inlet.info());
+        self.edges.rcu(|edges| {
+            let mut edges = Vec::clone(edges);
+            edges.push(Edge {
+                inlet: inlet.clone(),
+                port,
+            });
+            edges
+        });
+    }
+
+    /// Disconnects every connection to the node `id`; true if there was one.
+    pub(crate) fn disconnect(&self, id: u64) -> bool {
+        let mut removed = Vec::new();
+        self.edges.rcu(|edges| {
+            removed.clear();
+            let mut kept = Vec::with_capacity(edges.len());
+            for edge in edges.iter() {
+                if edge.inlet.info().id == id {
+                    removed.push(edge.clone());
+                } else {
+                    kept.push(edge.clone());
+                }
+            }
+            kept
+        });
+        let upstream_closed = self.info.is_closed();
+        for edge in &removed {
+            edge.inlet.detach(edge.port, upstream_closed);
+            NodeInfo::unlink(&self.info, edge.inlet.info());
+        }
+        !removed.is_empty()
+    }
+}
+
+/// What an operator does with its input; [`OpNode`] supplies the rest of the node.
+pub(crate) trait Operator<T>: Send + Sync + 'static {
+    type Out: Clone + Send + 'static;
+
+    /// Handles one element from `port`, pushing results to `out`.
+    fn push(&self, port: Port, x: T, out: &Arc<Outlet<Self::Out>>, cx: &mut Cx);
+
+    /// Runs once when every upstream has closed, before completion goes downstream: the
+    /// place to emit what the node still holds.
+    fn finish(&self, _out: &Arc<Outlet<Self::Out>>, _cx: &mut Cx) {}
+
+    /// A new upstream got `port` (multi-input operators).
+    fn attach(&self, _port: Port) {}
+
+    /// The upstream on `port` was disconnected (multi-input operators).
+    fn detach(&self, _port: Port) {}
+}
+
+/// A node made of an operator and an outlet.
+pub(crate) struct OpNode<T, O: Operator<T>> {
+    op: O,
+    out: Arc<Outlet<O::Out>>,
+    _input: PhantomData<fn(T)>,
+}
+
+impl<T, O: Operator<T>> OpNode<T, O> {
+    pub(crate) fn new(op: O, out: Arc<Outlet<O::Out>>) -> Arc<Self> {
+        Arc::new(OpNode {
+            op,
+            out,
+            _input: PhantomData,
+        })
+    }
+}
+
+impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
+    #[inline]
+    fn push(&self, port: Port, x: T, cx: &mut Cx) {
+        cx.descend(|cx| self.op.push(port, x, &self.out, cx));
+    }
+
+    fn close(&self, _port: Port, cx: &mut Cx) {
+        if self.out.info.upstream_closed() {
+            self.op.finish(&self.out, cx);
+            self.out.close(cx);
+        }
+    }
+
+    fn attach(&self) -> Port {
+        let port = self.out.info.new_port();
+        self.op.attach(port);
+        port
+    }
+
+    fn detach(&self, port: Port, upstream_closed: bool) {
+        self.op.detach(port);
+        self.out.info.drop_port(upstream_closed);
+    }
+
+    fn info(&self) -> &Arc<NodeInfo> {
+        &self.out.info
+    }
+}
+
+/// Runs a user function, turning a panic into an error recorded at `info`.
+#[inline]
+pub(crate) fn guard<R>(info: &NodeInfo, cx: &mut Cx, f: impl FnOnce() -> R) -> Option<R> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(payload) => {
+            cx.fail(StreamError::from_panic(info.node_ref(), payload));
+            None
+        }
+    }
+}
+
+/// Runs a fallible user function, turning a panic or an `Err` into an error recorded at `info`.
+#[inline]
+pub(crate) fn guard_try<R, E: Into<BoxError>>(
+    info: &NodeInfo,
+    cx: &mut Cx,
+    f: impl FnOnce() -> Result<R, E>,
+) -> Option<R> {
+    match guard(info, cx, f)? {
+        Ok(r) => Some(r),
+        Err(e) => {
+            cx.fail(info.user_error(e.into()));
+            None
+        }
+    }
+}

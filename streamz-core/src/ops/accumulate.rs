@@ -1,0 +1,235 @@
+//! Stateful folds: `accumulate` and its forms, and `frequencies`.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+use crate::emit::Cx;
+use crate::node::{Kind, Operator, Outlet, Port, Shape, fn_name, guard, lock};
+use crate::stream::{Element, Stream};
+
+const ACCUMULATE: Kind = Kind::new("accumulate", Shape::Box);
+const FREQUENCIES: Kind = Kind::new("frequencies", Shape::Box);
+
+/// A fold: `step(state, x)` gives the next state and the element to emit. The state is
+/// replaced only when `step` returns, so a failing function leaves it as it was.
+struct Scan<S, F> {
+    state: Mutex<Option<S>>,
+    step: F,
+}
+
+impl<S, F> Scan<S, F> {
+    fn new(step: F) -> Self {
+        Scan {
+            state: Mutex::new(None),
+            step,
+        }
+    }
+}
+
+impl<T, S, U, F> Operator<T> for Scan<S, F>
+where
+    T: 'static,
+    S: Send + 'static,
+    U: Element,
+    F: Fn(Option<&S>, T) -> (S, U) + Send + Sync + 'static,
+{
+    type Out = U;
+
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<U>>, cx: &mut Cx) {
+        let mut state = lock(&self.state);
+        if let Some((next, y)) = guard(&out.info, cx, || (self.step)(state.as_ref(), x)) {
+            *state = Some(next);
+            drop(state);
+            out.push(y, cx);
+        }
+    }
+}
+
+struct Frequencies<T> {
+    counts: Mutex<HashMap<T, usize>>,
+}
+
+impl<T: Element + Hash + Eq> Operator<T> for Frequencies<T> {
+    type Out = HashMap<T, usize>;
+
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<Self::Out>>, cx: &mut Cx) {
+        let mut counts = lock(&self.counts);
+        *counts.entry(x).or_insert(0) += 1;
+        let snapshot = counts.clone();
+        drop(counts);
+        out.push(snapshot, cx);
+    }
+}
+
+impl<T: Element> Stream<T> {
+    /// A running fold without a start value: the first element becomes the state and is
+    /// emitted unchanged; after that, emits `state = f(&state, x)` for each element.
+    ///
+    /// If `f` fails (panics), the state is left as it was and the next element continues
+    /// from it. The other forms:
+    ///
+    /// | the original | here |
+    /// |---|---|
+    /// | `accumulate(f)` | `accumulate(f)` |
+    /// | `accumulate(f, start=s)` | [`accumulate_from(s, f)`](Stream::accumulate_from) |
+    /// | `accumulate(f, returns_state=True)` | [`accumulate_returns_state(None, f)`](Stream::accumulate_returns_state) |
+    /// | `accumulate(f, start=s, returns_state=True)` | [`accumulate_returns_state(Some(s), f)`](Stream::accumulate_returns_state) |
+    /// | `accumulate(f, …, with_state=True)` | [`accumulate_with_state(…)`](Stream::accumulate_with_state) |
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// let sums = source.accumulate(|acc: &i32, x| acc + x).sink_to_vec();
+    /// for x in 0..5 {
+    ///     source.emit_blocking(x).unwrap();
+    /// }
+    /// assert_eq!(sums.to_vec(), vec![0, 1, 3, 6, 10]);
+    /// ```
+    pub fn accumulate<F>(&self, f: F) -> Stream<T>
+    where
+        F: Fn(&T, T) -> T + Send + Sync + 'static,
+    {
+        let name = fn_name::<F>();
+        self.attach(
+            ACCUMULATE,
+            name,
+            Scan::new(move |state: Option<&T>, x: T| {
+                let next = match state {
+                    None => x,
+                    Some(state) => f(state, x),
+                };
+                (next.clone(), next)
+            }),
+        )
+    }
+
+    /// A running fold from `start`: emits `state = f(&state, x)` for each element, the first
+    /// being `f(&start, x0)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// let sums = source.accumulate_from(100, |acc: &i64, x: i64| acc + x).sink_to_vec();
+    /// for x in 1..4 {
+    ///     source.emit_blocking(x).unwrap();
+    /// }
+    /// assert_eq!(sums.to_vec(), vec![101, 103, 106]);
+    /// ```
+    pub fn accumulate_from<S, F>(&self, start: S, f: F) -> Stream<S>
+    where
+        S: Element + Sync,
+        F: Fn(&S, T) -> S + Send + Sync + 'static,
+    {
+        let name = fn_name::<F>();
+        self.attach(
+            ACCUMULATE,
+            name,
+            Scan::new(move |state: Option<&S>, x: T| {
+                let next = f(state.unwrap_or(&start), x);
+                (next.clone(), next)
+            }),
+        )
+    }
+
+    /// A fold whose function returns `(new_state, output)` and emits the output (the
+    /// original's `returns_state=True`). With `start` `None`, the first element becomes the
+    /// state and is emitted unchanged, as in the original; that needs `T` convertible into
+    /// both the state and the output type, which holds when all three are the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// // the state is the running sum; the output, the running product of sums and elements
+    /// let out = source
+    ///     .accumulate_returns_state(Some(0), |acc: &i32, x: i32| (acc + x, acc * x))
+    ///     .sink_to_vec();
+    /// for x in 1..4 {
+    ///     source.emit_blocking(x).unwrap();
+    /// }
+    /// assert_eq!(out.to_vec(), vec![0, 2, 9]);
+    /// ```
+    pub fn accumulate_returns_state<S, U, F>(&self, start: Option<S>, f: F) -> Stream<U>
+    where
+        S: Send + Sync + 'static,
+        U: Element,
+        T: Into<S> + Into<U>,
+        F: Fn(&S, T) -> (S, U) + Send + Sync + 'static,
+    {
+        let name = fn_name::<F>();
+        self.attach(
+            ACCUMULATE,
+            name,
+            Scan::new(move |state: Option<&S>, x: T| match state.or(start.as_ref()) {
+                Some(state) => f(state, x),
+                None => (x.clone().into(), x.into()),
+            }),
+        )
+    }
+
+    /// Like [`accumulate_returns_state`](Stream::accumulate_returns_state), but emits
+    /// `(state, output)` pairs (the original's `with_state=True`). For the original's plain
+    /// `accumulate(f, with_state=True)`, return the new state as both halves.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// let out = source
+    ///     .accumulate_with_state(None, |acc: &i32, x: i32| (acc + x, acc * x))
+    ///     .sink_to_vec();
+    /// for x in 1..4 {
+    ///     source.emit_blocking(x).unwrap();
+    /// }
+    /// assert_eq!(out.to_vec(), vec![(1, 1), (3, 2), (6, 9)]);
+    /// ```
+    pub fn accumulate_with_state<S, U, F>(&self, start: Option<S>, f: F) -> Stream<(S, U)>
+    where
+        S: Element + Sync,
+        U: Element,
+        T: Into<S> + Into<U>,
+        F: Fn(&S, T) -> (S, U) + Send + Sync + 'static,
+    {
+        let name = fn_name::<F>();
+        self.attach(
+            ACCUMULATE,
+            name,
+            Scan::new(move |state: Option<&S>, x: T| {
+                let (next, y) = match state.or(start.as_ref()) {
+                    Some(state) => f(state, x),
+                    None => (x.clone().into(), x.into()),
+                };
+                (next.clone(), (next, y))
+            }),
+        )
+    }
+
+    /// Counts the elements seen so far: emits a fresh map from element to count after each.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// let out = source.frequencies().sink_to_vec();
+    /// for c in "aba".chars() {
+    ///     source.emit_blocking(c).unwrap();
+    /// }
+    /// let last = out.to_vec().pop().unwrap();
+    /// assert_eq!((last[&'a'], last[&'b']), (2, 1));
+    /// ```
+    pub fn frequencies(&self) -> Stream<HashMap<T, usize>>
+    where
+        T: Hash + Eq,
+    {
+        self.attach(
+            FREQUENCIES,
+            None,
+            Frequencies {
+                counts: Mutex::new(HashMap::new()),
+            },
+        )
+    }
+}

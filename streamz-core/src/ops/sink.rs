@@ -1,0 +1,246 @@
+//! Sinks, the ends of a graph: `sink`, `try_sink`, `sink_to_vec`, and their handles.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::emit::Cx;
+use crate::error::BoxError;
+use crate::node::{Kind, NodeInfo, Operator, Outlet, Port, Shape, fn_name, guard, guard_try, lock};
+use crate::stream::{Element, GraphNode, Stream};
+
+const SINK: Kind = Kind::new("sink", Shape::Trapezium);
+const SINK_TO_VEC: Kind = Kind::new("sink_to_vec", Shape::Trapezium);
+
+struct SinkFn<F>(Mutex<F>);
+
+impl<T: 'static, F: FnMut(T) + Send + 'static> Operator<T> for SinkFn<F> {
+    type Out = ();
+
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<()>>, cx: &mut Cx) {
+        let mut f = lock(&self.0);
+        guard(&out.info, cx, || (f)(x));
+    }
+}
+
+struct TrySinkFn<F>(Mutex<F>);
+
+impl<T, E, F> Operator<T> for TrySinkFn<F>
+where
+    T: 'static,
+    E: Into<BoxError>,
+    F: FnMut(T) -> Result<(), E> + Send + 'static,
+{
+    type Out = ();
+
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<()>>, cx: &mut Cx) {
+        let mut f = lock(&self.0);
+        guard_try(&out.info, cx, || (f)(x));
+    }
+}
+
+/// Appends to the caller's `Vec` while the caller holds its [`VecSink`]; once that is dropped,
+/// elements are dropped instead of kept.
+struct ToVec<T>(Weak<Mutex<Vec<T>>>);
+
+impl<T: Send + 'static> Operator<T> for ToVec<T> {
+    type Out = ();
+
+    fn push(&self, _: Port, x: T, _out: &Arc<Outlet<()>>, _cx: &mut Cx) {
+        if let Some(items) = self.0.upgrade() {
+            lock(&items).push(x);
+        }
+    }
+}
+
+/// A handle on a sink node, returned by [`Stream::sink`]: to watch for end of stream, or to
+/// [`disconnect`](Stream::disconnect) it.
+#[derive(Clone)]
+pub struct Sink {
+    info: Arc<NodeInfo>,
+}
+
+impl fmt::Debug for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sink")
+            .field("id", &self.info.id)
+            .field("name", &self.info.display_name())
+            .finish()
+    }
+}
+
+impl Sink {
+    fn of<T>(stream: &Stream<T>) -> Self {
+        Sink {
+            info: stream.out.info.clone(),
+        }
+    }
+
+    /// The sink's name (see [`Stream::named`]).
+    pub fn name(&self) -> String {
+        self.info.display_name().to_string()
+    }
+
+    /// Names the sink.
+    pub fn named(self, name: &str) -> Self {
+        self.info.set_name(name);
+        self
+    }
+
+    /// True once end of stream has reached the sink.
+    pub fn is_closed(&self) -> bool {
+        self.info.is_closed()
+    }
+
+    /// Waits until end of stream has reached the sink.
+    pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let info = self.info.clone();
+        async move { info.wait_until(NodeInfo::is_closed).await }
+    }
+}
+
+impl GraphNode for Sink {
+    fn node_id(&self) -> u64 {
+        self.info.id
+    }
+}
+
+/// The handle returned by [`Stream::sink_to_vec`]: the elements that reached the sink so far.
+///
+/// Clones share the same `Vec`. When every clone is dropped, the sink stops keeping elements,
+/// so a forgotten `sink_to_vec` does not grow forever.
+pub struct VecSink<T> {
+    items: Arc<Mutex<Vec<T>>>,
+    sink: Sink,
+}
+
+impl<T> Clone for VecSink<T> {
+    fn clone(&self) -> Self {
+        VecSink {
+            items: self.items.clone(),
+            sink: self.sink.clone(),
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for VecSink<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VecSink")
+            .field("sink", &self.sink)
+            .field("items", &*lock(&self.items))
+            .finish()
+    }
+}
+
+impl<T> VecSink<T> {
+    /// A copy of the elements so far.
+    pub fn to_vec(&self) -> Vec<T>
+    where
+        T: Clone,
+    {
+        lock(&self.items).clone()
+    }
+
+    /// Takes the elements so far, leaving the sink's `Vec` empty.
+    pub fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *lock(&self.items))
+    }
+
+    /// How many elements the sink holds.
+    pub fn len(&self) -> usize {
+        lock(&self.items).len()
+    }
+
+    /// True when the sink holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True once end of stream has reached the sink.
+    pub fn is_closed(&self) -> bool {
+        self.sink.is_closed()
+    }
+
+    /// Waits until end of stream has reached the sink.
+    pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.sink.closed()
+    }
+
+    /// The sink node.
+    pub fn sink(&self) -> &Sink {
+        &self.sink
+    }
+}
+
+impl<T> GraphNode for VecSink<T> {
+    fn node_id(&self) -> u64 {
+        self.sink.node_id()
+    }
+}
+
+impl<T: Element> Stream<T> {
+    /// Calls `f` on every element. A sink emits nothing downstream.
+    ///
+    /// A panic in `f` becomes an error from the `emit` of that element; the sink goes on with
+    /// the next one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let source = streamz_core::Stream::new();
+    /// let seen = Arc::new(Mutex::new(String::new()));
+    /// let log = seen.clone();
+    /// source.sink(move |word: &str| log.lock().unwrap().push_str(word));
+    /// source.emit_blocking("stream").unwrap();
+    /// source.emit_blocking("z").unwrap();
+    /// assert_eq!(*seen.lock().unwrap(), "streamz");
+    /// ```
+    pub fn sink<F>(&self, f: F) -> Sink
+    where
+        F: FnMut(T) + Send + 'static,
+    {
+        Sink::of(&self.attach(SINK, fn_name::<F>(), SinkFn(Mutex::new(f))))
+    }
+
+    /// Calls `f` on every element; an `Err` is an error from the `emit` of that element.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// source.try_sink(|x: i32| if x < 0 { Err("negative") } else { Ok(()) });
+    /// assert!(source.emit_blocking(1).is_ok());
+    /// assert!(source.emit_blocking(-1).is_err());
+    /// ```
+    pub fn try_sink<E, F>(&self, f: F) -> Sink
+    where
+        E: Into<BoxError>,
+        F: FnMut(T) -> Result<(), E> + Send + 'static,
+    {
+        Sink::of(&self.attach(SINK, fn_name::<F>(), TrySinkFn(Mutex::new(f))))
+    }
+
+    /// Keeps every element in a `Vec` that the returned handle reads (the original's
+    /// `sink_to_list`). The `Vec` grows with every element until you
+    /// [`take`](VecSink::take) them or drop the handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// let out = source.sink_to_vec();
+    /// source.emit_blocking('x').unwrap();
+    /// assert_eq!(out.take(), vec!['x']);
+    /// assert!(out.is_empty());
+    /// ```
+    pub fn sink_to_vec(&self) -> VecSink<T> {
+        let items = Arc::new(Mutex::new(Vec::new()));
+        let stream = self.attach(SINK_TO_VEC, None, ToVec(Arc::downgrade(&items)));
+        VecSink {
+            items,
+            sink: Sink::of(&stream),
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Count-based windows: `sliding_window`, and `collect` with its [`Collector`] handle.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+
+use crate::emit::{Cx, Emit};
+use crate::node::{Kind, Operator, Outlet, Port, Shape, lock};
+use crate::stream::{Element, GraphNode, Stream};
+
+const SLIDING_WINDOW: Kind = Kind::new("sliding_window", Shape::Diamond);
+const COLLECT: Kind = Kind::new("collect", Shape::Diamond);
+
+struct SlidingWindow<T> {
+    window: Mutex<VecDeque<T>>,
+    n: usize,
+    return_partial: bool,
+}
+
+impl<T: Element> Operator<T> for SlidingWindow<T> {
+    type Out = Vec<T>;
+
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx) {
+        let mut window = lock(&self.window);
+        if window.len() == self.n {
+            window.pop_front();
+        }
+        window.push_back(x);
+        if !self.return_partial && window.len() < self.n {
+            return;
+        }
+        let emitted: Vec<T> = window.iter().cloned().collect();
+        drop(window);
+        out.push(emitted, cx);
+    }
+}
+
+struct Collect<T> {
+    held: Arc<Mutex<Vec<T>>>,
+}
+
+impl<T: Element> Operator<T> for Collect<T> {
+    type Out = Vec<T>;
+
+    fn push(&self, _: Port, x: T, _out: &Arc<Outlet<Vec<T>>>, _cx: &mut Cx) {
+        lock(&self.held).push(x);
+    }
+
+    fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx) {
+        let held = std::mem::take(&mut *lock(&self.held));
+        if !held.is_empty() {
+            out.push(held, cx);
+        }
+    }
+}
+
+/// The handle returned by [`Stream::collect`]: a stream of the batches it emits, and
+/// [`flush`](Collector::flush) to emit one.
+///
+/// It dereferences to that [`Stream<Vec<T>>`], so stream methods apply to it directly.
+pub struct Collector<T> {
+    stream: Stream<Vec<T>>,
+    held: Arc<Mutex<Vec<T>>>,
+}
+
+impl<T> Clone for Collector<T> {
+    fn clone(&self) -> Self {
+        Collector {
+            stream: self.stream.clone(),
+            held: self.held.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Collector<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Collector")
+            .field("stream", &self.stream)
+            .field("held", &lock(&self.held).len())
+            .finish()
+    }
+}
+
+impl<T: Element> Collector<T> {
+    /// Emits everything collected since the last flush as one `Vec` (an empty one if
+    /// nothing was) and starts over. Returns the completion of that batch, as
+    /// [`Stream::emit`] does.
+    ///
+    /// (The graph-wide wait is [`Stream::flush`]; reach it with `collector.stream().flush()`.)
+    pub fn flush(&self) -> Emit {
+        let batch = std::mem::take(&mut *lock(&self.held));
+        self.stream.emit(batch)
+    }
+
+    /// How many elements are waiting for the next flush.
+    pub fn len(&self) -> usize {
+        lock(&self.held).len()
+    }
+
+    /// True when nothing is waiting for the next flush.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The stream of batches.
+    pub fn stream(&self) -> &Stream<Vec<T>> {
+        &self.stream
+    }
+}
+
+impl<T> Deref for Collector<T> {
+    type Target = Stream<Vec<T>>;
+
+    fn deref(&self) -> &Stream<Vec<T>> {
+        &self.stream
+    }
+}
+
+impl<T> GraphNode for Collector<T> {
+    fn node_id(&self) -> u64 {
+        self.stream.id()
+    }
+}
+
+impl<T: Element> Stream<T> {
+    /// Emits the last `n` elements as a `Vec` on every element, oldest first. With
+    /// `return_partial` (the original's default) the first windows are shorter, growing to `n`;
+    /// without it, only full windows are emitted.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// let out = source.sliding_window(2, true).sink_to_vec();
+    /// for x in 0..3 {
+    ///     source.emit_blocking(x).unwrap();
+    /// }
+    /// assert_eq!(out.to_vec(), vec![vec![0], vec![0, 1], vec![1, 2]]);
+    /// ```
+    pub fn sliding_window(&self, n: usize, return_partial: bool) -> Stream<Vec<T>> {
+        assert!(n >= 1, "sliding_window: n must be at least 1");
+        self.attach(
+            SLIDING_WINDOW,
+            None,
+            SlidingWindow {
+                window: Mutex::new(VecDeque::with_capacity(n)),
+                n,
+                return_partial,
+            },
+        )
+    }
+
+    /// Holds elements until [`Collector::flush`] is called, which emits them as one `Vec`.
+    /// At end of stream whatever is held is emitted, so nothing is lost. It holds everything it
+    /// is given between flushes: flush it as often as memory requires.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::Stream;
+    ///
+    /// let items = Stream::new();
+    /// let ticks = Stream::<()>::new();
+    /// let collector = items.collect();
+    /// let batches = collector.sink_to_vec();
+    /// let flusher = collector.clone();
+    /// ticks.sink(move |()| {
+    ///     let _ = flusher.flush();
+    /// });
+    ///
+    /// items.emit_blocking(1).unwrap();
+    /// items.emit_blocking(2).unwrap();
+    /// ticks.emit_blocking(()).unwrap();
+    /// ticks.emit_blocking(()).unwrap();
+    /// items.emit_blocking(3).unwrap();
+    /// ticks.emit_blocking(()).unwrap();
+    /// assert_eq!(batches.to_vec(), vec![vec![1, 2], vec![], vec![3]]);
+    /// ```
+    pub fn collect(&self) -> Collector<T> {
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let stream = self.attach(COLLECT, None, Collect { held: held.clone() });
+        Collector { stream, held }
+    }
+}

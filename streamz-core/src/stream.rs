@@ -1,0 +1,460 @@
+//! [`Stream`], the handle on a node of a graph, and the methods every node shares: emitting,
+//! closing, waiting, rewiring, naming and drawing. The operators live in `ops/`, one file per
+//! family, each adding its own `impl Stream<T>` block.
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::emit::{Cx, Emit};
+use crate::error::{ErrorKind, StreamError};
+use crate::executor::Executor;
+use crate::node::{Inlet, Kind, NodeInfo, OpNode, Operator, Outlet, Port, Shape};
+
+/// What a stream's elements must be: cloned when a node has several downstreams, sent between
+/// threads when an executor drives the graph.
+///
+/// Wrap large values in an [`Arc`] to make the clones cheap.
+pub trait Element: Clone + Send + 'static {}
+
+impl<T: Clone + Send + 'static> Element for T {}
+
+/// A handle on one node of a stream graph, whose output elements are `T`.
+///
+/// Handles are cheap to clone and can be sent to other threads. Building methods
+/// ([`map`](Stream::map), [`accumulate`](Stream::accumulate), [`zip`](Stream::zip), …) add a
+/// node downstream of this one and return a handle on it. [`emit`](Stream::emit) pushes an
+/// element to this node's downstreams, synchronously and depth first, in the order they were
+/// created.
+///
+/// A node owns its downstreams: the graph below a handle stays alive while the handle does,
+/// and nothing is kept alive by anything global.
+///
+/// # Examples
+///
+/// ```
+/// use streamz_core::Stream;
+///
+/// let source = Stream::new();
+/// let totals = source
+///     .map(|x: i64| x + 1)
+///     .accumulate(|acc: &i64, x| acc + x)
+///     .sink_to_vec();
+///
+/// for x in 0..4 {
+///     source.emit_blocking(x)?;
+/// }
+/// assert_eq!(totals.to_vec(), vec![1, 3, 6, 10]);
+/// # Ok::<(), streamz_core::StreamError>(())
+/// ```
+///
+/// A `Stream` is `Send` and `Sync`, so it needs elements that can cross threads:
+///
+/// ```compile_fail
+/// let source = streamz_core::Stream::<std::rc::Rc<i32>>::new();
+/// ```
+pub struct Stream<T> {
+    pub(crate) out: Arc<Outlet<T>>,
+    /// The node's own input, as `Arc<dyn Inlet<I>>` for its input type `I`, when other
+    /// streams may be connected to it (sources, `union`, `zip_all`, …).
+    inlet: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl<T> Clone for Stream<T> {
+    fn clone(&self) -> Self {
+        Stream {
+            out: self.out.clone(),
+            inlet: self.inlet.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Stream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stream")
+            .field("id", &self.out.info.id)
+            .field("name", &self.out.info.display_name())
+            .finish()
+    }
+}
+
+impl<T: Element> Default for Stream<T> {
+    fn default() -> Self {
+        Stream::new()
+    }
+}
+
+/// Passes elements through unchanged: sources, and plain nodes that others connect to.
+pub(crate) struct Identity;
+
+impl<T: Element> Operator<T> for Identity {
+    type Out = T;
+
+    #[inline]
+    fn push(&self, _port: Port, x: T, out: &Arc<Outlet<T>>, cx: &mut Cx) {
+        out.push(x, cx);
+    }
+}
+
+const SOURCE: Kind = Kind::new("stream", Shape::Ellipse);
+
+impl<T: Element> Stream<T> {
+    /// A new source: a node with no upstream that you feed with [`emit`](Stream::emit).
+    ///
+    /// A graph built from it has no executor, which is all a synchronous graph needs. Use
+    /// [`with_executor`](Stream::with_executor) for graphs with time-based or asynchronous
+    /// nodes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::<String>::new();
+    /// let lengths = source.map(|s| s.len()).sink_to_vec();
+    /// source.emit_blocking("hello".to_owned()).unwrap();
+    /// assert_eq!(lengths.to_vec(), vec![5]);
+    /// ```
+    pub fn new() -> Self {
+        Self::source(None)
+    }
+
+    /// A new source whose graph runs its timers and tasks on `executor`. Every node built
+    /// downstream of it inherits the executor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::{Stream, VirtualExecutor};
+    ///
+    /// let executor = VirtualExecutor::new();
+    /// let source = Stream::<u32>::with_executor(executor.clone());
+    /// assert!(source.executor().is_some());
+    /// ```
+    pub fn with_executor(executor: impl Executor) -> Self {
+        Self::source(Some(Arc::new(executor)))
+    }
+
+    fn source(executor: Option<Arc<dyn Executor>>) -> Self {
+        let out = Arc::new(Outlet::new(NodeInfo::new(SOURCE, None, executor)));
+        let node: Arc<dyn Inlet<T>> = OpNode::new(Identity, out.clone());
+        Stream::with_inlet(out, node)
+    }
+
+    /// A handle on a node that only its own upstreams feed.
+    pub(crate) fn from_outlet(out: Arc<Outlet<T>>) -> Self {
+        Stream { out, inlet: None }
+    }
+
+    /// A handle whose node accepts connections of `I` elements.
+    pub(crate) fn with_inlet<I: 'static>(out: Arc<Outlet<T>>, inlet: Arc<dyn Inlet<I>>) -> Self {
+        Stream {
+            out,
+            inlet: Some(Arc::new(inlet)),
+        }
+    }
+
+    /// Adds a node running `op` downstream of this one.
+    pub(crate) fn attach<O: Operator<T>>(
+        &self,
+        kind: Kind,
+        func: Option<&'static str>,
+        op: O,
+    ) -> Stream<O::Out> {
+        let info = NodeInfo::new(kind, func, self.out.info.executor.clone());
+        let out = Arc::new(Outlet::new(info));
+        self.out.connect(OpNode::new(op, out.clone()), false);
+        Stream::from_outlet(out)
+    }
+
+    /// Pushes `x` to this node's downstreams and returns the completion of that element.
+    ///
+    /// Every synchronous node downstream has run when `emit` returns; the [`Emit`] resolves
+    /// when the rest of the element's work (async functions, waiting for room in a buffer, a
+    /// rate limit's turn) has finished, so `source.emit(x).await` is the backpressure. For a
+    /// purely synchronous graph it is ready at once and nothing was allocated.
+    ///
+    /// # Errors
+    ///
+    /// The `Emit` resolves to `Err` when a user function panicked or returned `Err` at some
+    /// node; the error names the node. Every other branch still received the element, and
+    /// the graph is ready for the next one. Emitting into a closed stream is an
+    /// [`ErrorKind::Closed`] error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::Stream;
+    ///
+    /// # futures_executor::block_on(async {
+    /// let source = Stream::new();
+    /// let out = source.map(|x: i32| x + 1).sink_to_vec();
+    /// source.emit(1).await?;
+    /// source.emit(2).await?;
+    /// assert_eq!(out.to_vec(), vec![2, 3]);
+    /// # Ok::<(), streamz_core::StreamError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn emit(&self, x: T) -> Emit {
+        self.push_new(x, false)
+    }
+
+    /// Pushes `x` and blocks the calling thread until the element's work is complete.
+    ///
+    /// The same as [`emit`](Stream::emit) followed by [`Emit::wait`]; for plain threads.
+    /// Nodes that would have to wait on a producer only this thread can feed (a full `zip`
+    /// input, say) refuse the element with [`ErrorKind::WouldDeadlock`] instead of blocking
+    /// forever. Do not call it from inside an async task.
+    ///
+    /// # Errors
+    ///
+    /// As for [`emit`](Stream::emit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// let evens = source.filter(|x: &u8| x % 2 == 0).sink_to_vec();
+    /// for x in 0..6 {
+    ///     source.emit_blocking(x).unwrap();
+    /// }
+    /// assert_eq!(evens.to_vec(), vec![0, 2, 4]);
+    /// ```
+    pub fn emit_blocking(&self, x: T) -> Result<(), StreamError> {
+        self.push_new(x, true).wait()
+    }
+
+    fn push_new(&self, x: T, blocking: bool) -> Emit {
+        if self.out.info.is_closed() {
+            return Emit::ready(Err(StreamError::new(
+                ErrorKind::Closed,
+                Some(self.out.info.node_ref()),
+                "cannot emit after close()",
+            )));
+        }
+        let mut cx = Cx::new(blocking);
+        self.out.push(x, &mut cx);
+        cx.into_emit()
+    }
+
+    /// Ends this stream: completion travels downstream, and nodes that hold elements emit
+    /// them first (`partition` its remainder, `collect` what it has collected); `zip` reports
+    /// unmatched elements as an [`ErrorKind::Unflushed`] error. A node with several upstreams
+    /// completes when all of them have. Later `emit`s on this handle are errors.
+    ///
+    /// The returned [`Emit`] resolves once the elements flushed at close have been handled;
+    /// use [`closed`](Stream::closed) to wait for the whole graph below to drain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// let batches = source.partition(3).sink_to_vec();
+    /// for x in 0..7 {
+    ///     source.emit_blocking(x).unwrap();
+    /// }
+    /// source.close().wait().unwrap();
+    /// assert_eq!(batches.to_vec(), vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
+    /// assert!(batches.is_closed());
+    /// ```
+    pub fn close(&self) -> Emit {
+        let mut cx = Cx::new(false);
+        self.out.close(&mut cx);
+        cx.into_emit()
+    }
+
+    /// True once this node has completed (see [`close`](Stream::close)).
+    pub fn is_closed(&self) -> bool {
+        self.out.info.is_closed()
+    }
+
+    /// Waits until every node downstream of this one holds no element in flight (buffers,
+    /// timers, async work), without ending the stream.
+    ///
+    /// The original streamz has no way to do this (its issue #449).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_executor::block_on(async {
+    /// let source = streamz_core::Stream::new();
+    /// let out = source.map(|x: i32| x * 10).sink_to_vec();
+    /// source.emit(1).await.unwrap();
+    /// source.flush().await;
+    /// assert_eq!(out.to_vec(), vec![10]);
+    /// # });
+    /// ```
+    pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
+        let nodes = reachable(&self.out.info, Direction::Down);
+        async move {
+            for node in nodes {
+                node.wait_until(|n| n.in_flight() == 0).await;
+            }
+        }
+    }
+
+    /// Waits until completion has reached every node downstream of this one and nothing is
+    /// left in flight: after [`close`](Stream::close), the moment all results are out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_executor::block_on(async {
+    /// let source = streamz_core::Stream::new();
+    /// let out = source.sliding_window(2, false).sink_to_vec();
+    /// for x in 0..3 {
+    ///     source.emit(x).await.unwrap();
+    /// }
+    /// source.close().await.unwrap();
+    /// source.closed().await;
+    /// assert_eq!(out.to_vec(), vec![vec![0, 1], vec![1, 2]]);
+    /// # });
+    /// ```
+    pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let nodes = reachable(&self.out.info, Direction::Down);
+        async move {
+            for node in nodes {
+                node.wait_until(|n| n.is_closed() && n.in_flight() == 0)
+                    .await;
+            }
+        }
+    }
+
+    /// Connects this stream's output to `downstream`'s input, so that `downstream` receives
+    /// every element this node emits from now on (the original's `connect`). Connecting the
+    /// same pair twice has no further effect. Used to splice prebuilt graphs together, to add
+    /// an input to [`zip_all`](Stream::zip_all) or [`union`](Stream::union), and to build
+    /// feedback loops.
+    ///
+    /// # Panics
+    ///
+    /// If `downstream` is not a node that accepts connections of `T` elements: a source
+    /// ([`Stream::new`]), `union`, `zip_all`, `combine_latest_all` or `zip_latest_all` of the
+    /// same element type. Operators such as `map` are only fed by the stream they were built on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::Stream;
+    ///
+    /// let upstream = Stream::new();
+    /// let downstream = Stream::new();
+    /// let out = downstream.map(|x: i32| x + 1).sink_to_vec();
+    /// upstream.connect(&downstream);
+    /// upstream.emit_blocking(2).unwrap();
+    /// upstream.disconnect(&downstream);
+    /// upstream.emit_blocking(4).unwrap();
+    /// assert_eq!(out.to_vec(), vec![3]);
+    /// ```
+    pub fn connect<U>(&self, downstream: &Stream<U>) {
+        match downstream
+            .inlet
+            .as_ref()
+            .and_then(|inlet| inlet.downcast_ref::<Arc<dyn Inlet<T>>>())
+        {
+            Some(inlet) => self.out.connect(inlet.clone(), true),
+            None => panic!(
+                "cannot connect {} to {}: the downstream node does not accept connections of `{}` elements",
+                self.out.info.node_ref(),
+                downstream.out.info.node_ref(),
+                std::any::type_name::<T>(),
+            ),
+        }
+    }
+
+    /// Disconnects `downstream` from this stream: it receives nothing more from here. Returns
+    /// whether the two were connected. Works for any downstream node, including the ones built
+    /// from this stream (the original's `destroy`).
+    pub fn disconnect(&self, downstream: &impl GraphNode) -> bool {
+        self.out.disconnect(downstream.node_id())
+    }
+
+    /// The executor this graph runs its tasks and timers on, if it has one.
+    pub fn executor(&self) -> Option<&Arc<dyn Executor>> {
+        self.out.info.executor.as_ref()
+    }
+}
+
+impl<T> Stream<T> {
+    /// Names this node; the name shows in errors and in [`visualize`](Stream::visualize).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::<i32>::new().named("numbers");
+    /// assert_eq!(source.name(), "numbers");
+    /// assert_eq!(source.map(|x| x + 1).name(), "map");
+    /// ```
+    pub fn named(self, name: &str) -> Self {
+        self.out.info.set_name(name);
+        self
+    }
+
+    /// This node's name: the one given with [`named`](Stream::named), or the operator's,
+    /// with the function's name when it is a named `fn` (`map: parse`).
+    pub fn name(&self) -> String {
+        self.out.info.display_name().to_string()
+    }
+
+    /// This node's id, unique in the process.
+    pub fn id(&self) -> u64 {
+        self.out.info.id
+    }
+
+    /// The whole graph this node belongs to (everything connected to it, up and down), as
+    /// Graphviz DOT text. Nodes are drawn in the original's shapes; when a node has several
+    /// downstreams its edges are numbered in delivery order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::Stream;
+    ///
+    /// let source = Stream::<i32>::new().named("numbers");
+    /// source.map(|x| x * 2).sink(|_| {});
+    /// let dot = source.visualize();
+    /// assert!(dot.starts_with("digraph {"));
+    /// assert!(dot.contains("numbers"));
+    /// assert!(dot.contains("shape=trapezium")); // the sink
+    /// ```
+    pub fn visualize(&self) -> String {
+        crate::visualize::to_dot(&self.out.info)
+    }
+}
+
+/// Anything that stands for a node of a graph: [`Stream`], [`Sink`](crate::Sink),
+/// [`VecSink`](crate::VecSink), [`Collector`](crate::Collector).
+pub trait GraphNode {
+    /// The node's id, unique in the process.
+    fn node_id(&self) -> u64;
+}
+
+impl<T> GraphNode for Stream<T> {
+    fn node_id(&self) -> u64 {
+        self.out.info.id
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Down,
+    Both,
+}
+
+/// Every node reachable from `start` (itself included), in the order first seen.
+pub(crate) fn reachable(start: &Arc<NodeInfo>, direction: Direction) -> Vec<Arc<NodeInfo>> {
+    let mut seen = HashSet::new();
+    let mut order = Vec::new();
+    let mut todo = vec![start.clone()];
+    while let Some(node) = todo.pop() {
+        if !seen.insert(node.id) {
+            continue;
+        }
+        todo.extend(node.downstreams().into_iter().rev());
+        if direction == Direction::Both {
+            todo.extend(node.upstreams());
+        }
+        order.push(node);
+    }
+    order
+}
