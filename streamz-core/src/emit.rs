@@ -46,7 +46,10 @@ impl Cx {
 
     /// Adds work that the element's [`Emit`] must wait for.
     #[allow(dead_code)] // used by the asynchronous operators
-    pub(crate) fn wait(&mut self, work: impl Future<Output = Result<(), StreamError>> + Send + 'static) {
+    pub(crate) fn wait(
+        &mut self,
+        work: impl Future<Output = Result<(), StreamError>> + Send + 'static,
+    ) {
         self.pending.push(Box::pin(work));
     }
 
@@ -89,9 +92,9 @@ impl Cx {
 /// How many levels of a push may run between two checks of the remaining stack.
 const STACK_CHECK_EVERY: u32 = 32;
 /// Grow the stack when less than this is left at a check.
-const STACK_RED_ZONE: usize = 256 * 1024;
+pub(crate) const STACK_RED_ZONE: usize = 256 * 1024;
 /// The size of each extra stack segment.
-const STACK_SEGMENT: usize = 2 * 1024 * 1024;
+pub(crate) const STACK_SEGMENT: usize = 2 * 1024 * 1024;
 
 /// The completion of one element: the future returned by [`Stream::emit`](crate::Stream::emit),
 /// [`Stream::close`](crate::Stream::close) and
@@ -168,7 +171,9 @@ impl Future for Emit {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.state {
-            State::Ready(result) => Poll::Ready(result.take().expect("`Emit` polled after completion")),
+            State::Ready(result) => {
+                Poll::Ready(result.take().expect("`Emit` polled after completion"))
+            }
             State::Waiting(waiting) => {
                 let mut done = true;
                 for slot in waiting.work.iter_mut() {

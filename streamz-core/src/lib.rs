@@ -25,6 +25,7 @@
 //! The user guide's chapter on the core follows; contributors should read `DESIGN.md` in
 //! this crate.
 #![doc = include_str!("../../docs/core.md")]
+#![forbid(unsafe_code)]
 
 mod clock;
 mod emit;

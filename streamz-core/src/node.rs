@@ -153,7 +153,11 @@ impl NodeInfo {
     }
 
     pub(crate) fn upstreams(&self) -> Vec<Arc<NodeInfo>> {
-        lock(&self.links).ups.iter().filter_map(Weak::upgrade).collect()
+        lock(&self.links)
+            .ups
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
     }
 
     pub(crate) fn downstreams(&self) -> Vec<Arc<NodeInfo>> {
@@ -171,7 +175,11 @@ impl NodeInfo {
 
     fn unlink(up: &Arc<NodeInfo>, down: &Arc<NodeInfo>) {
         let mut links = lock(&up.links);
-        if let Some(i) = links.downs.iter().position(|w| w.as_ptr() == Arc::as_ptr(down)) {
+        if let Some(i) = links
+            .downs
+            .iter()
+            .position(|w| w.as_ptr() == Arc::as_ptr(down))
+        {
             links.downs.remove(i);
         }
         drop(links);
@@ -368,6 +376,19 @@ impl<T: Clone> Outlet<T> {
     }
 }
 
+impl<T> Drop for Outlet<T> {
+    /// Dropping a node drops its downstreams, recursively; give a deep chain the stack it
+    /// needs, as a push does.
+    fn drop(&mut self) {
+        let edges = self.edges.swap(Arc::new(Vec::new()));
+        stacker::maybe_grow(
+            crate::emit::STACK_RED_ZONE,
+            crate::emit::STACK_SEGMENT,
+            || drop(edges),
+        );
+    }
+}
+
 /// What an operator does with its input; [`OpNode`] supplies the rest of the node.
 pub(crate) trait Operator<T>: Send + Sync + 'static {
     type Out: Clone + Send + 'static;
@@ -411,8 +432,10 @@ impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
 
     fn close(&self, _port: Port, cx: &mut Cx) {
         if self.out.info.upstream_closed() {
-            self.op.finish(&self.out, cx);
-            self.out.close(cx);
+            cx.descend(|cx| {
+                self.op.finish(&self.out, cx);
+                self.out.close(cx);
+            });
         }
     }
 

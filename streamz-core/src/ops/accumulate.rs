@@ -163,10 +163,12 @@ impl<T: Element> Stream<T> {
         self.attach(
             ACCUMULATE,
             name,
-            Scan::new(move |state: Option<&S>, x: T| match state.or(start.as_ref()) {
-                Some(state) => f(state, x),
-                None => (x.clone().into(), x.into()),
-            }),
+            Scan::new(
+                move |state: Option<&S>, x: T| match state.or(start.as_ref()) {
+                    Some(state) => f(state, x),
+                    None => (x.clone().into(), x.into()),
+                },
+            ),
         )
     }
 

@@ -106,7 +106,12 @@ fn standalone<I: 'static, O: Operator<I>>(
 }
 
 /// Builds a typed two-input join over `Pair<A, B>`.
-fn join_pair<A: Element, B: Element, O>(a: &Stream<A>, b: &Stream<B>, kind: Kind, op: O) -> Stream<O::Out>
+fn join_pair<A: Element, B: Element, O>(
+    a: &Stream<A>,
+    b: &Stream<B>,
+    kind: Kind,
+    op: O,
+) -> Stream<O::Out>
 where
     O: Operator<Pair<A, B>>,
 {
@@ -195,7 +200,8 @@ impl<E: Clone> ZipShared<E> {
         else {
             return Admit::Gone;
         };
-        let full = matches!(&slots[index], ZipSlot::Input { buffer, .. } if buffer.len() >= self.maxsize);
+        let full =
+            matches!(&slots[index], ZipSlot::Input { buffer, .. } if buffer.len() >= self.maxsize);
         if full {
             let other_feeder = slots.iter().any(|s| {
                 matches!(s, ZipSlot::Input { buffer, feeder: Some(t), .. } if buffer.is_empty() && *t != me)
@@ -312,7 +318,11 @@ impl<E: Element, O: Element> Operator<E> for Zip<E, O> {
     }
 }
 
-fn zip_op<E, O>(slots: Vec<ZipSlot<E>>, maxsize: usize, convert: fn(Vec<E>) -> Option<O>) -> Zip<E, O> {
+fn zip_op<E, O>(
+    slots: Vec<ZipSlot<E>>,
+    maxsize: usize,
+    convert: fn(Vec<E>) -> Option<O>,
+) -> Zip<E, O> {
     assert!(maxsize >= 1, "zip: maxsize must be at least 1");
     Zip {
         shared: Arc::new(ZipShared {
@@ -438,7 +448,12 @@ impl<E: Element, O: Element> Operator<E> for Latest<E, O> {
     }
 }
 
-fn latest_op<E, O>(emit_on: Vec<bool>, emit_on_new: bool, lossless: bool, convert: fn(Vec<E>) -> Option<O>) -> Latest<E, O> {
+fn latest_op<E, O>(
+    emit_on: Vec<bool>,
+    emit_on_new: bool,
+    lossless: bool,
+    convert: fn(Vec<E>) -> Option<O>,
+) -> Latest<E, O> {
     Latest {
         state: Mutex::new(LatestState {
             slots: emit_on
@@ -516,7 +531,11 @@ impl<T: Element> Stream<T> {
     /// assert_eq!(out.to_vec(), vec![(1, "one"), (2, "two")]);
     /// ```
     pub fn zip<U: Element>(&self, other: &Stream<U>) -> Stream<(T, U)> {
-        let op = zip_op(vec![open_input(), open_input()], ZIP_MAXSIZE, unpair::<T, U>);
+        let op = zip_op(
+            vec![open_input(), open_input()],
+            ZIP_MAXSIZE,
+            unpair::<T, U>,
+        );
         join_pair(self, other, ZIP, op)
     }
 
@@ -548,7 +567,10 @@ impl<T: Element> Stream<T> {
     /// b.emit_blocking(2).unwrap();
     /// assert_eq!(out.to_vec(), vec![vec![1, 123, 2]]);
     /// ```
-    pub fn zip_all<'a>(inputs: impl IntoIterator<Item = ZipInput<'a, T>>, maxsize: usize) -> Stream<Vec<T>> {
+    pub fn zip_all<'a>(
+        inputs: impl IntoIterator<Item = ZipInput<'a, T>>,
+        maxsize: usize,
+    ) -> Stream<Vec<T>> {
         let mut streams = Vec::new();
         let mut slots = Vec::new();
         for input in inputs {
@@ -560,7 +582,10 @@ impl<T: Element> Stream<T> {
                 ZipInput::Value(v) => slots.push(ZipSlot::Value(v)),
             }
         }
-        assert!(!streams.is_empty(), "zip_all: at least one input must be a stream");
+        assert!(
+            !streams.is_empty(),
+            "zip_all: at least one input must be a stream"
+        );
         Self::join_all(ZIP, &streams, false, zip_op(slots, maxsize, Some))
     }
 
