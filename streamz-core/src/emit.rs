@@ -64,7 +64,7 @@ impl Cx {
     #[inline]
     pub(crate) fn descend(&mut self, f: impl FnOnce(&mut Cx)) {
         self.depth += 1;
-        if self.depth % STACK_CHECK_EVERY == 0 {
+        if self.depth.is_multiple_of(STACK_CHECK_EVERY) {
             stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || f(self));
         } else {
             f(self);

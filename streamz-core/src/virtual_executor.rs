@@ -172,10 +172,10 @@ impl VirtualExecutor {
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future);
         loop {
-            if flag.0.swap(false, Ordering::AcqRel) {
-                if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-                    return out;
-                }
+            if flag.0.swap(false, Ordering::AcqRel)
+                && let Poll::Ready(out) = future.as_mut().poll(&mut cx)
+            {
+                return out;
             }
             self.run_until_stalled();
             if flag.0.load(Ordering::Acquire) {

@@ -94,12 +94,15 @@ impl<X: 'static, E: 'static> Inlet<X> for Tagged<X, E> {
     }
 }
 
+/// A node's output, and its input for the caller to connect upstreams to.
+type Standalone<I, O> = (Arc<Outlet<O>>, Arc<dyn Inlet<I>>);
+
 /// A node with no upstream yet; its inputs are connected by the caller.
 fn standalone<I: 'static, O: Operator<I>>(
     kind: Kind,
     executor: Option<Arc<dyn Executor>>,
     op: O,
-) -> (Arc<Outlet<O::Out>>, Arc<dyn Inlet<I>>) {
+) -> Standalone<I, O::Out> {
     let out = Arc::new(Outlet::new(NodeInfo::new(kind, None, executor)));
     let node: Arc<dyn Inlet<I>> = OpNode::new(op, out.clone());
     (out, node)

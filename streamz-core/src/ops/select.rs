@@ -89,7 +89,7 @@ impl<T: Element> Operator<T> for Slice {
     fn push(&self, _: Port, x: T, out: &Arc<Outlet<T>>, cx: &mut Cx) {
         let i = self.next_index.fetch_add(1, Ordering::Relaxed);
         let below_stop = self.stop.is_none_or(|stop| i < stop);
-        if i >= self.start && below_stop && (i - self.start) % self.step == 0 {
+        if i >= self.start && below_stop && (i - self.start).is_multiple_of(self.step) {
             out.push(x, cx);
         }
     }
