@@ -44,7 +44,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // the latest counts, kept for the end
     let latest: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let keep = latest.clone();
-    words.frequencies().sink(move |counts| *keep.lock().unwrap() = counts);
+    words
+        .frequencies()
+        .sink(move |counts| *keep.lock().unwrap() = counts);
 
     // words in batches of 8, the last batch flushed at close
     let batches = words.partition(8).sink_to_vec();

@@ -6,6 +6,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crossbeam_epoch::Guard;
+
 use crate::error::StreamError;
 
 /// A boxed, sendable future.
@@ -17,7 +19,9 @@ pub(crate) type Pending = BoxFuture<Result<(), StreamError>>;
 /// The context of one push: the first failure, and the work still pending downstream.
 ///
 /// A synchronous push never allocates here: `pending` stays an empty `Vec` and `error` `None`.
-pub(crate) struct Cx {
+pub(crate) struct Cx<'g> {
+    /// Pinned once per push; keeps every node's downstream list readable without a lock.
+    guard: &'g Guard,
     error: Option<StreamError>,
     pending: Vec<Pending>,
     depth: u32,
@@ -25,14 +29,24 @@ pub(crate) struct Cx {
     blocking: bool,
 }
 
-impl Cx {
-    pub(crate) fn new(blocking: bool) -> Self {
-        Cx {
+impl<'g> Cx<'g> {
+    /// Runs one push (`f`) in a fresh context and returns its completion. Under `blocking`
+    /// (`emit_blocking`) the caller will block on whatever is left pending.
+    pub(crate) fn run(blocking: bool, f: impl FnOnce(&mut Cx<'_>)) -> Emit {
+        let guard = crossbeam_epoch::pin();
+        let mut cx = Cx {
+            guard: &guard,
             error: None,
             pending: Vec::new(),
             depth: 0,
             blocking,
-        }
+        };
+        f(&mut cx);
+        cx.into_emit()
+    }
+
+    pub(crate) fn guard(&self) -> &'g Guard {
+        self.guard
     }
 
     /// Records a failure; the push goes on along the other branches.
@@ -62,7 +76,7 @@ impl Cx {
     /// Runs one step deeper into the graph. Deep graphs get more stack on demand, so a
     /// chain of thousands of nodes runs on an ordinary thread.
     #[inline]
-    pub(crate) fn descend(&mut self, f: impl FnOnce(&mut Cx)) {
+    pub(crate) fn descend(&mut self, f: impl FnOnce(&mut Cx<'_>)) {
         self.depth += 1;
         if self.depth.is_multiple_of(STACK_CHECK_EVERY) {
             stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || f(self));
@@ -72,7 +86,7 @@ impl Cx {
         self.depth -= 1;
     }
 
-    pub(crate) fn into_emit(self) -> Emit {
+    fn into_emit(self) -> Emit {
         if self.pending.is_empty() {
             Emit::ready(match self.error {
                 None => Ok(()),

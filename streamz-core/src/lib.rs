@@ -25,9 +25,10 @@
 //! The user guide's chapter on the core follows; contributors should read `DESIGN.md` in
 //! this crate.
 #![doc = include_str!("../../docs/core.md")]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod clock;
+mod edges;
 mod emit;
 mod error;
 mod executor;

@@ -8,9 +8,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use arc_swap::ArcSwap;
 use event_listener::Event;
 
+use crate::edges::Edges;
 use crate::emit::Cx;
 use crate::error::{BoxError, NodeRef, StreamError};
 use crate::executor::Executor;
@@ -260,9 +260,9 @@ impl NodeInfo {
 /// The input side of a node, as its upstreams see it.
 pub(crate) trait Inlet<T>: Send + Sync {
     /// Takes one element arriving on `port`.
-    fn push(&self, port: Port, x: T, cx: &mut Cx);
+    fn push(&self, port: Port, x: T, cx: &mut Cx<'_>);
     /// The upstream on `port` has reached end of stream.
-    fn close(&self, port: Port, cx: &mut Cx);
+    fn close(&self, port: Port, cx: &mut Cx<'_>);
     /// A new upstream is being connected; returns its port.
     fn attach(&self) -> Port;
     /// The upstream on `port` is being disconnected.
@@ -287,26 +287,26 @@ impl<T> Clone for Edge<T> {
 
 /// The output side of a node: its downstream connections.
 ///
-/// The list is read on every element without a lock (`ArcSwap::load`) and replaced as a whole
+/// The list is read on every element without a lock (see `edges.rs`) and replaced as a whole
 /// when the graph is rewired, which is rare.
 pub(crate) struct Outlet<T> {
     pub(crate) info: Arc<NodeInfo>,
-    edges: ArcSwap<Vec<Edge<T>>>,
+    edges: Edges<Edge<T>>,
 }
 
 impl<T: Clone> Outlet<T> {
     pub(crate) fn new(info: Arc<NodeInfo>) -> Self {
         Outlet {
             info,
-            edges: ArcSwap::from_pointee(Vec::new()),
+            edges: Edges::new(),
         }
     }
 
     /// Pushes `x` to every downstream, depth first, in the order they were connected. The
     /// last downstream gets `x` itself, the others a clone.
     #[inline]
-    pub(crate) fn push(&self, x: T, cx: &mut Cx) {
-        let edges = self.edges.load();
+    pub(crate) fn push(&self, x: T, cx: &mut Cx<'_>) {
+        let edges = self.edges.read(cx.guard());
         match edges.split_last() {
             None => {}
             Some((last, rest)) => {
@@ -319,10 +319,10 @@ impl<T: Clone> Outlet<T> {
     }
 
     /// Ends this node's output: marks it closed and passes completion downstream.
-    pub(crate) fn close(&self, cx: &mut Cx) {
+    pub(crate) fn close(&self, cx: &mut Cx<'_>) {
         if self.info.mark_closed() {
-            let edges = self.edges.load_full();
-            for edge in edges.iter() {
+            let edges = self.edges.read(cx.guard()).to_vec();
+            for edge in &edges {
                 edge.inlet.close(edge.port, cx);
             }
         }
@@ -331,40 +331,30 @@ impl<T: Clone> Outlet<T> {
     /// Connects `inlet` as a new downstream. With `dedup`, a second connection to the same
     /// node is ignored (the original keeps downstreams in a set).
     pub(crate) fn connect(&self, inlet: Arc<dyn Inlet<T>>, dedup: bool) {
-        if dedup
-            && self
-                .edges
-                .load()
-                .iter()
-                .any(|e| e.inlet.info().id == inlet.info().id)
-        {
-            return;
-        }
-        let port = inlet.attach();
-        NodeInfo::link(&self.info, inlet.info());
-        self.edges.rcu(|edges| {
-            let mut edges = Vec::clone(edges);
-            edges.push(Edge {
-                inlet: inlet.clone(),
-                port,
-            });
+        let id = inlet.info().id;
+        let mut added = false;
+        self.edges.update(|edges| {
+            let mut edges = edges.to_vec();
+            if !(dedup && edges.iter().any(|e| e.inlet.info().id == id)) {
+                edges.push(Edge {
+                    inlet: inlet.clone(),
+                    port: inlet.attach(),
+                });
+                added = true;
+            }
             edges
         });
+        if added {
+            NodeInfo::link(&self.info, inlet.info());
+        }
     }
 
     /// Disconnects every connection to the node `id`; true if there was one.
     pub(crate) fn disconnect(&self, id: u64) -> bool {
         let mut removed = Vec::new();
-        self.edges.rcu(|edges| {
-            removed.clear();
-            let mut kept = Vec::with_capacity(edges.len());
-            for edge in edges.iter() {
-                if edge.inlet.info().id == id {
-                    removed.push(edge.clone());
-                } else {
-                    kept.push(edge.clone());
-                }
-            }
+        self.edges.update(|edges| {
+            let (gone, kept) = edges.iter().cloned().partition(|e| e.inlet.info().id == id);
+            removed = gone;
             kept
         });
         let upstream_closed = self.info.is_closed();
@@ -380,7 +370,7 @@ impl<T> Drop for Outlet<T> {
     /// Dropping a node drops its downstreams, recursively; give a deep chain the stack it
     /// needs, as a push does.
     fn drop(&mut self) {
-        let edges = self.edges.swap(Arc::new(Vec::new()));
+        let edges = self.edges.take();
         stacker::maybe_grow(
             crate::emit::STACK_RED_ZONE,
             crate::emit::STACK_SEGMENT,
@@ -394,11 +384,11 @@ pub(crate) trait Operator<T>: Send + Sync + 'static {
     type Out: Clone + Send + 'static;
 
     /// Handles one element from `port`, pushing results to `out`.
-    fn push(&self, port: Port, x: T, out: &Arc<Outlet<Self::Out>>, cx: &mut Cx);
+    fn push(&self, port: Port, x: T, out: &Arc<Outlet<Self::Out>>, cx: &mut Cx<'_>);
 
     /// Runs once when every upstream has closed, before completion goes downstream: the
     /// place to emit what the node still holds.
-    fn finish(&self, _out: &Arc<Outlet<Self::Out>>, _cx: &mut Cx) {}
+    fn finish(&self, _out: &Arc<Outlet<Self::Out>>, _cx: &mut Cx<'_>) {}
 
     /// A new upstream got `port` (multi-input operators).
     fn attach(&self, _port: Port) {}
@@ -426,11 +416,11 @@ impl<T, O: Operator<T>> OpNode<T, O> {
 
 impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
     #[inline]
-    fn push(&self, port: Port, x: T, cx: &mut Cx) {
+    fn push(&self, port: Port, x: T, cx: &mut Cx<'_>) {
         cx.descend(|cx| self.op.push(port, x, &self.out, cx));
     }
 
-    fn close(&self, _port: Port, cx: &mut Cx) {
+    fn close(&self, _port: Port, cx: &mut Cx<'_>) {
         if self.out.info.upstream_closed() {
             cx.descend(|cx| {
                 self.op.finish(&self.out, cx);
@@ -457,7 +447,7 @@ impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
 
 /// Runs a user function, turning a panic into an error recorded at `info`.
 #[inline]
-pub(crate) fn guard<R>(info: &NodeInfo, cx: &mut Cx, f: impl FnOnce() -> R) -> Option<R> {
+pub(crate) fn guard<R>(info: &NodeInfo, cx: &mut Cx<'_>, f: impl FnOnce() -> R) -> Option<R> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => Some(r),
         Err(payload) => {
@@ -471,7 +461,7 @@ pub(crate) fn guard<R>(info: &NodeInfo, cx: &mut Cx, f: impl FnOnce() -> R) -> O
 #[inline]
 pub(crate) fn guard_try<R, E: Into<BoxError>>(
     info: &NodeInfo,
-    cx: &mut Cx,
+    cx: &mut Cx<'_>,
     f: impl FnOnce() -> Result<R, E>,
 ) -> Option<R> {
     match guard(info, cx, f)? {

@@ -93,7 +93,7 @@ impl<T: Element> Operator<T> for Identity {
     type Out = T;
 
     #[inline]
-    fn push(&self, _port: Port, x: T, out: &Arc<Outlet<T>>, cx: &mut Cx) {
+    fn push(&self, _port: Port, x: T, out: &Arc<Outlet<T>>, cx: &mut Cx<'_>) {
         out.push(x, cx);
     }
 }
@@ -232,9 +232,7 @@ impl<T: Element> Stream<T> {
                 "cannot emit after close()",
             )));
         }
-        let mut cx = Cx::new(blocking);
-        self.out.push(x, &mut cx);
-        cx.into_emit()
+        Cx::run(blocking, |cx| self.out.push(x, cx))
     }
 
     /// Ends this stream: completion travels downstream, and nodes that hold elements emit
@@ -258,9 +256,7 @@ impl<T: Element> Stream<T> {
     /// assert!(batches.is_closed());
     /// ```
     pub fn close(&self) -> Emit {
-        let mut cx = Cx::new(false);
-        self.out.close(&mut cx);
-        cx.into_emit()
+        Cx::run(false, |cx| self.out.close(cx))
     }
 
     /// True once this node has completed (see [`close`](Stream::close)).

@@ -36,7 +36,7 @@ where
 {
     type Out = U;
 
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<U>>, cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<U>>, cx: &mut Cx<'_>) {
         let mut state = lock(&self.state);
         if let Some((next, y)) = guard(&out.info, cx, || (self.step)(state.as_ref(), x)) {
             *state = Some(next);
@@ -53,7 +53,7 @@ struct Frequencies<T> {
 impl<T: Element + Hash + Eq> Operator<T> for Frequencies<T> {
     type Out = HashMap<T, usize>;
 
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<Self::Out>>, cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<Self::Out>>, cx: &mut Cx<'_>) {
         let mut counts = lock(&self.counts);
         *counts.entry(x).or_insert(0) += 1;
         let snapshot = counts.clone();

@@ -73,11 +73,11 @@ struct Tagged<X, E> {
 
 impl<X: 'static, E: 'static> Inlet<X> for Tagged<X, E> {
     #[inline]
-    fn push(&self, port: Port, x: X, cx: &mut Cx) {
+    fn push(&self, port: Port, x: X, cx: &mut Cx<'_>) {
         self.node.push(port, (self.tag)(x), cx);
     }
 
-    fn close(&self, port: Port, cx: &mut Cx) {
+    fn close(&self, port: Port, cx: &mut Cx<'_>) {
         self.node.close(port, cx);
     }
 
@@ -229,7 +229,7 @@ struct Zip<E, O> {
 }
 
 impl<E: Element, O: Element> Zip<E, O> {
-    fn emit(&self, tuple: Option<Vec<E>>, out: &Outlet<O>, cx: &mut Cx) {
+    fn emit(&self, tuple: Option<Vec<E>>, out: &Outlet<O>, cx: &mut Cx<'_>) {
         if let Some(tuple) = tuple {
             self.shared.room.notify(usize::MAX);
             if let Some(o) = (self.convert)(tuple) {
@@ -242,7 +242,7 @@ impl<E: Element, O: Element> Zip<E, O> {
 impl<E: Element, O: Element> Operator<E> for Zip<E, O> {
     type Out = O;
 
-    fn push(&self, port: Port, x: E, out: &Arc<Outlet<O>>, cx: &mut Cx) {
+    fn push(&self, port: Port, x: E, out: &Arc<Outlet<O>>, cx: &mut Cx<'_>) {
         match self.shared.admit(port, x, cx.is_blocking()) {
             Admit::Taken(tuple) => self.emit(tuple, out, cx),
             Admit::Gone => {}
@@ -265,9 +265,9 @@ impl<E: Element, O: Element> Operator<E> for Zip<E, O> {
                         match shared.admit(port, x, false) {
                             Admit::Full(back) => x = back,
                             Admit::Taken(tuple) => {
-                                let mut cx = Cx::new(false);
-                                Zip { shared, convert }.emit(tuple, &out, &mut cx);
-                                return cx.into_emit().await;
+                                let zip = Zip { shared, convert };
+                                let done = Cx::run(false, |cx| zip.emit(tuple, &out, cx));
+                                return done.await;
                             }
                             Admit::Gone | Admit::Deadlock => return Ok(()),
                         }
@@ -279,7 +279,7 @@ impl<E: Element, O: Element> Operator<E> for Zip<E, O> {
     }
 
     /// End of stream: unmatched elements cannot be emitted; report them.
-    fn finish(&self, out: &Arc<Outlet<O>>, cx: &mut Cx) {
+    fn finish(&self, out: &Arc<Outlet<O>>, cx: &mut Cx<'_>) {
         let mut slots = lock(&self.shared.slots);
         let held: Vec<usize> = slots
             .iter_mut()
@@ -383,7 +383,7 @@ impl<E: Clone> LatestState<E> {
 impl<E: Element, O: Element> Operator<E> for Latest<E, O> {
     type Out = O;
 
-    fn push(&self, port: Port, x: E, out: &Arc<Outlet<O>>, cx: &mut Cx) {
+    fn push(&self, port: Port, x: E, out: &Arc<Outlet<O>>, cx: &mut Cx<'_>) {
         let mut state = lock(&self.state);
         let Some(index) = state.slots.iter().position(|s| s.port == Some(port)) else {
             return;
@@ -415,7 +415,7 @@ impl<E: Element, O: Element> Operator<E> for Latest<E, O> {
         }
     }
 
-    fn finish(&self, out: &Arc<Outlet<O>>, cx: &mut Cx) {
+    fn finish(&self, out: &Arc<Outlet<O>>, cx: &mut Cx<'_>) {
         let left = std::mem::take(&mut lock(&self.state).queue).len();
         if left > 0 {
             cx.fail(StreamError::new(

@@ -25,7 +25,7 @@ where
     type Out = U;
 
     #[inline]
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<U>>, cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<U>>, cx: &mut Cx<'_>) {
         if let Some(y) = guard(&out.info, cx, || (self.0)(x)) {
             out.push(y, cx);
         }
@@ -44,7 +44,7 @@ where
     type Out = U;
 
     #[inline]
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<U>>, cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<U>>, cx: &mut Cx<'_>) {
         if let Some(y) = guard_try(&out.info, cx, || (self.0)(x)) {
             out.push(y, cx);
         }
@@ -65,7 +65,7 @@ where
     type Out = T;
 
     #[inline]
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<T>>, cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<T>>, cx: &mut Cx<'_>) {
         if guard(&out.info, cx, || (self.predicate)(&x)) == Some(self.keep) {
             out.push(x, cx);
         }
@@ -83,7 +83,7 @@ where
     type Out = T;
 
     #[inline]
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<T>>, cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<T>>, cx: &mut Cx<'_>) {
         if guard_try(&out.info, cx, || (self.0)(&x)) == Some(true) {
             out.push(x, cx);
         }
@@ -136,7 +136,7 @@ where
     type Out = F::Output;
 
     #[inline]
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<F::Output>>, cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<F::Output>>, cx: &mut Cx<'_>) {
         if let Some(y) = guard(&out.info, cx, || self.0.apply(x)) {
             out.push(y, cx);
         }
@@ -152,7 +152,7 @@ where
 {
     type Out = T::Item;
 
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<T::Item>>, cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<T::Item>>, cx: &mut Cx<'_>) {
         for item in x {
             out.push(item, cx);
         }

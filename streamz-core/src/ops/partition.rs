@@ -37,7 +37,7 @@ where
 {
     type Out = Vec<T>;
 
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) {
         let Some(key) = guard(&out.info, cx, || (self.key)(&x)) else {
             return;
         };
@@ -58,7 +58,7 @@ where
     }
 
     /// End of stream: emit each unfinished batch, shorter than `n`, in the order it started.
-    fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx) {
+    fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) {
         let rest: Vec<Vec<T>> = lock(&self.batches).drain(..).map(|(_, b)| b).collect();
         for batch in rest {
             out.push(batch, cx);
@@ -82,7 +82,7 @@ where
 {
     type Out = Vec<T>;
 
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) {
         let Some(key) = guard(&out.info, cx, || (self.key)(&x)) else {
             return;
         };
@@ -105,7 +105,7 @@ where
     }
 
     /// End of stream: emit the unfinished batch, if any.
-    fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx) {
+    fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) {
         let rest: Vec<T> = lock(&self.batch).drain(..).map(|(_, x)| x).collect();
         if !rest.is_empty() {
             out.push(rest, cx);

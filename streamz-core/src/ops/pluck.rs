@@ -187,7 +187,7 @@ where
 {
     type Out = T::Output;
 
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<T::Output>>, cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<T::Output>>, cx: &mut Cx<'_>) {
         match x.pluck(&self.0) {
             Some(y) => out.push(y, cx),
             None => cx.fail(StreamError::new(

@@ -64,7 +64,7 @@ where
 {
     type Out = T;
 
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<T>>, cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<T>>, cx: &mut Cx<'_>) {
         let Some(key) = guard(&out.info, cx, || (self.key)(&x)) else {
             return;
         };
@@ -86,7 +86,7 @@ impl<T: Element> Operator<T> for Slice {
     type Out = T;
 
     #[inline]
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<T>>, cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<T>>, cx: &mut Cx<'_>) {
         let i = self.next_index.fetch_add(1, Ordering::Relaxed);
         let below_stop = self.stop.is_none_or(|stop| i < stop);
         if i >= self.start && below_stop && (i - self.start).is_multiple_of(self.step) {

@@ -17,7 +17,7 @@ struct SinkFn<F>(Mutex<F>);
 impl<T: 'static, F: FnMut(T) + Send + 'static> Operator<T> for SinkFn<F> {
     type Out = ();
 
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<()>>, cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<()>>, cx: &mut Cx<'_>) {
         let mut f = lock(&self.0);
         guard(&out.info, cx, || (f)(x));
     }
@@ -33,7 +33,7 @@ where
 {
     type Out = ();
 
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<()>>, cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<()>>, cx: &mut Cx<'_>) {
         let mut f = lock(&self.0);
         guard_try(&out.info, cx, || (f)(x));
     }
@@ -46,7 +46,7 @@ struct ToVec<T>(Weak<Mutex<Vec<T>>>);
 impl<T: Send + 'static> Operator<T> for ToVec<T> {
     type Out = ();
 
-    fn push(&self, _: Port, x: T, _out: &Arc<Outlet<()>>, _cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, _out: &Arc<Outlet<()>>, _cx: &mut Cx<'_>) {
         if let Some(items) = self.0.upgrade() {
             lock(&items).push(x);
         }

@@ -21,7 +21,7 @@ struct SlidingWindow<T> {
 impl<T: Element> Operator<T> for SlidingWindow<T> {
     type Out = Vec<T>;
 
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) {
         let mut window = lock(&self.window);
         if window.len() == self.n {
             window.pop_front();
@@ -43,11 +43,11 @@ struct Collect<T> {
 impl<T: Element> Operator<T> for Collect<T> {
     type Out = Vec<T>;
 
-    fn push(&self, _: Port, x: T, _out: &Arc<Outlet<Vec<T>>>, _cx: &mut Cx) {
+    fn push(&self, _: Port, x: T, _out: &Arc<Outlet<Vec<T>>>, _cx: &mut Cx<'_>) {
         lock(&self.held).push(x);
     }
 
-    fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx) {
+    fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) {
         let held = std::mem::take(&mut *lock(&self.held));
         if !held.is_empty() {
             out.push(held, cx);
