@@ -36,7 +36,7 @@ fn push(c: &mut Criterion) {
         group.bench_function(format!("map{maps}"), |b| {
             b.iter(|| {
                 for x in 0..N {
-                    let _ = source.emit(black_box(x));
+                    source.emit(black_box(x)).wait().unwrap();
                 }
             })
         });
@@ -52,7 +52,7 @@ fn push(c: &mut Criterion) {
     group.bench_function("accumulate_filter", |b| {
         b.iter(|| {
             for x in 0..N {
-                let _ = source.emit(black_box(x));
+                source.emit(black_box(x)).wait().unwrap();
             }
         })
     });

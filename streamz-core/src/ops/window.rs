@@ -169,9 +169,7 @@ impl<T: Element> Stream<T> {
     /// let collector = items.collect();
     /// let batches = collector.sink_to_vec();
     /// let flusher = collector.clone();
-    /// ticks.sink(move |()| {
-    ///     let _ = flusher.flush();
-    /// });
+    /// ticks.sink(move |()| flusher.flush().wait().unwrap());
     ///
     /// items.emit_blocking(1).unwrap();
     /// items.emit_blocking(2).unwrap();
