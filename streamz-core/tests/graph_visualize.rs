@@ -9,7 +9,10 @@ fn id_text(id: &Id) -> String {
     }
 }
 
-fn parse(dot: &str) -> (Vec<(String, Vec<(String, String)>)>, Vec<(String, String)>) {
+/// A node statement: its id and its attributes.
+type DotNode = (String, Vec<(String, String)>);
+
+fn parse(dot: &str) -> (Vec<DotNode>, Vec<(String, String)>) {
     let graph = graphviz_rust::parse(dot).unwrap_or_else(|e| panic!("invalid DOT: {e}\n{dot}"));
     let Graph::DiGraph { stmts, .. } = graph else {
         panic!("not a digraph: {dot}")
@@ -38,7 +41,7 @@ fn parse(dot: &str) -> (Vec<(String, Vec<(String, String)>)>, Vec<(String, Strin
     (nodes, edges)
 }
 
-fn attr<'a>(node: &'a (String, Vec<(String, String)>), key: &str) -> &'a str {
+fn attr<'a>(node: &'a DotNode, key: &str) -> &'a str {
     &node.1.iter().find(|(k, _)| k == key).unwrap().1
 }
 
