@@ -164,6 +164,14 @@ impl Emit {
     }
 
     /// True when the element's work is already complete, so awaiting returns at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// source.sink(|_: i32| {});
+    /// assert!(source.emit(1).is_ready());
+    /// ```
     pub fn is_ready(&self) -> bool {
         matches!(self.state, State::Ready(_))
     }
@@ -172,6 +180,19 @@ impl Emit {
     ///
     /// Ready results return without touching any executor. Do not call this from inside an
     /// async task: await the `Emit` there instead.
+    ///
+    /// # Errors
+    ///
+    /// The element's error, as for [`Stream::emit`](crate::Stream::emit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// source.map(|x: i32| 10 / x);
+    /// assert!(source.emit(5).wait().is_ok());
+    /// assert!(source.emit(0).wait().is_err());
+    /// ```
     pub fn wait(self) -> Result<(), StreamError> {
         match self.state {
             State::Ready(result) => result.unwrap_or(Ok(())),

@@ -9,6 +9,17 @@ use std::sync::Arc;
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// What went wrong, as returned by [`StreamError::kind`].
+///
+/// # Examples
+///
+/// ```
+/// use streamz_core::{ErrorKind, Stream};
+///
+/// let source = Stream::new();
+/// source.pluck(3);
+/// let err = source.emit_blocking(vec![1, 2]).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::MissingKey);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -30,6 +41,17 @@ pub enum ErrorKind {
 }
 
 /// The node an error happened at: its id and its name, as shown by `visualize`.
+///
+/// # Examples
+///
+/// ```
+/// let source = streamz_core::Stream::new();
+/// let check = source.map(|x: i32| assert!(x > 0)).named("check");
+/// let err = source.emit_blocking(-1).unwrap_err();
+/// let node = err.node().unwrap();
+/// assert_eq!((node.id(), node.name()), (check.id(), "check"));
+/// assert_eq!(node.to_string(), format!("'check' (#{})", check.id()));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRef {
     pub(crate) id: u64,

@@ -17,6 +17,19 @@ use crate::node::{Inlet, Kind, NodeInfo, OpNode, Operator, Outlet, Port, Shape};
 /// threads when an executor drives the graph.
 ///
 /// Wrap large values in an [`Arc`] to make the clones cheap.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use streamz_core::Stream;
+///
+/// let frames = Stream::<Arc<Vec<u8>>>::new(); // one allocation, shared by every branch
+/// let sizes = frames.map(|f| f.len()).sink_to_vec();
+/// let firsts = frames.map(|f| f[0]).sink_to_vec();
+/// frames.emit_blocking(Arc::new(vec![7; 1 << 20])).unwrap();
+/// assert_eq!((sizes.to_vec(), firsts.to_vec()), (vec![1 << 20], vec![7]));
+/// ```
 pub trait Element: Clone + Send + 'static {}
 
 impl<T: Clone + Send + 'static> Element for T {}
@@ -260,6 +273,15 @@ impl<T: Element> Stream<T> {
     }
 
     /// True once this node has completed (see [`close`](Stream::close)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::<i32>::new();
+    /// let doubled = source.map(|x| x * 2);
+    /// source.close().wait().unwrap();
+    /// assert!(source.is_closed() && doubled.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.out.info.is_closed()
     }
@@ -393,6 +415,14 @@ impl<T> Stream<T> {
     }
 
     /// This node's id, unique in the process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::<i32>::new();
+    /// assert_ne!(source.id(), source.map(|x| x).id());
+    /// assert_eq!(source.id(), source.clone().id());
+    /// ```
     pub fn id(&self) -> u64 {
         self.out.info.id
     }
@@ -420,6 +450,17 @@ impl<T> Stream<T> {
 
 /// Anything that stands for a node of a graph: [`Stream`], [`Sink`](crate::Sink),
 /// [`VecSink`](crate::VecSink), [`Collector`](crate::Collector).
+///
+/// # Examples
+///
+/// ```
+/// use streamz_core::{GraphNode, Stream};
+///
+/// let source = Stream::<i32>::new();
+/// let out = source.sink_to_vec();
+/// assert_ne!(out.node_id(), source.node_id());
+/// assert!(source.disconnect(&out));
+/// ```
 pub trait GraphNode {
     /// The node's id, unique in the process.
     fn node_id(&self) -> u64;

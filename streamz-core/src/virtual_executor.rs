@@ -114,6 +114,29 @@ impl VirtualExecutor {
 
     /// Moves the clock forward by `duration`, firing every timer that falls due on the way, in
     /// deadline order, and running the tasks each one wakes before firing the next.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use streamz_core::{Executor, VirtualExecutor};
+    ///
+    /// let executor = VirtualExecutor::new();
+    /// let rang = Arc::new(AtomicBool::new(false));
+    /// let (clock, bell) = (executor.clone(), rang.clone());
+    /// executor.spawn(Box::pin(async move {
+    ///     clock.clock().sleep(Duration::from_secs(1)).await;
+    ///     bell.store(true, Ordering::SeqCst);
+    /// }));
+    /// executor.run_until_stalled();
+    /// assert_eq!(executor.pending_timers(), 1);
+    /// executor.advance(Duration::from_millis(999));
+    /// assert!(!rang.load(Ordering::SeqCst));
+    /// executor.advance(Duration::from_millis(1));
+    /// assert!(rang.load(Ordering::SeqCst));
+    /// ```
     pub fn advance(&self, duration: Duration) {
         let target = self.elapsed() + duration;
         self.run_until_stalled();

@@ -28,6 +28,17 @@ const ZIP_MAXSIZE: usize = 10;
 
 /// An input of [`Stream::zip_all`]: a stream, or a value spliced into every tuple at its
 /// position (the original's literals).
+///
+/// # Examples
+///
+/// ```
+/// use streamz_core::{Stream, ZipInput};
+///
+/// let a = Stream::new();
+/// let tagged = Stream::zip_all([ZipInput::Value("a"), ZipInput::Stream(&a)], 10).sink_to_vec();
+/// a.emit_blocking("x").unwrap();
+/// assert_eq!(tagged.to_vec(), vec![vec!["a", "x"]]);
+/// ```
 pub enum ZipInput<'a, T> {
     /// Elements come from this stream.
     Stream(&'a Stream<T>),

@@ -93,6 +93,15 @@ where
 /// A function that takes a tuple's fields as separate arguments, for
 /// [`starmap`](Stream::starmap): `Fn(A, B) -> R` is an `ApplyTuple<(A, B)>`. Implemented for
 /// tuples of one to six fields.
+///
+/// # Examples
+///
+/// ```
+/// use streamz_core::ApplyTuple;
+///
+/// let add = |a: i32, b: i32| a + b;
+/// assert_eq!(add.apply((2, 3)), 5);
+/// ```
 pub trait ApplyTuple<Args>: Send + Sync + 'static {
     /// What the function returns.
     type Output;

@@ -13,6 +13,22 @@ const PARTITION: Kind = Kind::new("partition", Shape::Diamond);
 const PARTITION_UNIQUE: Kind = Kind::new("partition_unique", Shape::Diamond);
 
 /// Which element `partition_unique` keeps when a key comes again before the batch is full.
+///
+/// # Examples
+///
+/// ```
+/// use streamz_core::{Keep, Stream};
+///
+/// let source = Stream::new();
+/// let first = source.partition_unique(2, Keep::First).sink_to_vec();
+/// let last = source.partition_unique(2, Keep::Last).sink_to_vec();
+/// for x in [1, 1, 2] {
+///     source.emit_blocking(x).unwrap();
+/// }
+/// assert_eq!(first.to_vec(), vec![vec![1, 2]]);
+/// assert_eq!(last.to_vec(), vec![vec![1, 2]]);
+/// assert_eq!(Keep::default(), Keep::First);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Keep {
     /// Keep the first element with the key; ignore later ones.

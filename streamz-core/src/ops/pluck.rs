@@ -22,6 +22,32 @@ const PLUCK: Kind = Kind::new("pluck", Shape::Ellipse);
 /// | `HashMap<K, V>`, `BTreeMap<K, V>` | `K` | the value |
 /// | `HashMap<String, V>`, `BTreeMap<String, V>` | `&'static str` | the value |
 /// | `serde_json::Value` | `usize`, `&'static str`, `String`, or a `Value` holding an index, a key or an array of them | the value, or an array of values |
+///
+/// # Examples
+///
+/// Implementing it for a record type:
+///
+/// ```
+/// use streamz_core::{Pluck, Stream};
+///
+/// #[derive(Clone)]
+/// struct Trade { price: f64, size: u32 }
+///
+/// #[derive(Debug)]
+/// struct Price;
+///
+/// impl Pluck<Price> for Trade {
+///     type Output = f64;
+///     fn pluck(self, _: &Price) -> Option<f64> {
+///         Some(self.price)
+///     }
+/// }
+///
+/// let trades = Stream::new();
+/// let prices = trades.pluck(Price).sink_to_vec();
+/// trades.emit_blocking(Trade { price: 9.5, size: 3 }).unwrap();
+/// assert_eq!(prices.to_vec(), vec![9.5]);
+/// ```
 pub trait Pluck<K>: Sized {
     /// The part taken out.
     type Output: Element;
@@ -31,6 +57,17 @@ pub trait Pluck<K>: Sized {
 }
 
 /// A tuple field index for [`pluck`](Stream::pluck): `Idx::<1>` is the second field.
+///
+/// # Examples
+///
+/// ```
+/// use streamz_core::{Idx, Stream};
+///
+/// let pairs = Stream::new();
+/// let keys = pairs.pluck(Idx::<0>).sink_to_vec();
+/// pairs.emit_blocking(("k", 1.5)).unwrap();
+/// assert_eq!(keys.to_vec(), vec!["k"]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Idx<const I: usize>;
 

@@ -55,6 +55,20 @@ impl<T: Send + 'static> Operator<T> for ToVec<T> {
 
 /// A handle on a sink node, returned by [`Stream::sink`]: to watch for end of stream, or to
 /// [`disconnect`](Stream::disconnect) it.
+///
+/// # Examples
+///
+/// ```
+/// use streamz_core::Stream;
+///
+/// let source = Stream::<i32>::new();
+/// let sink = source.sink(|x| println!("{x}")).named("print");
+/// assert_eq!(sink.name(), "print");
+/// assert!(!sink.is_closed());
+/// source.close().wait().unwrap();
+/// assert!(sink.is_closed());
+/// assert!(source.disconnect(&sink));
+/// ```
 #[derive(Clone)]
 pub struct Sink {
     info: Arc<NodeInfo>,
@@ -109,6 +123,19 @@ impl GraphNode for Sink {
 ///
 /// Clones share the same `Vec`. When every clone is dropped, the sink stops keeping elements,
 /// so a forgotten `sink_to_vec` does not grow forever.
+///
+/// # Examples
+///
+/// ```
+/// let source = streamz_core::Stream::new();
+/// let out = source.map(|x: u8| x + 1).sink_to_vec();
+/// source.emit_blocking(1).unwrap();
+/// source.emit_blocking(2).unwrap();
+/// assert_eq!(out.len(), 2);
+/// assert_eq!(out.to_vec(), vec![2, 3]); // a copy
+/// assert_eq!(out.take(), vec![2, 3]); // moved out
+/// assert!(out.is_empty());
+/// ```
 pub struct VecSink<T> {
     items: Arc<Mutex<Vec<T>>>,
     sink: Sink,

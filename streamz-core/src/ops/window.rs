@@ -59,6 +59,20 @@ impl<T: Element> Operator<T> for Collect<T> {
 /// [`flush`](Collector::flush) to emit one.
 ///
 /// It dereferences to that [`Stream<Vec<T>>`], so stream methods apply to it directly.
+///
+/// # Examples
+///
+/// ```
+/// let source = streamz_core::Stream::new();
+/// let collector = source.collect();
+/// let batches = collector.sink_to_vec(); // a method of the stream of batches
+/// source.emit_blocking('a').unwrap();
+/// source.emit_blocking('b').unwrap();
+/// assert_eq!(collector.len(), 2);
+/// collector.flush().wait().unwrap();
+/// assert!(collector.is_empty());
+/// assert_eq!(batches.to_vec(), vec![vec!['a', 'b']]);
+/// ```
 pub struct Collector<T> {
     stream: Stream<Vec<T>>,
     held: Arc<Mutex<Vec<T>>>,
