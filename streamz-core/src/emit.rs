@@ -4,11 +4,13 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crossbeam_epoch::Guard;
 
-use crate::error::StreamError;
+use crate::context::Context as GraphContext;
+use crate::error::{ErrorKind, StreamError};
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -16,12 +18,14 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// Work that must finish before an element counts as done.
 pub(crate) type Pending = BoxFuture<Result<(), StreamError>>;
 
-/// The context of one push: the first failure, and the work still pending downstream.
+/// The context of one push: the graph's context, the first failure, and the work still
+/// pending downstream.
 ///
 /// A synchronous push never allocates here: `pending` stays an empty `Vec` and `error` `None`.
 pub(crate) struct Cx<'g> {
     /// Pinned once per push; keeps every node's downstream list readable without a lock.
     guard: &'g Guard,
+    ctx: &'g Arc<GraphContext>,
     error: Option<StreamError>,
     pending: Vec<Pending>,
     depth: u32,
@@ -30,12 +34,17 @@ pub(crate) struct Cx<'g> {
 }
 
 impl<'g> Cx<'g> {
-    /// Runs one push (`f`) in a fresh context and returns its completion. Under `blocking`
-    /// (`emit_blocking`) the caller will block on whatever is left pending.
-    pub(crate) fn run(blocking: bool, f: impl FnOnce(&mut Cx<'_>)) -> Emit {
+    /// Runs one push (`f`) in a fresh context of graph `ctx` and returns its completion. Under
+    /// `blocking` (`emit_blocking`) the caller will block on whatever is left pending.
+    pub(crate) fn run(
+        ctx: &Arc<GraphContext>,
+        blocking: bool,
+        f: impl FnOnce(&mut Cx<'_>),
+    ) -> Emit {
         let guard = crossbeam_epoch::pin();
         let mut cx = Cx {
             guard: &guard,
+            ctx,
             error: None,
             pending: Vec::new(),
             depth: 0,
@@ -52,6 +61,11 @@ impl<'g> Cx<'g> {
     /// Records a failure; the push goes on along the other branches.
     #[cold]
     pub(crate) fn fail(&mut self, err: StreamError) {
+        tracing::warn!(
+            node = %err.node().map(|n| n.name()).unwrap_or_default(),
+            error = %err,
+            "element failed"
+        );
         match &mut self.error {
             None => self.error = Some(err),
             Some(first) => first.push_other(err),
@@ -59,7 +73,6 @@ impl<'g> Cx<'g> {
     }
 
     /// Adds work that the element's [`Emit`] must wait for.
-    #[allow(dead_code)] // used by the asynchronous operators
     pub(crate) fn wait(
         &mut self,
         work: impl Future<Output = Result<(), StreamError>> + Send + 'static,
@@ -68,7 +81,6 @@ impl<'g> Cx<'g> {
     }
 
     /// True under `emit_blocking`, where waiting on the caller's own thread would deadlock.
-    #[allow(dead_code)] // used by operators that can wait on another producer
     pub(crate) fn is_blocking(&self) -> bool {
         self.blocking
     }
@@ -76,7 +88,7 @@ impl<'g> Cx<'g> {
     /// Runs one step deeper into the graph. Deep graphs get more stack on demand, so a
     /// chain of thousands of nodes runs on an ordinary thread.
     #[inline]
-    pub(crate) fn descend(&mut self, f: impl FnOnce(&mut Cx<'_>)) {
+    pub(crate) fn descend(&mut self, f: impl FnOnce(&mut Cx<'g>)) {
         self.depth += 1;
         if self.depth.is_multiple_of(STACK_CHECK_EVERY) {
             stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || f(self));
@@ -88,16 +100,17 @@ impl<'g> Cx<'g> {
 
     fn into_emit(self) -> Emit {
         if self.pending.is_empty() {
-            Emit::ready(match self.error {
-                None => Ok(()),
-                Some(e) => Err(e),
-            })
+            match self.error {
+                None => Emit::ready(Ok(())),
+                Some(e) => Emit::failed(e, self.ctx.clone()),
+            }
         } else {
             Emit {
                 state: State::Waiting(Box::new(Waiting {
                     error: self.error,
                     work: self.pending.into_iter().map(Some).collect(),
                 })),
+                ctx: Some(self.ctx.clone()),
             }
         }
     }
@@ -123,11 +136,15 @@ pub(crate) const STACK_SEGMENT: usize = 2 * 1024 * 1024;
 /// It resolves to `Err` when the element failed at some node (a panic or an `Err` from a user
 /// function), naming that node; every other branch still received the element.
 ///
-/// # Cancel safety
+/// # Dropping an `Emit`
 ///
-/// Dropping an `Emit` that is not ready gives up the parts of the element's work that were
-/// still waiting (for example the copy waiting for room in a full `zip` buffer); what the graph
-/// had already accepted is unaffected.
+/// Dropping an `Emit` before it completes does not cancel the element: the work still pending
+/// goes on in the background on the graph's executor, and an error it ends with, like the
+/// error of a dropped failed `Emit`, goes to the graph's error stream
+/// ([`Stream::errors`](crate::Stream::errors)) instead of vanishing. (A graph without an
+/// executor has nowhere to run that work; it is dropped, and an
+/// [`ErrorKind::Abandoned`](crate::ErrorKind::Abandoned) error says so.) Awaiting every `Emit`
+/// is what keeps memory bounded: work detached this way is limited only by how fast you emit.
 ///
 /// # Examples
 ///
@@ -144,36 +161,73 @@ pub(crate) const STACK_SEGMENT: usize = 2 * 1024 * 1024;
 #[must_use = "an Emit reports the element's errors and waits for its downstream work; await it, or call `wait()`"]
 pub struct Emit {
     state: State,
+    /// Where detached work runs and unobserved errors go; set only on the slow paths.
+    ctx: Option<Arc<GraphContext>>,
 }
 
 enum State {
-    Ready(Option<Result<(), StreamError>>),
+    Ready(Result<(), StreamError>),
     Waiting(Box<Waiting>),
+    Done,
 }
 
+/// Pending work of one element, and the first error so far.
 struct Waiting {
     error: Option<StreamError>,
     work: Vec<Option<Pending>>,
 }
 
+impl Future for Waiting {
+    type Output = Result<(), StreamError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let mut done = true;
+        for slot in this.work.iter_mut() {
+            if let Some(work) = slot {
+                match work.as_mut().poll(cx) {
+                    Poll::Ready(result) => {
+                        *slot = None;
+                        if let Err(e) = result {
+                            match &mut this.error {
+                                None => this.error = Some(e),
+                                Some(first) => first.push_other(e),
+                            }
+                        }
+                    }
+                    Poll::Pending => done = false,
+                }
+            }
+        }
+        if !done {
+            return Poll::Pending;
+        }
+        Poll::Ready(match this.error.take() {
+            None => Ok(()),
+            Some(e) => Err(e),
+        })
+    }
+}
+
 impl Emit {
     pub(crate) fn ready(result: Result<(), StreamError>) -> Self {
         Emit {
-            state: State::Ready(Some(result)),
+            state: State::Ready(result),
+            ctx: None,
+        }
+    }
+
+    /// A failed element whose error, if nobody looks at it, goes to `ctx`'s error stream.
+    pub(crate) fn failed(err: StreamError, ctx: Arc<GraphContext>) -> Self {
+        Emit {
+            state: State::Ready(Err(err)),
+            ctx: Some(ctx),
         }
     }
 
     /// True when the element's work is already complete, so awaiting returns at once.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let source = streamz_core::Stream::new();
-    /// source.sink(|_: i32| {});
-    /// assert!(source.emit(1).is_ready());
-    /// ```
     pub fn is_ready(&self) -> bool {
-        matches!(self.state, State::Ready(_))
+        !matches!(self.state, State::Waiting(_))
     }
 
     /// Blocks the current thread until the element's work is complete.
@@ -183,20 +237,42 @@ impl Emit {
     ///
     /// # Errors
     ///
-    /// The element's error, as for [`Stream::emit`](crate::Stream::emit).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let source = streamz_core::Stream::new();
-    /// source.map(|x: i32| 10 / x);
-    /// assert!(source.emit(5).wait().is_ok());
-    /// assert!(source.emit(0).wait().is_err());
-    /// ```
-    pub fn wait(self) -> Result<(), StreamError> {
-        match self.state {
-            State::Ready(result) => result.unwrap_or(Ok(())),
-            State::Waiting(_) => futures_executor::block_on(self),
+    /// The element's error, as for [`Stream::emit`](crate::Stream::emit). Called on one of the
+    /// graph's own executor threads while work is pending, where blocking could deadlock, it
+    /// returns an [`ErrorKind::WouldDeadlock`](crate::ErrorKind::WouldDeadlock) error at once
+    /// and lets the work finish in the background.
+    pub fn wait(mut self) -> Result<(), StreamError> {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Ready(result) => result,
+            State::Done => Ok(()),
+            State::Waiting(waiting) => {
+                let own_thread = self
+                    .ctx
+                    .as_ref()
+                    .and_then(|ctx| ctx.executor.as_ref())
+                    .is_some_and(|executor| executor.is_worker_thread());
+                if own_thread {
+                    self.state = State::Waiting(waiting); // detached when `self` drops
+                    return Err(StreamError::new(
+                        ErrorKind::WouldDeadlock,
+                        None,
+                        "emit_blocking (or Emit::wait) was called on a thread of the graph's own \
+                         executor, which the pending work needs: await emit() there instead",
+                    ));
+                }
+                futures_executor::block_on(waiting)
+            }
+        }
+    }
+
+    /// The result if ready; otherwise detaches the work and returns `Ok`.
+    pub(crate) fn into_result_or_detach(mut self) -> Result<(), StreamError> {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Ready(result) => result,
+            other => {
+                self.state = other;
+                Ok(())
+            }
         }
     }
 }
@@ -205,38 +281,51 @@ impl Future for Emit {
     type Output = Result<(), StreamError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.state {
-            State::Ready(result) => {
-                Poll::Ready(result.take().expect("`Emit` polled after completion"))
-            }
-            State::Waiting(waiting) => {
-                let mut done = true;
-                for slot in waiting.work.iter_mut() {
-                    if let Some(work) = slot {
-                        match work.as_mut().poll(cx) {
-                            Poll::Ready(result) => {
-                                *slot = None;
-                                if let Err(e) = result {
-                                    match &mut waiting.error {
-                                        None => waiting.error = Some(e),
-                                        Some(first) => first.push_other(e),
-                                    }
-                                }
-                            }
-                            Poll::Pending => done = false,
+        let this = &mut *self;
+        let result = match &mut this.state {
+            State::Ready(_) => match std::mem::replace(&mut this.state, State::Done) {
+                State::Ready(result) => result,
+                _ => unreachable!("matched Ready just above"),
+            },
+            State::Waiting(waiting) => match Pin::new(&mut **waiting).poll(cx) {
+                Poll::Ready(result) => result,
+                Poll::Pending => return Poll::Pending,
+            },
+            State::Done => panic!("`Emit` polled after completion"),
+        };
+        this.state = State::Done;
+        Poll::Ready(result)
+    }
+}
+
+impl Drop for Emit {
+    fn drop(&mut self) {
+        let state = std::mem::replace(&mut self.state, State::Done);
+        let Some(ctx) = self.ctx.take() else {
+            return;
+        };
+        match state {
+            State::Done | State::Ready(Ok(())) => {}
+            State::Ready(Err(e)) => ctx.report(e),
+            State::Waiting(waiting) => match &ctx.executor {
+                Some(executor) => {
+                    let report = ctx.clone();
+                    executor.spawn(Box::pin(async move {
+                        if let Err(e) = waiting.await {
+                            report.report(e);
                         }
-                    }
+                    }));
                 }
-                if !done {
-                    return Poll::Pending;
-                }
-                let result = match waiting.error.take() {
-                    None => Ok(()),
-                    Some(e) => Err(e),
-                };
-                self.state = State::Ready(None);
-                Poll::Ready(result)
-            }
+                None => ctx.report(StreamError::new(
+                    ErrorKind::Abandoned,
+                    None,
+                    format!(
+                        "an Emit was dropped with {} pending part(s) of its element's work, and the \
+                         graph has no executor to finish them",
+                        waiting.work.iter().filter(|w| w.is_some()).count()
+                    ),
+                )),
+            },
         }
     }
 }
@@ -250,6 +339,7 @@ impl fmt::Debug for Emit {
                 .field("error", &w.error)
                 .field("pending", &w.work.iter().filter(|s| s.is_some()).count())
                 .finish(),
+            State::Done => f.write_str("Emit::Done"),
         }
     }
 }

@@ -38,6 +38,9 @@ pub enum ErrorKind {
     /// A node reached end of stream while still holding elements it cannot emit
     /// (for example `zip` with unmatched elements).
     Unflushed,
+    /// An element's pending work was dropped unfinished: its `Emit` was dropped in a graph
+    /// without an executor to finish it.
+    Abandoned,
 }
 
 /// The node an error happened at: its id and its name, as shown by `visualize`.
@@ -102,22 +105,27 @@ impl fmt::Display for NodeRef {
 /// source.emit_blocking(5).unwrap(); // the graph still works
 /// assert_eq!(out.to_vec(), vec![20]);
 /// ```
+///
+/// Cloning is cheap (the error is shared), so errors can travel through a stream themselves:
+/// see [`Stream::errors`](crate::Stream::errors).
+#[derive(Clone)]
 pub struct StreamError {
-    inner: Box<Inner>,
+    inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     kind: ErrorKind,
     node: Option<NodeRef>,
     message: String,
-    source: Option<BoxError>,
+    source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
     others: Vec<StreamError>,
 }
 
 impl StreamError {
     pub(crate) fn new(kind: ErrorKind, node: Option<NodeRef>, message: impl Into<String>) -> Self {
         StreamError {
-            inner: Box::new(Inner {
+            inner: Arc::new(Inner {
                 kind,
                 node,
                 message: message.into(),
@@ -129,7 +137,7 @@ impl StreamError {
 
     pub(crate) fn from_user(node: NodeRef, err: BoxError) -> Self {
         let mut e = StreamError::new(ErrorKind::Failed, Some(node), err.to_string());
-        e.inner.source = Some(err);
+        Arc::make_mut(&mut e.inner).source = Some(Arc::from(err));
         e
     }
 
@@ -146,7 +154,7 @@ impl StreamError {
 
     /// Adds a later failure of the same element; see [`others`](StreamError::others).
     pub(crate) fn push_other(&mut self, other: StreamError) {
-        self.inner.others.push(other);
+        Arc::make_mut(&mut self.inner).others.push(other);
     }
 
     /// What kind of failure this is.
@@ -179,6 +187,7 @@ impl fmt::Display for StreamError {
             ErrorKind::Closed => "is closed",
             ErrorKind::WouldDeadlock => "refused an element",
             ErrorKind::Unflushed => "closed with elements it could not emit",
+            ErrorKind::Abandoned => "abandoned work",
         };
         match &self.inner.node {
             Some(node) => write!(f, "node {node} {what}: {}", self.inner.message)?,

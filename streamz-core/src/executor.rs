@@ -61,6 +61,12 @@ pub trait Executor: Send + Sync + fmt::Debug + 'static {
 
     /// The executor's clock; timers must be set on it, not on the system clock.
     fn clock(&self) -> &dyn Clock;
+
+    /// True when called from one of the executor's own worker threads, where blocking on the
+    /// graph's pending work could deadlock (`emit_blocking` then returns an error instead).
+    fn is_worker_thread(&self) -> bool {
+        false
+    }
 }
 
 impl<E: Executor + ?Sized> Executor for Arc<E> {
@@ -74,5 +80,9 @@ impl<E: Executor + ?Sized> Executor for Arc<E> {
 
     fn clock(&self) -> &dyn Clock {
         (**self).clock()
+    }
+
+    fn is_worker_thread(&self) -> bool {
+        (**self).is_worker_thread()
     }
 }

@@ -28,6 +28,7 @@
 #![deny(unsafe_code)]
 
 mod clock;
+mod context;
 mod edges;
 mod emit;
 mod error;

@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use event_listener::Event;
 
+use crate::context::Context;
 use crate::edges::Edges;
 use crate::emit::Cx;
 use crate::error::{BoxError, NodeRef, StreamError};
-use crate::executor::Executor;
 
 /// Locks a mutex, ignoring poisoning: a user function that panicked while we held a lock has
 /// been turned into an error already, and every guarded state stays consistent because user
@@ -86,7 +86,7 @@ pub(crate) struct NodeInfo {
     func: Option<&'static str>,
     name: Mutex<Option<Arc<str>>>,
     links: Mutex<Links>,
-    pub(crate) executor: Option<Arc<dyn Executor>>,
+    pub(crate) ctx: Arc<Context>,
     next_port: AtomicU32,
     /// Upstreams attached and not yet closed.
     open_upstreams: AtomicUsize,
@@ -97,18 +97,14 @@ pub(crate) struct NodeInfo {
 }
 
 impl NodeInfo {
-    pub(crate) fn new(
-        kind: Kind,
-        func: Option<&'static str>,
-        executor: Option<Arc<dyn Executor>>,
-    ) -> Arc<Self> {
+    pub(crate) fn new(kind: Kind, func: Option<&'static str>, ctx: Arc<Context>) -> Arc<Self> {
         Arc::new(NodeInfo {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             kind,
             func,
             name: Mutex::new(None),
             links: Mutex::new(Links::default()),
-            executor,
+            ctx,
             next_port: AtomicU32::new(0),
             open_upstreams: AtomicUsize::new(0),
             closed: AtomicBool::new(false),

@@ -8,6 +8,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::context::Context;
 use crate::emit::{Cx, Emit};
 use crate::error::{ErrorKind, StreamError};
 use crate::executor::Executor;
@@ -149,7 +150,16 @@ impl<T: Element> Stream<T> {
     }
 
     fn source(executor: Option<Arc<dyn Executor>>) -> Self {
-        let out = Arc::new(Outlet::new(NodeInfo::new(SOURCE, None, executor)));
+        Self::source_in(Context::new(executor), SOURCE.op)
+    }
+
+    /// A source in an existing graph context.
+    pub(crate) fn source_in(ctx: Arc<Context>, name: &str) -> Self {
+        let info = NodeInfo::new(SOURCE, None, ctx);
+        if name != SOURCE.op {
+            info.set_name(name);
+        }
+        let out = Arc::new(Outlet::new(info));
         let node: Arc<dyn Inlet<T>> = OpNode::new(Identity, out.clone());
         Stream::with_inlet(out, node)
     }
@@ -174,7 +184,7 @@ impl<T: Element> Stream<T> {
         func: Option<&'static str>,
         op: O,
     ) -> Stream<O::Out> {
-        let info = NodeInfo::new(kind, func, self.out.info.executor.clone());
+        let info = NodeInfo::new(kind, func, self.out.info.ctx.clone());
         let out = Arc::new(Outlet::new(info));
         self.out.connect(OpNode::new(op, out.clone()), false);
         Stream::from_outlet(out)
@@ -239,13 +249,14 @@ impl<T: Element> Stream<T> {
 
     fn push_new(&self, x: T, blocking: bool) -> Emit {
         if self.out.info.is_closed() {
-            return Emit::ready(Err(StreamError::new(
+            let err = StreamError::new(
                 ErrorKind::Closed,
                 Some(self.out.info.node_ref()),
                 "cannot emit after close()",
-            )));
+            );
+            return Emit::failed(err, self.out.info.ctx.clone());
         }
-        Cx::run(blocking, |cx| self.out.push(x, cx))
+        Cx::run(&self.out.info.ctx, blocking, |cx| self.out.push(x, cx))
     }
 
     /// Ends this stream: completion travels downstream, and nodes that hold elements emit
@@ -269,7 +280,7 @@ impl<T: Element> Stream<T> {
     /// assert!(batches.is_closed());
     /// ```
     pub fn close(&self) -> Emit {
-        Cx::run(false, |cx| self.out.close(cx))
+        Cx::run(&self.out.info.ctx, false, |cx| self.out.close(cx))
     }
 
     /// True once this node has completed (see [`close`](Stream::close)).
@@ -389,7 +400,38 @@ impl<T: Element> Stream<T> {
 
     /// The executor this graph runs its tasks and timers on, if it has one.
     pub fn executor(&self) -> Option<&Arc<dyn Executor>> {
-        self.out.info.executor.as_ref()
+        self.out.info.ctx.executor.as_ref()
+    }
+
+    /// The graph's error stream: every error that no `emit` is there to return, because it
+    /// happened after the element had left `emit` (in a buffer's consumer, behind a timed
+    /// window, in an async sink whose `Emit` was dropped) or because the `Emit` holding it was
+    /// dropped unread. The node that failed goes on with the next element.
+    ///
+    /// It is the same stream whichever node of the graph you ask (the graph being everything
+    /// built from one source). Errors that arrive while nothing is connected to it are only
+    /// logged, through `tracing`, at the failing node's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::{ErrorKind, Stream};
+    ///
+    /// let source = Stream::new();
+    /// let errors = source.errors().sink_to_vec();
+    /// source.map(|x: i32| 10 / x).named("divide");
+    /// drop(source.emit(0)); // nobody reads this Emit's error...
+    /// let seen = errors.to_vec(); // ...so it went to the error stream
+    /// assert_eq!(seen.len(), 1);
+    /// assert_eq!(seen[0].node().unwrap().name(), "divide");
+    /// assert_eq!(seen[0].kind(), ErrorKind::Panic);
+    /// ```
+    pub fn errors(&self) -> Stream<StreamError> {
+        self.out.info.ctx.error_stream().clone()
+    }
+
+    pub(crate) fn ctx(&self) -> &Arc<Context> {
+        &self.out.info.ctx
     }
 }
 

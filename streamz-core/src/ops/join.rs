@@ -12,9 +12,9 @@ use std::thread::{self, ThreadId};
 
 use event_listener::Event;
 
+use crate::context::Context;
 use crate::emit::Cx;
 use crate::error::{ErrorKind, StreamError};
-use crate::executor::Executor;
 use crate::node::{Inlet, Kind, NodeInfo, OpNode, Operator, Outlet, Port, Shape, lock};
 use crate::stream::{Element, Identity, Stream};
 
@@ -111,10 +111,10 @@ type Standalone<I, O> = (Arc<Outlet<O>>, Arc<dyn Inlet<I>>);
 /// A node with no upstream yet; its inputs are connected by the caller.
 fn standalone<I: 'static, O: Operator<I>>(
     kind: Kind,
-    executor: Option<Arc<dyn Executor>>,
+    ctx: Arc<Context>,
     op: O,
 ) -> Standalone<I, O::Out> {
-    let out = Arc::new(Outlet::new(NodeInfo::new(kind, None, executor)));
+    let out = Arc::new(Outlet::new(NodeInfo::new(kind, None, ctx)));
     let node: Arc<dyn Inlet<I>> = OpNode::new(op, out.clone());
     (out, node)
 }
@@ -129,7 +129,7 @@ fn join_pair<A: Element, B: Element, O>(
 where
     O: Operator<Pair<A, B>>,
 {
-    let (out, node) = standalone(kind, a.out.info.executor.clone(), op);
+    let (out, node) = standalone(kind, a.out.info.ctx.clone(), op);
     a.out.connect(
         Arc::new(Tagged {
             node: node.clone(),
@@ -277,7 +277,8 @@ impl<E: Element, O: Element> Operator<E> for Zip<E, O> {
                             Admit::Full(back) => x = back,
                             Admit::Taken(tuple) => {
                                 let zip = Zip { shared, convert };
-                                let done = Cx::run(false, |cx| zip.emit(tuple, &out, cx));
+                                let done =
+                                    Cx::run(&out.info.ctx, false, |cx| zip.emit(tuple, &out, cx));
                                 return done.await;
                             }
                             Admit::Gone | Admit::Deadlock => return Ok(()),
@@ -496,8 +497,11 @@ impl<T: Element> Stream<T> {
         dedup: bool,
         op: O,
     ) -> Stream<O::Out> {
-        let executor = inputs.first().and_then(|s| s.out.info.executor.clone());
-        let (out, node) = standalone(kind, executor, op);
+        let ctx = match inputs.first() {
+            Some(first) => first.out.info.ctx.clone(),
+            None => Context::new(None),
+        };
+        let (out, node) = standalone(kind, ctx, op);
         for input in inputs {
             input.out.connect(node.clone(), dedup);
         }

@@ -1,0 +1,78 @@
+//! What every node of a graph shares: the executor, and where errors go that no `emit` is
+//! waiting for.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use crate::emit::Cx;
+use crate::error::StreamError;
+use crate::executor::Executor;
+use crate::node::NodeInfo;
+use crate::stream::Stream;
+
+/// A graph's shared context. Every node gets its upstream's when it is built; a source makes a
+/// new one.
+pub(crate) struct Context {
+    pub(crate) executor: Option<Arc<dyn Executor>>,
+    /// The graph's error stream, made on first use by [`Stream::errors`].
+    errors: OnceLock<Stream<StreamError>>,
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("executor", &self.executor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    pub(crate) fn new(executor: Option<Arc<dyn Executor>>) -> Arc<Self> {
+        Arc::new(Context {
+            executor,
+            errors: OnceLock::new(),
+        })
+    }
+
+    /// The executor, for operators that cannot work without one.
+    ///
+    /// # Panics
+    ///
+    /// If the graph has none: a programming error, reported where the graph is built.
+    pub(crate) fn require_executor(&self, op: &str) -> Arc<dyn Executor> {
+        match &self.executor {
+            Some(executor) => executor.clone(),
+            None => panic!(
+                "{op} needs an executor for its timers and tasks: build the graph from \
+                 Stream::with_executor(...) (for example streamz_tokio::TokioExecutor::current())"
+            ),
+        }
+    }
+
+    /// The graph's error stream.
+    pub(crate) fn error_stream(&self) -> &Stream<StreamError> {
+        self.errors
+            .get_or_init(|| Stream::source_in(Context::new(self.executor.clone()), "errors"))
+    }
+
+    /// An error that no `emit` is waiting for: log it and send it to the error stream.
+    pub(crate) fn report(&self, err: StreamError) {
+        let node = err.node().map(|n| n.name().to_owned()).unwrap_or_default();
+        match self.errors.get() {
+            Some(errors) => {
+                tracing::debug!(node = %node, error = %err, "stream error sent to the error stream");
+                // A failure while handling an error is logged, never reported again.
+                let done = Cx::run(errors.ctx(), false, |cx| errors.out.push(err, cx));
+                if let Err(e) = done.into_result_or_detach() {
+                    tracing::error!(error = %e, "the error stream's own handler failed");
+                }
+            }
+            None => tracing::error!(node = %node, error = %err, "unhandled stream error"),
+        }
+    }
+
+    /// Reports an error at `info`'s graph.
+    pub(crate) fn report_at(info: &NodeInfo, err: StreamError) {
+        info.ctx.report(err);
+    }
+}
