@@ -36,3 +36,54 @@ impl dyn Clock + '_ {
         self.sleep_until(self.now() + duration)
     }
 }
+
+/// A time interval for the time-based operators: a [`Duration`], or a human-readable string
+/// such as `"500ms"`, `"1s"` or `"2m 30s"` (see the `humantime` crate for the format).
+///
+/// # Panics
+///
+/// A string that is not a duration panics where the graph is built, naming the string.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use streamz_core::IntoInterval;
+///
+/// assert_eq!("500ms".into_interval(), Duration::from_millis(500));
+/// assert_eq!("1m 30s".into_interval(), Duration::from_secs(90));
+/// assert_eq!(Duration::from_secs(2).into_interval(), Duration::from_secs(2));
+/// ```
+///
+/// ```should_panic
+/// use streamz_core::IntoInterval;
+///
+/// let _ = "5 parsecs".into_interval(); // panics: invalid interval "5 parsecs": …
+/// ```
+pub trait IntoInterval {
+    /// The interval as a `Duration`.
+    fn into_interval(self) -> Duration;
+}
+
+impl IntoInterval for Duration {
+    fn into_interval(self) -> Duration {
+        self
+    }
+}
+
+impl IntoInterval for &str {
+    fn into_interval(self) -> Duration {
+        match humantime::parse_duration(self) {
+            Ok(d) => d,
+            Err(e) => panic!(
+                "invalid interval {self:?}: {e} (write it like \"500ms\", \"1s\" or \"2m 30s\")"
+            ),
+        }
+    }
+}
+
+impl IntoInterval for String {
+    fn into_interval(self) -> Duration {
+        self.as_str().into_interval()
+    }
+}

@@ -7,7 +7,6 @@ use std::sync::{Arc, OnceLock};
 use crate::emit::Cx;
 use crate::error::StreamError;
 use crate::executor::Executor;
-use crate::node::NodeInfo;
 use crate::stream::Stream;
 
 /// A graph's shared context. Every node gets its upstream's when it is built; a source makes a
@@ -69,10 +68,5 @@ impl Context {
             }
             None => tracing::error!(node = %node, error = %err, "unhandled stream error"),
         }
-    }
-
-    /// Reports an error at `info`'s graph.
-    pub(crate) fn report_at(info: &NodeInfo, err: StreamError) {
-        info.ctx.report(err);
     }
 }

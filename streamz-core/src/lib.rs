@@ -39,10 +39,10 @@ mod stream;
 mod virtual_executor;
 mod visualize;
 
-pub use clock::Clock;
+pub use clock::{Clock, IntoInterval};
 pub use emit::{BoxFuture, Emit};
 pub use error::{BoxError, ErrorKind, NodeRef, StreamError};
 pub use executor::Executor;
-pub use ops::{ApplyTuple, Collector, Idx, Keep, Pluck, Sink, VecSink, ZipInput};
+pub use ops::{ApplyTuple, Collector, Idx, Keep, Pluck, Sink, Subscription, VecSink, ZipInput};
 pub use stream::{Element, GraphNode, Stream};
 pub use virtual_executor::VirtualExecutor;

@@ -12,7 +12,7 @@ use event_listener::Event;
 
 use crate::context::Context;
 use crate::edges::Edges;
-use crate::emit::Cx;
+use crate::emit::{Cx, Emit};
 use crate::error::{BoxError, NodeRef, StreamError};
 
 /// Locks a mutex, ignoring poisoning: a user function that panicked while we held a lock has
@@ -33,6 +33,7 @@ pub(crate) enum Shape {
     Ellipse,
     Box,
     Diamond,
+    Octagon,
     Triangle,
     Trapezium,
 }
@@ -43,6 +44,7 @@ impl Shape {
             Shape::Ellipse => "ellipse",
             Shape::Box => "box",
             Shape::Diamond => "diamond",
+            Shape::Octagon => "octagon",
             Shape::Triangle => "triangle",
             Shape::Trapezium => "trapezium",
         }
@@ -314,6 +316,19 @@ impl<T: Clone> Outlet<T> {
         }
     }
 
+    /// Pushes `x` in a push of its own, from a node's task rather than from an `emit`.
+    pub(crate) fn emit(&self, x: T) -> Emit {
+        Cx::run(&self.info.ctx, false, |cx| self.push(x, cx))
+    }
+
+    /// Closes this node's output from its task, once the task has emitted what it held;
+    /// errors go to the error stream.
+    pub(crate) async fn close_from_task(&self) {
+        if let Err(e) = Cx::run(&self.info.ctx, false, |cx| self.close(cx)).await {
+            self.info.ctx.report(e);
+        }
+    }
+
     /// Ends this node's output: marks it closed and passes completion downstream.
     pub(crate) fn close(&self, cx: &mut Cx<'_>) {
         if self.info.mark_closed() {
@@ -375,6 +390,14 @@ impl<T> Drop for Outlet<T> {
     }
 }
 
+/// What happens at end of stream once an operator's `finish` has run.
+pub(crate) enum Finish {
+    /// Close the node's outlet now.
+    Now,
+    /// The operator's own task closes the outlet once it has emitted what it holds.
+    Later,
+}
+
 /// What an operator does with its input; [`OpNode`] supplies the rest of the node.
 pub(crate) trait Operator<T>: Send + Sync + 'static {
     type Out: Clone + Send + 'static;
@@ -383,8 +406,10 @@ pub(crate) trait Operator<T>: Send + Sync + 'static {
     fn push(&self, port: Port, x: T, out: &Arc<Outlet<Self::Out>>, cx: &mut Cx<'_>);
 
     /// Runs once when every upstream has closed, before completion goes downstream: the
-    /// place to emit what the node still holds.
-    fn finish(&self, _out: &Arc<Outlet<Self::Out>>, _cx: &mut Cx<'_>) {}
+    /// place to emit what the node still holds, or to tell its task to.
+    fn finish(&self, _out: &Arc<Outlet<Self::Out>>, _cx: &mut Cx<'_>) -> Finish {
+        Finish::Now
+    }
 
     /// A new upstream got `port` (multi-input operators).
     fn attach(&self, _port: Port) {}
@@ -419,8 +444,9 @@ impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
     fn close(&self, _port: Port, cx: &mut Cx<'_>) {
         if self.out.info.upstream_closed() {
             cx.descend(|cx| {
-                self.op.finish(&self.out, cx);
-                self.out.close(cx);
+                if let Finish::Now = self.op.finish(&self.out, cx) {
+                    self.out.close(cx);
+                }
             });
         }
     }

@@ -184,8 +184,20 @@ impl<T: Element> Stream<T> {
         func: Option<&'static str>,
         op: O,
     ) -> Stream<O::Out> {
+        self.attach_with(kind, func, |_| op)
+    }
+
+    /// Adds a node downstream of this one whose operator is made from the node's outlet and
+    /// context (to start the node's task, for operators that have one).
+    pub(crate) fn attach_with<U: Element, O: Operator<T, Out = U>>(
+        &self,
+        kind: Kind,
+        func: Option<&'static str>,
+        make: impl FnOnce(&Arc<Outlet<U>>) -> O,
+    ) -> Stream<U> {
         let info = NodeInfo::new(kind, func, self.out.info.ctx.clone());
         let out = Arc::new(Outlet::new(info));
+        let op = make(&out);
         self.out.connect(OpNode::new(op, out.clone()), false);
         Stream::from_outlet(out)
     }

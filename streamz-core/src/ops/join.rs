@@ -15,7 +15,7 @@ use event_listener::Event;
 use crate::context::Context;
 use crate::emit::Cx;
 use crate::error::{ErrorKind, StreamError};
-use crate::node::{Inlet, Kind, NodeInfo, OpNode, Operator, Outlet, Port, Shape, lock};
+use crate::node::{Finish, Inlet, Kind, NodeInfo, OpNode, Operator, Outlet, Port, Shape, lock};
 use crate::stream::{Element, Identity, Stream};
 
 const UNION: Kind = Kind::new("union", Shape::Ellipse);
@@ -291,7 +291,7 @@ impl<E: Element, O: Element> Operator<E> for Zip<E, O> {
     }
 
     /// End of stream: unmatched elements cannot be emitted; report them.
-    fn finish(&self, out: &Arc<Outlet<O>>, cx: &mut Cx<'_>) {
+    fn finish(&self, out: &Arc<Outlet<O>>, cx: &mut Cx<'_>) -> Finish {
         let mut slots = lock(&self.shared.slots);
         let held: Vec<usize> = slots
             .iter_mut()
@@ -309,6 +309,7 @@ impl<E: Element, O: Element> Operator<E> for Zip<E, O> {
                 format!("{total} unmatched elements dropped (held per input: {held:?})"),
             ));
         }
+        Finish::Now
     }
 
     fn attach(&self, port: Port) {
@@ -427,7 +428,7 @@ impl<E: Element, O: Element> Operator<E> for Latest<E, O> {
         }
     }
 
-    fn finish(&self, out: &Arc<Outlet<O>>, cx: &mut Cx<'_>) {
+    fn finish(&self, out: &Arc<Outlet<O>>, cx: &mut Cx<'_>) -> Finish {
         let left = std::mem::take(&mut lock(&self.state).queue).len();
         if left > 0 {
             cx.fail(StreamError::new(
@@ -436,6 +437,7 @@ impl<E: Element, O: Element> Operator<E> for Latest<E, O> {
                 format!("{left} elements of the lossless input dropped: some input never produced a value"),
             ));
         }
+        Finish::Now
     }
 
     fn attach(&self, port: Port) {

@@ -2,14 +2,19 @@
 //! `impl Stream<T>` block with its building methods.
 
 mod accumulate;
+mod async_fn;
+mod buffer;
+mod interop;
 mod join;
 mod map;
 mod partition;
 mod pluck;
 mod select;
 mod sink;
+mod time;
 mod window;
 
+pub use interop::Subscription;
 pub use join::ZipInput;
 pub use map::ApplyTuple;
 pub use partition::Keep;

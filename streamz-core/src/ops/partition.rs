@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use indexmap::IndexMap;
 
 use crate::emit::Cx;
-use crate::node::{Kind, Operator, Outlet, Port, Shape, fn_name, guard, lock};
+use crate::node::{Finish, Kind, Operator, Outlet, Port, Shape, fn_name, guard, lock};
 use crate::stream::{Element, Stream};
 
 const PARTITION: Kind = Kind::new("partition", Shape::Diamond);
@@ -74,11 +74,12 @@ where
     }
 
     /// End of stream: emit each unfinished batch, shorter than `n`, in the order it started.
-    fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) {
+    fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) -> Finish {
         let rest: Vec<Vec<T>> = lock(&self.batches).drain(..).map(|(_, b)| b).collect();
         for batch in rest {
             out.push(batch, cx);
         }
+        Finish::Now
     }
 }
 
@@ -121,11 +122,12 @@ where
     }
 
     /// End of stream: emit the unfinished batch, if any.
-    fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) {
+    fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) -> Finish {
         let rest: Vec<T> = lock(&self.batch).drain(..).map(|(_, x)| x).collect();
         if !rest.is_empty() {
             out.push(rest, cx);
         }
+        Finish::Now
     }
 }
 

@@ -84,7 +84,7 @@ impl fmt::Debug for Sink {
 }
 
 impl Sink {
-    fn of<T>(stream: &Stream<T>) -> Self {
+    pub(crate) fn of<T>(stream: &Stream<T>) -> Self {
         Sink {
             info: stream.out.info.clone(),
         }

@@ -6,7 +6,7 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
 use crate::emit::{Cx, Emit};
-use crate::node::{Kind, Operator, Outlet, Port, Shape, lock};
+use crate::node::{Finish, Kind, Operator, Outlet, Port, Shape, lock};
 use crate::stream::{Element, GraphNode, Stream};
 
 const SLIDING_WINDOW: Kind = Kind::new("sliding_window", Shape::Diamond);
@@ -47,11 +47,12 @@ impl<T: Element> Operator<T> for Collect<T> {
         lock(&self.held).push(x);
     }
 
-    fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) {
+    fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) -> Finish {
         let held = std::mem::take(&mut *lock(&self.held));
         if !held.is_empty() {
             out.push(held, cx);
         }
+        Finish::Now
     }
 }
 

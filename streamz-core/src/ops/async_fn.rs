@@ -1,0 +1,366 @@
+//! Asynchronous user functions: `map_async`, `try_map_async`, `sink_async`, `try_sink_async`.
+
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+
+use async_channel::{Receiver, Sender};
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
+
+use crate::emit::{BoxFuture, Cx, Emit};
+use crate::error::{BoxError, StreamError};
+use crate::node::{Finish, Kind, NodeInfo, Operator, Outlet, Port, Shape, fn_name, guard};
+use crate::ops::sink::Sink;
+use crate::ops::time::enqueue;
+use crate::stream::{Element, Stream};
+
+const MAP_ASYNC: Kind = Kind::new("map_async", Shape::Ellipse);
+const SINK_ASYNC: Kind = Kind::new("sink_async", Shape::Trapezium);
+
+/// Runs a user future, turning a panic or an `Err` into an error at `node`.
+async fn run_user<R>(
+    node: Arc<NodeInfo>,
+    work: impl Future<Output = Result<R, BoxError>>,
+) -> Result<R, StreamError> {
+    match AssertUnwindSafe(work).catch_unwind().await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(node.user_error(e)),
+        Err(panic) => Err(StreamError::from_panic(node.node_ref(), panic)),
+    }
+}
+
+/// One element counted in flight at a node until this is dropped.
+struct InFlight(Arc<NodeInfo>);
+
+impl InFlight {
+    fn new(node: &Arc<NodeInfo>) -> Self {
+        node.hold(1);
+        InFlight(node.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.release(1);
+    }
+}
+
+// ------------------------------------------------------------------------------- map_async
+
+struct MapAsync<T, U> {
+    info: Arc<NodeInfo>,
+    queue: Sender<T>,
+    _out: PhantomData<fn() -> U>,
+}
+
+impl<T: Element, U: Element> Operator<T> for MapAsync<T, U> {
+    type Out = U;
+
+    fn push(&self, _: Port, x: T, _out: &Arc<Outlet<U>>, cx: &mut Cx<'_>) {
+        let info = self.info.clone();
+        enqueue(&self.queue, x, cx, move || info.hold(1));
+    }
+
+    fn finish(&self, _out: &Arc<Outlet<U>>, _cx: &mut Cx<'_>) -> Finish {
+        self.queue.close();
+        Finish::Later
+    }
+}
+
+/// Runs up to `parallelism` calls at once and hands the results on in input order, one at a
+/// time, each after the previous one's downstream work: one task per node, however many
+/// calls are in flight.
+async fn map_async_task<T, U, F>(queue: Receiver<T>, out: Arc<Outlet<U>>, f: F, parallelism: usize)
+where
+    T: Element,
+    U: Element,
+    F: Fn(T) -> BoxFuture<Result<U, BoxError>> + Send + 'static,
+{
+    let mut queue = Box::pin(queue);
+    let mut running: FuturesOrdered<BoxFuture<Result<U, StreamError>>> = FuturesOrdered::new();
+    let mut done: VecDeque<Result<U, StreamError>> = VecDeque::new();
+    let mut handing_on: Option<Emit> = None;
+    let mut input_open = true;
+    let start = |x: T| -> BoxFuture<Result<U, StreamError>> {
+        let node = out.info.clone();
+        match catch_unwind(AssertUnwindSafe(|| f(x))) {
+            Ok(work) => Box::pin(run_user(node, work)),
+            Err(panic) => Box::pin(std::future::ready(Err(StreamError::from_panic(
+                node.node_ref(),
+                panic,
+            )))),
+        }
+    };
+    poll_fn(|task| {
+        loop {
+            let mut progressed = false;
+            while input_open && running.len() + done.len() < parallelism {
+                match queue.poll_next_unpin(task) {
+                    Poll::Ready(Some(x)) => {
+                        running.push_back(start(x));
+                        progressed = true;
+                    }
+                    Poll::Ready(None) => input_open = false,
+                    Poll::Pending => break,
+                }
+            }
+            while let Poll::Ready(Some(result)) = running.poll_next_unpin(task) {
+                done.push_back(result);
+                progressed = true;
+            }
+            if handing_on.is_none()
+                && let Some(result) = done.pop_front()
+            {
+                progressed = true;
+                match result {
+                    Ok(y) => handing_on = Some(out.emit(y)),
+                    Err(e) => {
+                        out.info.ctx.report(e);
+                        out.info.release(1);
+                    }
+                }
+            }
+            if let Some(emit) = &mut handing_on
+                && let Poll::Ready(result) = Pin::new(emit).poll(task)
+            {
+                handing_on = None;
+                progressed = true;
+                if let Err(e) = result {
+                    out.info.ctx.report(e);
+                }
+                out.info.release(1);
+            }
+            if !input_open && running.is_empty() && done.is_empty() && handing_on.is_none() {
+                return Poll::Ready(());
+            }
+            if !progressed {
+                return Poll::Pending;
+            }
+        }
+    })
+    .await;
+    out.close_from_task().await;
+}
+
+// ------------------------------------------------------------------------------ sink_async
+
+struct SinkAsync<F>(F);
+
+impl<T, F> Operator<T> for SinkAsync<F>
+where
+    T: 'static,
+    F: Fn(T) -> BoxFuture<Result<(), BoxError>> + Send + Sync + 'static,
+{
+    type Out = ();
+
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<()>>, cx: &mut Cx<'_>) {
+        let Some(work) = guard(&out.info, cx, || (self.0)(x)) else {
+            return;
+        };
+        let node = out.info.clone();
+        let in_flight = InFlight::new(&node);
+        cx.wait(async move {
+            let result = run_user(node, work).await;
+            drop(in_flight);
+            result
+        });
+    }
+}
+
+impl<T: Element> Stream<T> {
+    /// Emits the output of the asynchronous function `f` for each element, in input order,
+    /// running up to `parallelism` calls at once. `emit` returns once the element is queued
+    /// (up to `parallelism` wait; beyond that `emit` waits for room), as in the original.
+    ///
+    /// A panic in `f` or its future goes to the [error stream](Stream::errors), and that
+    /// element is dropped; the next goes on.
+    ///
+    /// # Panics
+    ///
+    /// If `parallelism` is 0, or the graph has no executor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamz_core::{Executor, Stream, VirtualExecutor};
+    ///
+    /// let executor = VirtualExecutor::new();
+    /// let source = Stream::with_executor(executor.clone());
+    /// let clock = executor.clone();
+    /// let out = source
+    ///     .map_async(3, move |x: u64| {
+    ///         let clock = clock.clone();
+    ///         async move {
+    ///             clock.clock().sleep(Duration::from_millis(100 - 10 * x)).await; // later ones finish first
+    ///             x * 10
+    ///         }
+    ///     })
+    ///     .sink_to_vec();
+    /// executor.block_on(async {
+    ///     for x in 0..3 {
+    ///         source.emit(x).await.unwrap();
+    ///     }
+    ///     source.flush().await;
+    /// });
+    /// assert_eq!(out.to_vec(), vec![0, 10, 20]); // in input order
+    /// assert_eq!(executor.elapsed(), Duration::from_millis(100)); // all three ran at once
+    /// ```
+    pub fn map_async<U, F, Fut>(&self, parallelism: usize, f: F) -> Stream<U>
+    where
+        U: Element,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = U> + Send + 'static,
+    {
+        let name = fn_name::<F>();
+        self.map_async_with(parallelism, name, move |x| {
+            let work = f(x);
+            Box::pin(async move { Ok(work.await) })
+        })
+    }
+
+    /// Like [`map_async`](Stream::map_async) for a function whose future returns a `Result`:
+    /// an `Err` goes to the [error stream](Stream::errors), and that element is dropped.
+    ///
+    /// # Panics
+    ///
+    /// If `parallelism` is 0, or the graph has no executor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::{Stream, VirtualExecutor};
+    ///
+    /// let executor = VirtualExecutor::new();
+    /// let source = Stream::with_executor(executor.clone());
+    /// let errors = source.errors().sink_to_vec();
+    /// let out = source
+    ///     .try_map_async(1, |s: &'static str| async move { s.parse::<i32>() })
+    ///     .sink_to_vec();
+    /// executor.block_on(async {
+    ///     for s in ["1", "x", "3"] {
+    ///         source.emit(s).await.unwrap();
+    ///     }
+    ///     source.flush().await;
+    /// });
+    /// assert_eq!(out.to_vec(), vec![1, 3]);
+    /// assert_eq!(errors.len(), 1);
+    /// ```
+    pub fn try_map_async<U, E, F, Fut>(&self, parallelism: usize, f: F) -> Stream<U>
+    where
+        U: Element,
+        E: Into<BoxError>,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+    {
+        let name = fn_name::<F>();
+        self.map_async_with(parallelism, name, move |x| {
+            let work = f(x);
+            Box::pin(async move { work.await.map_err(Into::into) })
+        })
+    }
+
+    fn map_async_with<U, F>(
+        &self,
+        parallelism: usize,
+        name: Option<&'static str>,
+        f: F,
+    ) -> Stream<U>
+    where
+        U: Element,
+        F: Fn(T) -> BoxFuture<Result<U, BoxError>> + Send + Sync + 'static,
+    {
+        assert!(
+            parallelism >= 1,
+            "map_async: parallelism must be at least 1"
+        );
+        let executor = self.ctx().require_executor("map_async");
+        self.attach_with(MAP_ASYNC, name, |out| {
+            let (queue, rx) = async_channel::bounded(parallelism);
+            executor.spawn(Box::pin(map_async_task(rx, out.clone(), f, parallelism)));
+            MapAsync {
+                info: out.info.clone(),
+                queue,
+                _out: PhantomData,
+            }
+        })
+    }
+
+    /// Calls the asynchronous function `f` on every element; the element's `Emit` resolves
+    /// when `f`'s future has (the original's sink with a coroutine). No executor is needed
+    /// while every `Emit` is awaited; an `Emit` dropped before the write finished leaves the
+    /// write running on the graph's executor.
+    ///
+    /// A panic in `f` or its future is an error from the element's `Emit`, or, when nobody
+    /// awaits that, goes to the [error stream](Stream::errors).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let source = streamz_core::Stream::new();
+    /// let table = Arc::new(Mutex::new(Vec::new()));
+    /// let db = table.clone();
+    /// source.sink_async(move |row: String| {
+    ///     let db = db.clone();
+    ///     async move { db.lock().unwrap().push(row) } // an async database write
+    /// });
+    /// futures_executor::block_on(source.emit("a row".to_owned())).unwrap();
+    /// assert_eq!(*table.lock().unwrap(), vec!["a row"]);
+    /// ```
+    pub fn sink_async<F, Fut>(&self, f: F) -> Sink
+    where
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let name = fn_name::<F>();
+        Sink::of(&self.attach(
+            SINK_ASYNC,
+            name,
+            SinkAsync(move |x| -> BoxFuture<Result<(), BoxError>> {
+                let work = f(x);
+                Box::pin(async move {
+                    work.await;
+                    Ok(())
+                })
+            }),
+        ))
+    }
+
+    /// Like [`sink_async`](Stream::sink_async) for a function whose future returns a
+    /// `Result`; an `Err` is an error from the element's `Emit`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// source.try_sink_async(|x: i32| async move {
+    ///     if x < 0 { Err("negative rows are refused") } else { Ok(()) }
+    /// });
+    /// assert!(futures_executor::block_on(source.emit(1)).is_ok());
+    /// let err = futures_executor::block_on(source.emit(-1)).unwrap_err();
+    /// assert!(err.to_string().contains("refused"));
+    /// ```
+    pub fn try_sink_async<E, F, Fut>(&self, f: F) -> Sink
+    where
+        E: Into<BoxError>,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        let name = fn_name::<F>();
+        Sink::of(&self.attach(
+            SINK_ASYNC,
+            name,
+            SinkAsync(move |x| -> BoxFuture<Result<(), BoxError>> {
+                let work = f(x);
+                Box::pin(async move { work.await.map_err(Into::into) })
+            }),
+        ))
+    }
+}
