@@ -2,8 +2,15 @@
 
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use event_listener::Event;
+use futures_util::future::{Either, select};
 use indexmap::IndexMap;
+
+use crate::clock::IntoInterval;
+use crate::executor::Executor;
+use crate::ops::time::sleep_until;
 
 use crate::emit::Cx;
 use crate::node::{Finish, Kind, Operator, Outlet, Port, Shape, fn_name, guard, lock};
@@ -38,11 +45,42 @@ pub enum Keep {
     Last,
 }
 
-/// Batches of `n`, one per key, emitted in the order they fill.
+struct Batch<T> {
+    items: Vec<T>,
+    /// When the batch is emitted even if not full (with a timeout).
+    due: Option<Instant>,
+}
+
+struct Batches<K, T> {
+    /// Open batches, in the order they started.
+    open: IndexMap<K, Batch<T>>,
+    closed: bool,
+}
+
+struct PartitionShared<K, T> {
+    batches: Mutex<Batches<K, T>>,
+    /// Notified when a batch starts and at end of stream, for the timeout task.
+    changed: Event,
+}
+
+impl<K, T> PartitionShared<K, T> {
+    fn close(&self) -> Vec<Vec<T>> {
+        let mut batches = lock(&self.batches);
+        batches.closed = true;
+        let rest = batches.open.drain(..).map(|(_, b)| b.items).collect();
+        drop(batches);
+        self.changed.notify(usize::MAX);
+        rest
+    }
+}
+
+/// Batches of `n`, one per key, emitted in the order they fill; with a timeout, also when
+/// the timeout has passed since a batch's first element.
 struct Partition<K, T, F> {
     n: usize,
-    batches: Mutex<IndexMap<K, Vec<T>>>,
     key: F,
+    shared: Arc<PartitionShared<K, T>>,
+    timeout: Option<(Duration, Arc<dyn Executor>)>,
 }
 
 impl<T, K, F> Operator<T> for Partition<K, T, F>
@@ -57,29 +95,128 @@ where
         let Some(key) = guard(&out.info, cx, || (self.key)(&x)) else {
             return;
         };
-        let mut batches = lock(&self.batches);
-        let entry = batches.entry(key);
+        let mut batches = lock(&self.shared.batches);
+        let entry = batches.open.entry(key);
         let index = entry.index();
-        let batch = entry.or_insert_with(|| Vec::with_capacity(self.n));
-        batch.push(x);
-        if batch.len() < self.n {
-            return;
-        }
+        let mut started = false;
+        let batch = entry.or_insert_with(|| {
+            started = true;
+            Batch {
+                items: Vec::with_capacity(self.n),
+                due: self.timeout.as_ref().map(|(t, ex)| ex.clock().now() + *t),
+            }
+        });
+        batch.items.push(x);
+        let full = batch.items.len() >= self.n;
+        let timed = batch.due.is_some();
         // `shift_remove` keeps the other open batches in the order they started.
-        let full = batches.shift_remove_index(index);
+        let batch = if full {
+            batches.open.shift_remove_index(index)
+        } else {
+            None
+        };
         drop(batches);
-        if let Some((_, full)) = full {
-            out.push(full, cx);
+        if timed {
+            // Counted in flight: the timeout will hand it on.
+            out.info.hold(1);
+            if started {
+                self.shared.changed.notify(usize::MAX);
+            }
+        }
+        if let Some((_, batch)) = batch {
+            if timed {
+                out.info.release(batch.items.len());
+            }
+            out.push(batch.items, cx);
         }
     }
 
     /// End of stream: emit each unfinished batch, shorter than `n`, in the order it started.
     fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) -> Finish {
-        let rest: Vec<Vec<T>> = lock(&self.batches).drain(..).map(|(_, b)| b).collect();
-        for batch in rest {
+        for batch in self.shared.close() {
+            if self.timeout.is_some() {
+                out.info.release(batch.len());
+            }
             out.push(batch, cx);
         }
         Finish::Now
+    }
+}
+
+impl<K, T, F> Drop for Partition<K, T, F> {
+    fn drop(&mut self) {
+        // Stops the timeout task.
+        self.shared.close();
+    }
+}
+
+/// Emits each batch whose timeout has passed, oldest first; one timer at a time per node.
+async fn partition_timeout_task<K: Send + 'static, T: Element>(
+    shared: Arc<PartitionShared<K, T>>,
+    out: Arc<Outlet<Vec<T>>>,
+    executor: Arc<dyn Executor>,
+) {
+    loop {
+        let listener = shared.changed.listen();
+        let (due, closed) = {
+            let batches = lock(&shared.batches);
+            (
+                batches.open.first().and_then(|(_, b)| b.due),
+                batches.closed,
+            )
+        };
+        if closed {
+            return;
+        }
+        let Some(due) = due else {
+            listener.await;
+            continue;
+        };
+        let sleep = std::pin::pin!(sleep_until(&*executor, due));
+        if let Either::Right(_) = select(sleep, listener).await {
+            continue;
+        }
+        let now = executor.clock().now();
+        let ready: Vec<Vec<T>> = {
+            let mut batches = lock(&shared.batches);
+            let mut ready = Vec::new();
+            while batches
+                .open
+                .first()
+                .is_some_and(|(_, b)| b.due.is_some_and(|d| d <= now))
+            {
+                if let Some((_, batch)) = batches.open.shift_remove_index(0) {
+                    ready.push(batch.items);
+                }
+            }
+            ready
+        };
+        for batch in ready {
+            let n = batch.len();
+            if let Err(e) = out.emit(batch).await {
+                out.info.ctx.report(e);
+            }
+            out.info.release(n);
+        }
+    }
+}
+
+fn partition_op<K, T, F>(
+    n: usize,
+    key: F,
+    timeout: Option<(Duration, Arc<dyn Executor>)>,
+) -> Partition<K, T, F> {
+    Partition {
+        n,
+        key,
+        shared: Arc::new(PartitionShared {
+            batches: Mutex::new(Batches {
+                open: IndexMap::new(),
+                closed: false,
+            }),
+            changed: Event::new(),
+        }),
+        timeout,
     }
 }
 
@@ -158,15 +295,7 @@ impl<T: Element> Stream<T> {
     /// ```
     pub fn partition(&self, n: usize) -> Stream<Vec<T>> {
         check_n("partition", n);
-        self.attach(
-            PARTITION,
-            None,
-            Partition {
-                n,
-                batches: Mutex::new(IndexMap::new()),
-                key: |_: &T| (),
-            },
-        )
+        self.attach(PARTITION, None, partition_op(n, |_: &T| (), None))
     }
 
     /// Batches of `n` elements with the same `key(x)`, each emitted as soon as it is full, so
@@ -193,15 +322,90 @@ impl<T: Element> Stream<T> {
         F: Fn(&T) -> K + Send + Sync + 'static,
     {
         check_n("partition", n);
-        self.attach(
-            PARTITION,
-            fn_name::<F>(),
-            Partition {
-                n,
-                batches: Mutex::new(IndexMap::new()),
-                key,
-            },
-        )
+        self.attach(PARTITION, fn_name::<F>(), partition_op(n, key, None))
+    }
+
+    /// Like [`partition`](Stream::partition), but a batch is also emitted, shorter, when
+    /// `timeout` has passed since its first element arrived. One timer per node, whatever
+    /// the number of batches.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0, the graph has no executor, or `timeout` is a string that is not a
+    /// duration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamz_core::{Executor, Stream, VirtualExecutor};
+    ///
+    /// let executor = VirtualExecutor::new();
+    /// let source = Stream::with_executor(executor.clone());
+    /// let clock = executor.clone();
+    /// let out = source
+    ///     .partition_timeout(10, "10ms")
+    ///     .map(move |batch: Vec<i32>| (batch, clock.elapsed()))
+    ///     .sink_to_vec();
+    /// executor.block_on(async {
+    ///     for x in 0..5 {
+    ///         source.emit(x).await.unwrap();
+    ///     }
+    ///     source.flush().await;
+    /// });
+    /// assert_eq!(out.to_vec(), vec![(vec![0, 1, 2, 3, 4], Duration::from_millis(10))]);
+    /// ```
+    pub fn partition_timeout(&self, n: usize, timeout: impl IntoInterval) -> Stream<Vec<T>> {
+        self.partition_by_timeout(n, timeout, |_: &T| ())
+    }
+
+    /// [`partition_by`](Stream::partition_by) with a timeout for each key's batch, as in
+    /// [`partition_timeout`](Stream::partition_timeout).
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0, the graph has no executor, or `timeout` is a string that is not a
+    /// duration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamz_core::{Stream, VirtualExecutor};
+    ///
+    /// let executor = VirtualExecutor::new();
+    /// let source = Stream::with_executor(executor.clone());
+    /// let out = source.partition_by_timeout(3, "50ms", |x: &i32| x % 2).sink_to_vec();
+    /// executor.block_on(async {
+    ///     for x in 0..3 {
+    ///         source.emit(x).await.unwrap();
+    ///     }
+    /// });
+    /// executor.advance(Duration::from_millis(50));
+    /// assert_eq!(out.to_vec(), vec![vec![0, 2], vec![1]]);
+    /// ```
+    pub fn partition_by_timeout<K, F>(
+        &self,
+        n: usize,
+        timeout: impl IntoInterval,
+        key: F,
+    ) -> Stream<Vec<T>>
+    where
+        K: Hash + Eq + Send + 'static,
+        F: Fn(&T) -> K + Send + Sync + 'static,
+    {
+        check_n("partition", n);
+        let timeout = timeout.into_interval();
+        let executor = self.ctx().require_executor("partition with a timeout");
+        self.attach_with(PARTITION, fn_name::<F>(), |out| {
+            let op = partition_op(n, key, Some((timeout, executor.clone())));
+            executor.spawn(Box::pin(partition_timeout_task(
+                op.shared.clone(),
+                out.clone(),
+                executor.clone(),
+            )));
+            op
+        })
     }
 
     /// Batches of `n` distinct elements: a duplicate of an element already in the batch is

@@ -55,7 +55,7 @@ pub(crate) fn enqueue<I: Send + 'static>(
 
 /// Sleeps until `deadline` on `executor`'s clock; returns at once, without a timer, when it
 /// has passed.
-async fn sleep_until(executor: &dyn Executor, deadline: Instant) {
+pub(crate) async fn sleep_until(executor: &dyn Executor, deadline: Instant) {
     if deadline > executor.clock().now() {
         executor.clock().sleep_until(deadline).await;
     }
