@@ -1,9 +1,9 @@
 //! [`VirtualExecutor`]: a deterministic executor with a clock that moves only when told to.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
@@ -14,6 +14,7 @@ use async_task::Runnable;
 use crate::clock::Clock;
 use crate::emit::BoxFuture;
 use crate::executor::Executor;
+use crate::manual_clock::ManualClock;
 use crate::node::lock;
 
 /// A single-threaded, deterministic executor on virtual time, for tests.
@@ -56,15 +57,8 @@ pub struct VirtualExecutor {
 }
 
 struct Shared {
-    start: Instant,
     queue: Mutex<VecDeque<Runnable>>,
-    timers: Mutex<Timers>,
-}
-
-struct Timers {
-    now: Duration,
-    next_seq: u64,
-    due: BTreeMap<(Duration, u64), Waker>,
+    clock: ManualClock,
 }
 
 impl Default for VirtualExecutor {
@@ -78,25 +72,25 @@ impl VirtualExecutor {
     pub fn new() -> Self {
         VirtualExecutor {
             shared: Arc::new(Shared {
-                start: Instant::now(),
                 queue: Mutex::new(VecDeque::new()),
-                timers: Mutex::new(Timers {
-                    now: Duration::ZERO,
-                    next_seq: 0,
-                    due: BTreeMap::new(),
-                }),
+                clock: ManualClock::new(),
             }),
         }
     }
 
     /// Virtual time since the executor was created.
     pub fn elapsed(&self) -> Duration {
-        lock(&self.shared.timers).now
+        self.shared.clock.elapsed()
     }
 
     /// How many timers are set and have not fired.
     pub fn pending_timers(&self) -> usize {
-        lock(&self.shared.timers).due.len()
+        self.shared.clock.pending_timers()
+    }
+
+    /// The executor's clock, as a [`ManualClock`].
+    pub fn manual_clock(&self) -> &ManualClock {
+        &self.shared.clock
     }
 
     /// Runs tasks until none can make progress without the clock moving.
@@ -140,31 +134,13 @@ impl VirtualExecutor {
     pub fn advance(&self, duration: Duration) {
         let target = self.elapsed() + duration;
         self.run_until_stalled();
-        while self.fire_next(target) {
+        while self.shared.clock.fire_next(target) {
             self.run_until_stalled();
         }
-        let mut timers = lock(&self.shared.timers);
-        timers.now = timers.now.max(target);
-        drop(timers);
+        self.shared
+            .clock
+            .advance(target.saturating_sub(self.elapsed()));
         self.run_until_stalled();
-    }
-
-    /// Fires the earliest timer due at or before `limit`; false if there is none.
-    fn fire_next(&self, limit: Duration) -> bool {
-        let mut timers = lock(&self.shared.timers);
-        let Some((&(deadline, seq), _)) = timers.due.iter().next() else {
-            return false;
-        };
-        if deadline > limit {
-            return false;
-        }
-        let waker = timers.due.remove(&(deadline, seq));
-        timers.now = timers.now.max(deadline);
-        drop(timers);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        true
     }
 
     /// Runs `future` to completion on this thread, running the executor's tasks meanwhile and
@@ -204,7 +180,7 @@ impl VirtualExecutor {
             if flag.0.load(Ordering::Acquire) {
                 continue;
             }
-            if !self.fire_next(Duration::MAX) {
+            if !self.shared.clock.fire_next(Duration::MAX) {
                 panic!(
                     "VirtualExecutor::block_on: the future can never complete (no task can run and no timer is set)"
                 );
@@ -260,55 +236,10 @@ impl Executor for VirtualExecutor {
 
 impl Clock for VirtualExecutor {
     fn now(&self) -> Instant {
-        self.shared.start + self.elapsed()
+        self.shared.clock.now()
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
-        Box::pin(Sleep {
-            shared: self.shared.clone(),
-            deadline: deadline.saturating_duration_since(self.shared.start),
-            key: None,
-        })
-    }
-}
-
-/// A timer on virtual time.
-struct Sleep {
-    shared: Arc<Shared>,
-    deadline: Duration,
-    key: Option<(Duration, u64)>,
-}
-
-impl Future for Sleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let shared = self.shared.clone();
-        let mut timers = lock(&shared.timers);
-        if timers.now >= self.deadline {
-            if let Some(key) = self.key.take() {
-                timers.due.remove(&key);
-            }
-            return Poll::Ready(());
-        }
-        let key = match self.key {
-            Some(key) => key,
-            None => {
-                let key = (self.deadline, timers.next_seq);
-                timers.next_seq += 1;
-                self.key = Some(key);
-                key
-            }
-        };
-        timers.due.insert(key, cx.waker().clone());
-        Poll::Pending
-    }
-}
-
-impl Drop for Sleep {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            lock(&self.shared.timers).due.remove(&key);
-        }
+        self.shared.clock.sleep_until(deadline)
     }
 }
