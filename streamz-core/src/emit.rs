@@ -232,8 +232,9 @@ impl Emit {
 
     /// Blocks the current thread until the element's work is complete.
     ///
-    /// Ready results return without touching any executor. Do not call this from inside an
-    /// async task: await the `Emit` there instead.
+    /// Ready results return without touching any executor. Pending work runs on the graph's
+    /// executor (so async functions find their runtime), while this thread waits for it. Do
+    /// not call this from inside an async task: await the `Emit` there instead.
     ///
     /// # Errors
     ///
@@ -260,7 +261,22 @@ impl Emit {
                          executor, which the pending work needs: await emit() there instead",
                     ));
                 }
-                futures_executor::block_on(waiting)
+                match self.ctx.as_ref().and_then(|ctx| ctx.executor.clone()) {
+                    Some(executor) => {
+                        let (done, result) = futures_channel::oneshot::channel();
+                        executor.spawn(Box::pin(async move {
+                            let _ = done.send(waiting.await);
+                        }));
+                        futures_executor::block_on(result).unwrap_or_else(|_| {
+                            Err(StreamError::new(
+                                ErrorKind::Abandoned,
+                                None,
+                                "the graph's executor dropped the element's pending work",
+                            ))
+                        })
+                    }
+                    None => futures_executor::block_on(waiting),
+                }
             }
         }
     }

@@ -232,6 +232,13 @@ impl Executor for VirtualExecutor {
     fn clock(&self) -> &dyn Clock {
         self
     }
+
+    /// Always true: tasks run only when the caller drives the executor, so a caller blocked
+    /// on them would wait forever. Await `emit` inside [`block_on`](VirtualExecutor::block_on)
+    /// instead of calling `emit_blocking`.
+    fn is_worker_thread(&self) -> bool {
+        true
+    }
 }
 
 impl Clock for VirtualExecutor {
