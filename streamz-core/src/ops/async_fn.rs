@@ -174,8 +174,10 @@ where
 
 impl<T: Element> Stream<T> {
     /// Emits the output of the asynchronous function `f` for each element, in input order,
-    /// running up to `parallelism` calls at once. `emit` returns once the element is queued
-    /// (up to `parallelism` wait; beyond that `emit` waits for room), as in the original.
+    /// running up to `parallelism` calls at once. A call's slot is free again once its result
+    /// has been handed on, in order, so at most `parallelism` results are ever held. `emit`
+    /// returns once the element is queued (up to `parallelism` wait; beyond that `emit` waits
+    /// for room), as in the original.
     ///
     /// A panic in `f` or its future goes to the [error stream](Stream::errors), and that
     /// element is dropped; the next goes on.
