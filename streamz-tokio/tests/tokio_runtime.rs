@@ -1,0 +1,96 @@
+//! The tokio executor: both ways of running, paused time, and no deadlock from
+//! `emit_blocking` on the runtime's own threads.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use streamz_core::{ErrorKind, Stream};
+use streamz_tokio::TokioExecutor;
+
+#[tokio::test(start_paused = true)]
+async fn within_the_event_loop_emit_waits_for_the_pipeline() {
+    let start = tokio::time::Instant::now();
+    let source = Stream::with_executor(TokioExecutor::current());
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let log = written.clone();
+    source.rate_limit("500ms").sink_async(move |x: u32| {
+        let log = log.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            log.lock().unwrap().push((start.elapsed().as_millis(), x));
+        }
+    });
+    for x in 0..3 {
+        source.emit(x).await.unwrap();
+    }
+    assert_eq!(*written.lock().unwrap(), vec![(200, 0), (700, 1), (1200, 2)]);
+}
+
+#[test]
+fn on_a_separate_thread_emit_blocking_waits_for_the_pipeline() {
+    let executor = TokioExecutor::background().unwrap();
+    let source = Stream::with_executor(executor);
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let log = written.clone();
+    source.sink_async(move |x: u32| {
+        let log = log.clone();
+        // tokio's timer: this future must run on the runtime, not on the caller's thread
+        async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            log.lock().unwrap().push(x);
+        }
+    });
+    for x in 0..3 {
+        source.emit_blocking(x).unwrap();
+        assert_eq!(written.lock().unwrap().len(), x as usize + 1, "emit_blocking waited");
+    }
+}
+
+#[test]
+fn emit_blocking_on_the_background_runtime_is_an_error_not_a_deadlock() {
+    let executor = TokioExecutor::background().unwrap();
+    let source = Stream::with_executor(executor.clone());
+    let out = source.delay("10ms").rate_limit("10ms").sink_to_vec();
+    let slow = source.rate_limit("50ms");
+    slow.sink(|_: u8| {});
+    source.emit_blocking(1).unwrap(); // from plain code: fine
+    // from a task on the runtime, with work pending: refused at once
+    let (result, refused) = executor.block_on(async {
+        let source = source.clone();
+        tokio::spawn(async move {
+            let refused = source.emit_blocking(2).unwrap_err();
+            (source.emit(3).await, refused)
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(refused.kind(), ErrorKind::WouldDeadlock);
+    assert!(refused.to_string().contains("await emit()"), "{refused}");
+    result.unwrap();
+    executor.block_on(source.flush());
+    // the refused element's work was not lost: it finished in the background
+    assert_eq!(out.to_vec(), vec![1, 2, 3]);
+}
+
+#[tokio::test]
+async fn emit_blocking_inside_the_current_runtime_is_an_error_when_work_is_pending() {
+    let source = Stream::with_executor(TokioExecutor::current());
+    source.rate_limit("1h").sink(|_: u8| {});
+    source.emit_blocking(1).unwrap(); // nothing owed: no work pending
+    let err = source.emit_blocking(2).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WouldDeadlock);
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_length_waits_take_no_time() {
+    // tokio rounds every sleep up to a millisecond; a rate limit owed nothing must not sleep
+    let source = Stream::with_executor(TokioExecutor::current());
+    let out = source.rate_limit(Duration::from_micros(10)).sink_to_vec();
+    let start = tokio::time::Instant::now();
+    for x in 0..100u32 {
+        source.emit(x).await.unwrap();
+        tokio::time::advance(Duration::from_micros(10)).await;
+    }
+    assert_eq!(out.len(), 100);
+    assert!(start.elapsed() < Duration::from_micros(1100), "{:?}", start.elapsed());
+}
