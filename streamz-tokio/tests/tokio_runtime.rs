@@ -23,7 +23,10 @@ async fn within_the_event_loop_emit_waits_for_the_pipeline() {
     for x in 0..3 {
         source.emit(x).await.unwrap();
     }
-    assert_eq!(*written.lock().unwrap(), vec![(200, 0), (700, 1), (1200, 2)]);
+    assert_eq!(
+        *written.lock().unwrap(),
+        vec![(200, 0), (700, 1), (1200, 2)]
+    );
 }
 
 #[test]
@@ -42,7 +45,11 @@ fn on_a_separate_thread_emit_blocking_waits_for_the_pipeline() {
     });
     for x in 0..3 {
         source.emit_blocking(x).unwrap();
-        assert_eq!(written.lock().unwrap().len(), x as usize + 1, "emit_blocking waited");
+        assert_eq!(
+            written.lock().unwrap().len(),
+            x as usize + 1,
+            "emit_blocking waited"
+        );
     }
 }
 
@@ -92,5 +99,9 @@ async fn zero_length_waits_take_no_time() {
         tokio::time::advance(Duration::from_micros(10)).await;
     }
     assert_eq!(out.len(), 100);
-    assert!(start.elapsed() < Duration::from_micros(1100), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_micros(1100),
+        "{:?}",
+        start.elapsed()
+    );
 }
