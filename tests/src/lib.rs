@@ -7,3 +7,7 @@
 #![doc = include_str!("../../README.md")]
 
 pub mod harness;
+
+/// The user guide's chapter on asynchronous computation, whose examples run here.
+#[doc = include_str!("../../docs/async.md")]
+pub mod guide_async {}
