@@ -251,8 +251,7 @@ fn latest_drops_but_keeps_the_newest<H: Harness>() {
         rt.sleep_ms(200).await;
         source.emit(9).await.unwrap();
         source.flush().await;
-        let written = written.lock().unwrap().clone();
-        written
+        written.lock().unwrap().clone()
     });
     // 3 is dropped while 2 is being written; 4, the newest, is written next; 10 after idle
     assert_eq!(

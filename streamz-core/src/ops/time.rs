@@ -340,10 +340,10 @@ async fn timed_window_task<T: Element, B: WindowBuffer<T>>(
             state.busy = true;
             (window, held, state.closed)
         };
-        if !(window.is_empty() && (skip_empty || closed)) {
-            if let Err(e) = out.emit(window).await {
-                out.info.ctx.report(e);
-            }
+        if !(window.is_empty() && (skip_empty || closed))
+            && let Err(e) = out.emit(window).await
+        {
+            out.info.ctx.report(e);
         }
         lock(&shared.state).busy = false;
         shared.changed.notify(usize::MAX);
