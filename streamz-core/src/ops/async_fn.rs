@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use async_channel::{Receiver, Sender};
-use futures_util::stream::FuturesOrdered;
+use futures_util::stream::{FuturesOrdered, FuturesUnordered};
 use futures_util::{FutureExt, StreamExt};
 
 use crate::emit::{BoxFuture, Cx, Emit};
@@ -20,6 +20,8 @@ use crate::ops::time::enqueue;
 use crate::stream::{Element, Stream};
 
 const MAP_ASYNC: Kind = Kind::new("map_async", Shape::Ellipse);
+const MAP_ASYNC_UNORDERED: Kind = Kind::new("map_async_unordered", Shape::Ellipse);
+const THEN: Kind = Kind::new("then", Shape::Ellipse);
 const SINK_ASYNC: Kind = Kind::new("sink_async", Shape::Trapezium);
 
 /// Runs a user future, turning a panic or an `Err` into an error at `node`.
@@ -75,14 +77,19 @@ impl<T: Element, U: Element> Operator<T> for MapAsync<T, U> {
 /// Runs up to `parallelism` calls at once and hands the results on in input order, one at a
 /// time, each after the previous one's downstream work: one task per node, however many
 /// calls are in flight.
-async fn map_async_task<T, U, F>(queue: Receiver<T>, out: Arc<Outlet<U>>, f: F, parallelism: usize)
-where
+async fn map_async_task<T, U, F>(
+    queue: Receiver<T>,
+    out: Arc<Outlet<U>>,
+    f: F,
+    parallelism: usize,
+    ordered: bool,
+) where
     T: Element,
     U: Element,
     F: Fn(T) -> BoxFuture<Result<U, BoxError>> + Send + 'static,
 {
     let mut queue = Box::pin(queue);
-    let mut running: FuturesOrdered<BoxFuture<Result<U, StreamError>>> = FuturesOrdered::new();
+    let mut running = Running::new(ordered);
     let mut done: VecDeque<Result<U, StreamError>> = VecDeque::new();
     let mut handing_on: Option<Emit> = None;
     let mut input_open = true;
@@ -109,7 +116,7 @@ where
                     Poll::Pending => break,
                 }
             }
-            while let Poll::Ready(Some(result)) = running.poll_next_unpin(task) {
+            while let Poll::Ready(Some(result)) = running.poll_next(task) {
                 done.push_back(result);
                 progressed = true;
             }
@@ -145,6 +152,85 @@ where
     })
     .await;
     out.close_from_task().await;
+}
+
+/// The calls in flight, handed on in input order or in completion order.
+enum Running<R> {
+    Ordered(FuturesOrdered<BoxFuture<R>>),
+    Unordered(FuturesUnordered<BoxFuture<R>>),
+}
+
+impl<R> Running<R> {
+    fn new(ordered: bool) -> Self {
+        if ordered {
+            Running::Ordered(FuturesOrdered::new())
+        } else {
+            Running::Unordered(FuturesUnordered::new())
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Running::Ordered(r) => r.len(),
+            Running::Unordered(r) => r.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push_back(&mut self, call: BoxFuture<R>) {
+        match self {
+            Running::Ordered(r) => r.push_back(call),
+            Running::Unordered(r) => r.push(call),
+        }
+    }
+
+    fn poll_next(&mut self, task: &mut std::task::Context<'_>) -> Poll<Option<R>> {
+        match self {
+            Running::Ordered(r) => r.poll_next_unpin(task),
+            Running::Unordered(r) => r.poll_next_unpin(task),
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------ then
+
+struct Then<F>(F);
+
+impl<T, U, F> Operator<T> for Then<F>
+where
+    T: 'static,
+    U: Element,
+    F: Fn(T) -> BoxFuture<Result<U, BoxError>> + Send + Sync + 'static,
+{
+    type Out = U;
+
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<U>>, cx: &mut Cx<'_>) {
+        let Some(mut work) = guard(&out.info, cx, || (self.0)(x)) else {
+            return;
+        };
+        // Most calls of a quick function are done at the first poll: hand the result on
+        // within this push. Otherwise the element's `Emit` waits for it.
+        let first = catch_unwind(AssertUnwindSafe(|| {
+            work.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+        }));
+        match first {
+            Ok(Poll::Ready(Ok(y))) => out.push(y, cx),
+            Ok(Poll::Ready(Err(e))) => cx.fail(out.info.user_error(e)),
+            Err(panic) => cx.fail(StreamError::from_panic(out.info.node_ref(), panic)),
+            Ok(Poll::Pending) => {
+                let (node, out) = (out.info.clone(), out.clone());
+                let in_flight = InFlight::new(&node);
+                cx.wait(async move {
+                    let y = run_user(node, work).await;
+                    drop(in_flight);
+                    out.emit(y?).await
+                });
+            }
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------ sink_async
@@ -267,24 +353,173 @@ impl<T: Element> Stream<T> {
         })
     }
 
-    fn map_async_with<U, F>(
-        &self,
-        parallelism: usize,
-        name: Option<&'static str>,
-        f: F,
-    ) -> Stream<U>
+    /// Like [`map_async`](Stream::map_async), but emits each result as soon as it is ready,
+    /// in completion order (the `as_completed` order the original's users asked for in its
+    /// issue #163). At most `parallelism` calls run at once.
+    ///
+    /// # Panics
+    ///
+    /// If `parallelism` is 0, or the graph has no executor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamz_core::{Executor, Stream, VirtualExecutor};
+    ///
+    /// let executor = VirtualExecutor::new();
+    /// let source = Stream::with_executor(executor.clone());
+    /// let clock = executor.clone();
+    /// let out = source
+    ///     .map_async_unordered(3, move |x: u64| {
+    ///         let clock = clock.clone();
+    ///         async move {
+    ///             clock.clock().sleep(Duration::from_millis(100 - 10 * x)).await;
+    ///             x
+    ///         }
+    ///     })
+    ///     .sink_to_vec();
+    /// executor.block_on(async {
+    ///     for x in 0..3 {
+    ///         source.emit(x).await.unwrap();
+    ///     }
+    ///     source.flush().await;
+    /// });
+    /// assert_eq!(out.to_vec(), vec![2, 1, 0]); // quickest first
+    /// ```
+    pub fn map_async_unordered<U, F, Fut>(&self, parallelism: usize, f: F) -> Stream<U>
+    where
+        U: Element,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = U> + Send + 'static,
+    {
+        let name = fn_name::<F>();
+        self.map_async_in(parallelism, name, false, move |x| {
+            let work = f(x);
+            Box::pin(async move { Ok(work.await) })
+        })
+    }
+
+    /// [`map_async_unordered`](Stream::map_async_unordered) for a function whose future
+    /// returns a `Result`: an `Err` goes to the [error stream](Stream::errors).
+    ///
+    /// # Panics
+    ///
+    /// If `parallelism` is 0, or the graph has no executor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::{Stream, VirtualExecutor};
+    ///
+    /// let executor = VirtualExecutor::new();
+    /// let source = Stream::with_executor(executor.clone());
+    /// let out = source
+    ///     .try_map_async_unordered(2, |s: &'static str| async move { s.parse::<u8>() })
+    ///     .sink_to_vec();
+    /// executor.block_on(async {
+    ///     for s in ["7", "x"] {
+    ///         source.emit(s).await.unwrap();
+    ///     }
+    ///     source.flush().await;
+    /// });
+    /// assert_eq!(out.to_vec(), vec![7]);
+    /// ```
+    pub fn try_map_async_unordered<U, E, F, Fut>(&self, parallelism: usize, f: F) -> Stream<U>
+    where
+        U: Element,
+        E: Into<BoxError>,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+    {
+        let name = fn_name::<F>();
+        self.map_async_in(parallelism, name, false, move |x| {
+            let work = f(x);
+            Box::pin(async move { work.await.map_err(Into::into) })
+        })
+    }
+
+    /// Emits `f(x).await` for every element, one at a time: the element's `Emit` waits for
+    /// the call and for what is downstream of its result (like `StreamExt::then` in
+    /// `futures`). No executor is needed; a call that is done at its first poll is handed on
+    /// within the `emit`. A panic in `f` or its future is an error from the element's `Emit`.
+    ///
+    /// For several calls at once, see [`map_async`](Stream::map_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// let out = source.then(|x: u32| async move { x + 1 }).sink_to_vec();
+    /// futures_executor::block_on(source.emit(1)).unwrap();
+    /// assert_eq!(out.to_vec(), vec![2]);
+    /// ```
+    pub fn then<U, F, Fut>(&self, f: F) -> Stream<U>
+    where
+        U: Element,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = U> + Send + 'static,
+    {
+        let name = fn_name::<F>();
+        self.attach(
+            THEN,
+            name,
+            Then(move |x| -> BoxFuture<Result<U, BoxError>> {
+                let work = f(x);
+                Box::pin(async move { Ok(work.await) })
+            }),
+        )
+    }
+
+    /// [`then`](Stream::then) for a function whose future returns a `Result`: an `Err` is an
+    /// error from the element's `Emit`, naming this node.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// let out = source.try_then(|s: &'static str| async move { s.parse::<i32>() }).sink_to_vec();
+    /// assert!(futures_executor::block_on(source.emit("4")).is_ok());
+    /// assert!(futures_executor::block_on(source.emit("four")).is_err());
+    /// assert_eq!(out.to_vec(), vec![4]);
+    /// ```
+    pub fn try_then<U, E, F, Fut>(&self, f: F) -> Stream<U>
+    where
+        U: Element,
+        E: Into<BoxError>,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+    {
+        let name = fn_name::<F>();
+        self.attach(
+            THEN,
+            name,
+            Then(move |x| -> BoxFuture<Result<U, BoxError>> {
+                let work = f(x);
+                Box::pin(async move { work.await.map_err(Into::into) })
+            }),
+        )
+    }
+
+    fn map_async_with<U, F>(&self, parallelism: usize, name: Option<&'static str>, f: F) -> Stream<U>
     where
         U: Element,
         F: Fn(T) -> BoxFuture<Result<U, BoxError>> + Send + Sync + 'static,
     {
-        assert!(
-            parallelism >= 1,
-            "map_async: parallelism must be at least 1"
-        );
+        self.map_async_in(parallelism, name, true, f)
+    }
+
+    fn map_async_in<U, F>(&self, parallelism: usize, name: Option<&'static str>, ordered: bool, f: F) -> Stream<U>
+    where
+        U: Element,
+        F: Fn(T) -> BoxFuture<Result<U, BoxError>> + Send + Sync + 'static,
+    {
+        assert!(parallelism >= 1, "map_async: parallelism must be at least 1");
         let executor = self.ctx().require_executor("map_async");
-        self.attach_with(MAP_ASYNC, name, |out| {
+        let kind = if ordered { MAP_ASYNC } else { MAP_ASYNC_UNORDERED };
+        self.attach_with(kind, name, |out| {
             let (queue, rx) = async_channel::bounded(parallelism);
-            executor.spawn(Box::pin(map_async_task(rx, out.clone(), f, parallelism)));
+            executor.spawn(Box::pin(map_async_task(rx, out.clone(), f, parallelism, ordered)));
             MapAsync {
                 info: out.info.clone(),
                 queue,
