@@ -214,7 +214,8 @@ where
         // Most calls of a quick function are done at the first poll: hand the result on
         // within this push. Otherwise the element's `Emit` waits for it.
         let first = catch_unwind(AssertUnwindSafe(|| {
-            work.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+            work.as_mut()
+                .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
         }));
         match first {
             Ok(Poll::Ready(Ok(y))) => out.push(y, cx),
@@ -501,7 +502,12 @@ impl<T: Element> Stream<T> {
         )
     }
 
-    fn map_async_with<U, F>(&self, parallelism: usize, name: Option<&'static str>, f: F) -> Stream<U>
+    fn map_async_with<U, F>(
+        &self,
+        parallelism: usize,
+        name: Option<&'static str>,
+        f: F,
+    ) -> Stream<U>
     where
         U: Element,
         F: Fn(T) -> BoxFuture<Result<U, BoxError>> + Send + Sync + 'static,
@@ -509,17 +515,36 @@ impl<T: Element> Stream<T> {
         self.map_async_in(parallelism, name, true, f)
     }
 
-    fn map_async_in<U, F>(&self, parallelism: usize, name: Option<&'static str>, ordered: bool, f: F) -> Stream<U>
+    fn map_async_in<U, F>(
+        &self,
+        parallelism: usize,
+        name: Option<&'static str>,
+        ordered: bool,
+        f: F,
+    ) -> Stream<U>
     where
         U: Element,
         F: Fn(T) -> BoxFuture<Result<U, BoxError>> + Send + Sync + 'static,
     {
-        assert!(parallelism >= 1, "map_async: parallelism must be at least 1");
+        assert!(
+            parallelism >= 1,
+            "map_async: parallelism must be at least 1"
+        );
         let executor = self.ctx().require_executor("map_async");
-        let kind = if ordered { MAP_ASYNC } else { MAP_ASYNC_UNORDERED };
+        let kind = if ordered {
+            MAP_ASYNC
+        } else {
+            MAP_ASYNC_UNORDERED
+        };
         self.attach_with(kind, name, |out| {
             let (queue, rx) = async_channel::bounded(parallelism);
-            executor.spawn(Box::pin(map_async_task(rx, out.clone(), f, parallelism, ordered)));
+            executor.spawn(Box::pin(map_async_task(
+                rx,
+                out.clone(),
+                f,
+                parallelism,
+                ordered,
+            )));
             MapAsync {
                 info: out.info.clone(),
                 queue,

@@ -1,0 +1,511 @@
+//! [`Scattered`]: the part of a graph between `scatter` and `gather`, whose functions run on
+//! the pool.
+
+use std::any::type_name;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+
+use streamz_core::{ApplyTuple, BoxError, Element, IntoInterval, Stream};
+
+use crate::pool::Pool;
+use crate::remote::{Items, Outcome, PoolFailure, Promise, Remote, Window};
+
+/// The label of a scattered node: the operator, with the function's name when it has one.
+fn label<F>(op: &str) -> String {
+    let full = type_name::<F>();
+    match full.rsplit("::").next() {
+        Some(name) if !full.contains("{{closure}}") && !full.contains('<') => {
+            format!("{op}: {name}")
+        }
+        _ => op.to_owned(),
+    }
+}
+
+/// Elements that may be scattered: shared between the graph's thread and the pool's.
+pub trait Scatterable: Element + Sync {}
+
+impl<T: Element + Sync> Scatterable for T {}
+
+/// `scatter` for every [`Stream`].
+pub trait ScatterExt<T> {
+    /// Sends the elements to `pool`: the functions of the returned [`Scattered`] stream's
+    /// operators run there, until [`gather`](Scattered::gather) brings the results back.
+    ///
+    /// Without a [`buffer`](Scattered::buffer), one element is on the pool at a time and
+    /// `emit` waits for its result (as with Dask); with `buffer(n)`, up to `n` are, and `emit`
+    /// waits only while `n` are.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::Stream;
+    /// use streamz_rayon::{Pool, ScatterExt};
+    ///
+    /// let pool = Pool::new(2).unwrap();
+    /// let source = Stream::new();
+    /// let out = source.scatter(&pool).map(|x: u32| x + 1).gather().sink_to_vec();
+    /// source.emit_blocking(1).unwrap(); // waits for the pool's result
+    /// assert_eq!(out.to_vec(), vec![2]);
+    /// ```
+    fn scatter(&self, pool: &Pool) -> Scattered<T>;
+}
+
+impl<T: Scatterable> ScatterExt<T> for Stream<T> {
+    fn scatter(&self, pool: &Pool) -> Scattered<T> {
+        let window = Window::new(1);
+        let permits = window.clone();
+        let stream = self
+            .then(move |x: T| {
+                // Usually a permit is free, and this is ready at its first poll.
+                let permits = permits.clone();
+                async move { Remote::ready(x, permits.acquire().await) }
+            })
+            .named("scatter");
+        Scattered {
+            stream,
+            pool: pool.clone(),
+            window,
+            buffered: false,
+        }
+    }
+}
+
+/// A stream whose functions run on a rayon [`Pool`]: made by
+/// [`scatter`](ScatterExt::scatter), ended by [`gather`](Scattered::gather) or
+/// [`gather_unordered`](Scattered::gather_unordered).
+///
+/// `map`, `try_map`, `filter`, `starmap`, `flatten` and `accumulate` run their functions on
+/// the pool; consecutive steps of one element follow each other there, without a pool thread
+/// ever waiting. A panic or an `Err` in a pooled function becomes an error for that element
+/// at `gather`; the elements after it are not affected.
+pub struct Scattered<T> {
+    stream: Stream<Remote<T>>,
+    pool: Pool,
+    window: Arc<Window>,
+    buffered: bool,
+}
+
+impl<T> Clone for Scattered<T> {
+    fn clone(&self) -> Self {
+        Scattered {
+            stream: self.stream.clone(),
+            pool: self.pool.clone(),
+            window: self.window.clone(),
+            buffered: self.buffered,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Scattered<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scattered")
+            .field("stream", &self.stream)
+            .field("buffered", &self.buffered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Scatterable> Scattered<T> {
+    fn with_stream<U>(&self, stream: Stream<Remote<U>>) -> Scattered<U> {
+        Scattered {
+            stream,
+            pool: self.pool.clone(),
+            window: self.window.clone(),
+            buffered: self.buffered,
+        }
+    }
+
+    /// Adds a step that runs `job` on the pool once the element's previous step is done.
+    fn pooled<U: Scatterable>(
+        &self,
+        name: String,
+        job: impl Fn(Items<T>) -> Result<Items<U>, BoxError> + Send + Sync + 'static,
+    ) -> Scattered<U> {
+        let job = Arc::new(job);
+        let pool = self.pool.clone();
+        let node: Arc<str> = Arc::from(name.as_str());
+        let stream = self
+            .stream
+            .map(move |input: Remote<T>| {
+                let output: Remote<U> = input.next();
+                let done = output.outcome.clone();
+                let (job, pool, node) = (job.clone(), pool.clone(), node.clone());
+                input
+                    .outcome
+                    .when_set(move |outcome: Arc<Outcome<T>>| match &*outcome {
+                        Err(failure) => done.set(Err(failure.clone())),
+                        Ok(items) => {
+                            let items = items.clone();
+                            pool.run(move || done.set(run_job(&node, || job(items))));
+                        }
+                    });
+                output
+            })
+            .named(&name);
+        self.with_stream(stream)
+    }
+
+    /// Runs `f(x)` on the pool for each element.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::Stream;
+    /// use streamz_rayon::{Pool, ScatterExt};
+    ///
+    /// let pool = Pool::new(2).unwrap();
+    /// let source = Stream::new();
+    /// let out = source.scatter(&pool).map(|s: String| s.len()).gather().sink_to_vec();
+    /// source.emit_blocking("four".to_owned()).unwrap();
+    /// assert_eq!(out.to_vec(), vec![4]);
+    /// ```
+    pub fn map<U, F>(&self, f: F) -> Scattered<U>
+    where
+        U: Scatterable,
+        F: Fn(T) -> U + Send + Sync + 'static,
+    {
+        self.pooled(label::<F>("map"), move |items| Ok(items.map(&f)))
+    }
+
+    /// Runs `f(x)` on the pool for each element; an `Err` becomes an error for that element
+    /// at `gather`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::Stream;
+    /// use streamz_rayon::{Pool, ScatterExt};
+    ///
+    /// let pool = Pool::new(1).unwrap();
+    /// let source = Stream::new();
+    /// let out = source.scatter(&pool).try_map(|s: &'static str| s.parse::<u8>()).gather().sink_to_vec();
+    /// source.emit_blocking("8").unwrap();
+    /// assert!(source.emit_blocking("eight").is_err());
+    /// assert_eq!(out.to_vec(), vec![8]);
+    /// ```
+    pub fn try_map<U, E, F>(&self, f: F) -> Scattered<U>
+    where
+        U: Scatterable,
+        E: Into<BoxError>,
+        F: Fn(T) -> Result<U, E> + Send + Sync + 'static,
+    {
+        self.pooled(label::<F>("map"), move |items| {
+            let mut out = Vec::new();
+            for x in items {
+                out.push(f(x).map_err(Into::into)?);
+            }
+            Ok(Items::Many(out))
+        })
+    }
+
+    /// Keeps the elements for which `predicate`, run on the pool, is true.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::Stream;
+    /// use streamz_rayon::{Pool, ScatterExt};
+    ///
+    /// let pool = Pool::new(2).unwrap();
+    /// let source = Stream::new();
+    /// let out = source.scatter(&pool).filter(|x: &u32| x % 2 == 1).gather().sink_to_vec();
+    /// for x in 0..5 {
+    ///     source.emit_blocking(x).unwrap();
+    /// }
+    /// assert_eq!(out.to_vec(), vec![1, 3]);
+    /// ```
+    pub fn filter<F>(&self, predicate: F) -> Scattered<T>
+    where
+        F: Fn(&T) -> bool + Send + Sync + 'static,
+    {
+        self.pooled(label::<F>("filter"), move |items| {
+            Ok(Items::Many(
+                items.into_iter().filter(|x| predicate(x)).collect(),
+            ))
+        })
+    }
+
+    /// For elements that are tuples, runs `f(a, b, …)` on the pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::Stream;
+    /// use streamz_rayon::{Pool, ScatterExt};
+    ///
+    /// let pool = Pool::new(2).unwrap();
+    /// let source = Stream::new();
+    /// let out = source.scatter(&pool).starmap(|a: u32, b: u32| a * b).gather().sink_to_vec();
+    /// source.emit_blocking((6, 7)).unwrap();
+    /// assert_eq!(out.to_vec(), vec![42]);
+    /// ```
+    pub fn starmap<F>(&self, f: F) -> Scattered<F::Output>
+    where
+        F: ApplyTuple<T>,
+        F::Output: Scatterable,
+    {
+        self.pooled(label::<F>("starmap"), move |items| {
+            Ok(items.map(|x| f.apply(x)))
+        })
+    }
+
+    /// For elements that are collections, their items, one by one, on the pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::Stream;
+    /// use streamz_rayon::{Pool, ScatterExt};
+    ///
+    /// let pool = Pool::new(2).unwrap();
+    /// let source = Stream::new();
+    /// let out = source.scatter(&pool).flatten().gather().sink_to_vec();
+    /// source.emit_blocking(vec![1, 2]).unwrap();
+    /// source.emit_blocking(vec![]).unwrap();
+    /// source.emit_blocking(vec![3]).unwrap();
+    /// assert_eq!(out.to_vec(), vec![1, 2, 3]);
+    /// ```
+    pub fn flatten(&self) -> Scattered<T::Item>
+    where
+        T: IntoIterator,
+        T::Item: Scatterable,
+    {
+        self.pooled("flatten".to_owned(), |items| {
+            Ok(Items::Many(items.into_iter().flatten().collect()))
+        })
+    }
+
+    /// A running fold on the pool, as [`Stream::accumulate`]: the first element is the first
+    /// state, and each next one is `f(&state, x)`. Steps of consecutive elements follow each
+    /// other in input order; a failing step leaves the state as it was.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::Stream;
+    /// use streamz_rayon::{Pool, ScatterExt};
+    ///
+    /// let pool = Pool::new(2).unwrap();
+    /// let source = Stream::new();
+    /// let out = source.scatter(&pool).map(|x: u64| x + 1).accumulate(|a, x| a + x).gather().sink_to_vec();
+    /// for x in 0..5 {
+    ///     source.emit_blocking(x).unwrap();
+    /// }
+    /// assert_eq!(out.to_vec(), vec![1, 3, 6, 10, 15]);
+    /// ```
+    pub fn accumulate<F>(&self, f: F) -> Scattered<T>
+    where
+        F: Fn(&T, T) -> T + Send + Sync + 'static,
+    {
+        self.chain(
+            label::<F>("accumulate"),
+            move |state: Option<&T>, x: T| match state {
+                None => x,
+                Some(state) => f(state, x),
+            },
+        )
+    }
+
+    /// A running fold on the pool from `start`, as [`Stream::accumulate_from`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::Stream;
+    /// use streamz_rayon::{Pool, ScatterExt};
+    ///
+    /// let pool = Pool::new(2).unwrap();
+    /// let source = Stream::new();
+    /// let out = source
+    ///     .scatter(&pool)
+    ///     .accumulate_from(String::new(), |a: &String, x: char| format!("{a}{x}"))
+    ///     .gather()
+    ///     .sink_to_vec();
+    /// for c in "abc".chars() {
+    ///     source.emit_blocking(c).unwrap();
+    /// }
+    /// assert_eq!(out.to_vec(), vec!["a", "ab", "abc"]);
+    /// ```
+    pub fn accumulate_from<S, F>(&self, start: S, f: F) -> Scattered<S>
+    where
+        S: Scatterable,
+        F: Fn(&S, T) -> S + Send + Sync + 'static,
+    {
+        self.chain(label::<F>("accumulate"), move |state: Option<&S>, x: T| {
+            f(state.unwrap_or(&start), x)
+        })
+    }
+
+    /// A fold whose step is `step(previous state, x)`, run on the pool in input order.
+    fn chain<S, G>(&self, name: String, step: G) -> Scattered<S>
+    where
+        S: Scatterable,
+        G: Fn(Option<&S>, T) -> S + Send + Sync + 'static,
+    {
+        let step = Arc::new(step);
+        let pool = self.pool.clone();
+        let node: Arc<str> = Arc::from(name.as_str());
+        // The state after the latest element, as the pool will have it.
+        let last: Arc<Mutex<Arc<Promise<Option<S>>>>> = Arc::new(Mutex::new(Promise::done(None)));
+        let stream = self
+            .stream
+            .map(move |input: Remote<T>| {
+                let output: Remote<S> = input.next();
+                let done = output.outcome.clone();
+                let next_state = Promise::new();
+                let previous = {
+                    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                    std::mem::replace(&mut *last, next_state.clone())
+                };
+                let (step, pool, node) = (step.clone(), pool.clone(), node.clone());
+                previous.when_set(move |state: Arc<Option<S>>| {
+                    input
+                        .outcome
+                        .when_set(move |outcome: Arc<Outcome<T>>| match &*outcome {
+                            Err(failure) => {
+                                next_state.set((*state).clone());
+                                done.set(Err(failure.clone()));
+                            }
+                            Ok(items) => {
+                                let items = items.clone();
+                                pool.run(move || {
+                                    let mut current = (*state).clone();
+                                    let result = run_job(&node, || {
+                                        let mut states = Vec::new();
+                                        let mut folded = current.clone();
+                                        for x in items {
+                                            let next = step(folded.as_ref(), x);
+                                            states.push(next.clone());
+                                            folded = Some(next);
+                                        }
+                                        current = folded;
+                                        Ok(Items::Many(states))
+                                    });
+                                    // A failed step leaves the state as it was.
+                                    if result.is_err() {
+                                        current = (*state).clone();
+                                    }
+                                    next_state.set(current);
+                                    done.set(result);
+                                });
+                            }
+                        });
+                });
+                output
+            })
+            .named(&name);
+        self.with_stream(stream)
+    }
+
+    /// Lets up to `n` elements be on the pool at once. `emit` returns as soon as an element
+    /// is on its way, and waits only while `n` are; results still come out of
+    /// [`gather`](Scattered::gather) in input order. Without a buffer, one element is on the
+    /// pool at a time and `emit` waits for its result.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0; and at [`gather`](Scattered::gather), if the graph has no executor (to
+    /// run the gathering task: `Stream::with_executor(pool.clone())` will do).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::Stream;
+    /// use streamz_rayon::{Pool, ScatterExt};
+    ///
+    /// let pool = Pool::new(2).unwrap();
+    /// let source = Stream::with_executor(pool.clone());
+    /// let out = source.scatter(&pool).map(|x: u32| x * 10).buffer(8).gather().sink_to_vec();
+    /// for x in 0..20 {
+    ///     source.emit_blocking(x).unwrap(); // returns while fewer than 8 are on the pool
+    /// }
+    /// futures_executor::block_on(source.flush());
+    /// assert_eq!(out.to_vec(), (0..20).map(|x| x * 10).collect::<Vec<_>>());
+    /// ```
+    pub fn buffer(&self, n: usize) -> Scattered<T> {
+        assert!(n >= 1, "buffer: n must be at least 1");
+        self.window.set_capacity(n);
+        let mut buffered = self.with_stream(self.stream.map(|r| r).named("buffer"));
+        buffered.buffered = true;
+        buffered
+    }
+
+    /// Spaces the elements at least `interval` apart, as [`Stream::rate_limit`]; the work
+    /// already started goes on meanwhile.
+    ///
+    /// # Panics
+    ///
+    /// If the graph has no executor, or `interval` is a string that is not a duration.
+    pub fn rate_limit(&self, interval: impl IntoInterval) -> Scattered<T> {
+        self.with_stream(self.stream.rate_limit(interval))
+    }
+
+    /// Delays every element by `interval`, as [`Stream::delay`].
+    ///
+    /// # Panics
+    ///
+    /// If the graph has no executor, or `interval` is a string that is not a duration.
+    pub fn delay(&self, interval: impl IntoInterval) -> Scattered<T> {
+        self.with_stream(self.stream.delay(interval))
+    }
+
+    /// Brings the results back to a local stream, in input order. A failure on the pool is
+    /// an error for that element: from its `emit` when that waits for it (no buffer),
+    /// otherwise on the graph's [error stream](Stream::errors).
+    ///
+    /// # Panics
+    ///
+    /// After a [`buffer`](Scattered::buffer), if the graph has no executor.
+    pub fn gather(&self) -> Stream<T> {
+        self.gather_in(true)
+    }
+
+    /// Brings the results back in the order they are ready: a quick element overtakes a slow
+    /// one (the `as_completed` order the original's users asked for, its issue #163). Without
+    /// a buffer there is only ever one element on the pool, so this is input order.
+    ///
+    /// # Panics
+    ///
+    /// After a [`buffer`](Scattered::buffer), if the graph has no executor.
+    pub fn gather_unordered(&self) -> Stream<T> {
+        self.gather_in(false)
+    }
+
+    fn gather_in(&self, ordered: bool) -> Stream<T> {
+        let results: Stream<Items<T>> = if !self.buffered {
+            self.stream.try_then(Remote::items)
+        } else {
+            // As many waits as the window lets elements be in flight.
+            let parallelism = self.window.capacity();
+            if ordered {
+                self.stream.try_map_async(parallelism, Remote::items)
+            } else {
+                self.stream
+                    .try_map_async_unordered(parallelism, Remote::items)
+            }
+        };
+        results
+            .named(if ordered {
+                "gather"
+            } else {
+                "gather_unordered"
+            })
+            .flatten()
+    }
+
+    /// Names the node this handle stands for.
+    pub fn named(self, name: &str) -> Self {
+        let stream = self.stream.clone().named(name);
+        self.with_stream(stream)
+    }
+}
+
+/// Runs a pooled job, turning a panic or an `Err` into this element's failure.
+fn run_job<U>(node: &str, job: impl FnOnce() -> Result<Items<U>, BoxError>) -> Outcome<U> {
+    match catch_unwind(AssertUnwindSafe(job)) {
+        Ok(Ok(items)) => Ok(items),
+        Ok(Err(e)) => Err(PoolFailure::failed(node, &*e)),
+        Err(panic) => Err(PoolFailure::panicked(node, &*panic)),
+    }
+}
