@@ -32,9 +32,14 @@ fn serial(f: fn(u64) -> u64) -> Stream<u64> {
 
 fn offloaded(pool: &Pool, f: fn(u64) -> u64, buffer: usize) -> Stream<u64> {
     let source = Stream::with_executor(pool.clone());
-    source.scatter(pool).map(f).buffer(buffer).gather().sink(|x| {
-        black_box(x);
-    });
+    source
+        .scatter(pool)
+        .map(f)
+        .buffer(buffer)
+        .gather()
+        .sink(|x| {
+            black_box(x);
+        });
     source
 }
 

@@ -11,3 +11,7 @@ pub mod harness;
 /// The user guide's chapter on asynchronous computation, whose examples run here.
 #[doc = include_str!("../../docs/async.md")]
 pub mod guide_async {}
+
+/// The user guide's chapter on offloading to a thread pool, whose examples run here.
+#[doc = include_str!("../../docs/offload.md")]
+pub mod guide_offload {}
