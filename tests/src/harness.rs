@@ -11,6 +11,8 @@
 //! - [`AsyncStd`]: an `AsyncStdExecutor` on a `ManualClock`. async-std runs its tasks on
 //!   threads of its own and has no way to ask whether they are idle, so the harness wraps
 //!   every task to count outstanding wake-ups, and moves the clock only when none is left.
+//! - [`TokioManual`] and [`Rayon`]: tokio on a background runtime thread, and a rayon `Pool`
+//!   as the executor, each on a `ManualClock`, tracked the same way.
 
 use std::future::Future;
 use std::pin::{Pin, pin};
@@ -116,6 +118,9 @@ impl Harness for TokioPaused {
             .build()
             .expect("a tokio runtime");
         runtime.block_on(async {
+            // tokio's timers tick in whole milliseconds from when its clock started: start the
+            // test on a tick, so that deadlines a whole number of milliseconds away are exact.
+            tokio::time::sleep(Duration::from_millis(1)).await;
             let executor = TokioExecutor::current();
             body(Runtime::new(Arc::new(executor))).await
         })
@@ -154,14 +159,68 @@ impl Harness for AsyncStd {
         Fut: Future,
     {
         let clock = ManualClock::new();
-        let tracker = Arc::new(Tracker::default());
-        let executor = Tracked {
-            inner: AsyncStdExecutor::new().with_clock(clock.clone()),
-            tracker: tracker.clone(),
-        };
-        let runtime = Runtime::new(Arc::new(executor));
-        drive(body(runtime), &clock, || tracker.wait_idle())
+        run_tracked(
+            AsyncStdExecutor::new().with_clock(clock.clone()),
+            clock,
+            body,
+        )
     }
+}
+
+/// tokio on a background runtime thread, on a `ManualClock`.
+#[derive(Debug)]
+pub struct TokioManual;
+
+impl Harness for TokioManual {
+    const NAME: &'static str = "tokio (manual clock)";
+
+    fn run<F, Fut>(body: F) -> Fut::Output
+    where
+        F: FnOnce(Runtime) -> Fut,
+        Fut: Future,
+    {
+        let clock = ManualClock::new();
+        let executor = TokioExecutor::background()
+            .expect("a tokio runtime")
+            .with_clock(clock.clone());
+        run_tracked(executor, clock, body)
+    }
+}
+
+/// A rayon `Pool` as the executor, on a `ManualClock`.
+#[derive(Debug)]
+pub struct Rayon;
+
+impl Harness for Rayon {
+    const NAME: &'static str = "rayon";
+
+    fn run<F, Fut>(body: F) -> Fut::Output
+    where
+        F: FnOnce(Runtime) -> Fut,
+        Fut: Future,
+    {
+        let clock = ManualClock::new();
+        let executor = streamz_rayon::Pool::new(2)
+            .expect("a pool")
+            .with_clock(clock.clone());
+        run_tracked(executor, clock, body)
+    }
+}
+
+/// Runs `body` on `executor`, its tasks tracked, moving `clock` whenever all are idle.
+fn run_tracked<E, F, Fut>(executor: E, clock: ManualClock, body: F) -> Fut::Output
+where
+    E: Executor,
+    F: FnOnce(Runtime) -> Fut,
+    Fut: Future,
+{
+    let tracker = Arc::new(Tracker::default());
+    let executor = Tracked {
+        inner: executor,
+        tracker: tracker.clone(),
+    };
+    let runtime = Runtime::new(Arc::new(executor));
+    drive(body(runtime), &clock, || tracker.wait_idle())
 }
 
 /// Polls `body` on this thread; whenever it waits, lets the executor settle (`settle`), and
@@ -218,7 +277,7 @@ impl Tracker {
 
     /// Blocks until no tracked task has a wake-up to handle.
     fn wait_idle(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(10);
         let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         while self.busy.load(Ordering::Acquire) > 0 {
             assert!(Instant::now() < deadline, "tracked tasks never went idle");
@@ -244,6 +303,7 @@ impl<E: Executor> Executor for Tracked<E> {
         let state = Arc::new(TaskState {
             tracker: self.tracker.clone(),
             woken: AtomicBool::new(true),
+            finished: AtomicBool::new(false),
             waker: Mutex::new(None),
         });
         self.inner.spawn(Box::pin(TrackedTask { task, state }));
@@ -266,6 +326,8 @@ struct TaskState {
     tracker: Arc<Tracker>,
     /// A wake-up is counted and not yet consumed by a poll.
     woken: AtomicBool,
+    /// The task is done (or gone): later wake-ups, from wakers it left behind, are no work.
+    finished: AtomicBool,
     /// The executor's own waker for the task.
     waker: Mutex<Option<Waker>>,
 }
@@ -276,6 +338,9 @@ impl Wake for TaskState {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
+        if self.finished.load(Ordering::Acquire) {
+            return;
+        }
         if !self.woken.swap(true, Ordering::AcqRel) {
             self.tracker.busy.fetch_add(1, Ordering::AcqRel);
         }
@@ -299,10 +364,30 @@ impl Future for TrackedTask {
         *self.state.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
         let waker = Waker::from(self.state.clone());
         let result = self.task.as_mut().poll(&mut Context::from_waker(&waker));
+        if result.is_ready() {
+            self.finish();
+        }
         if counted {
             self.state.tracker.done_one();
         }
         result
+    }
+}
+
+impl TrackedTask {
+    /// No more polls will come: a wake-up counted and not consumed never will be.
+    fn finish(&self) {
+        if !self.state.finished.swap(true, Ordering::AcqRel)
+            && self.state.woken.swap(false, Ordering::AcqRel)
+        {
+            self.state.tracker.done_one();
+        }
+    }
+}
+
+impl Drop for TrackedTask {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -321,6 +406,12 @@ macro_rules! on_every_executor {
         }
         mod async_std_manual_clock {
             $( #[test] fn $test() { super::$test::<$crate::harness::AsyncStd>() } )*
+        }
+        mod tokio_manual_clock {
+            $( #[test] fn $test() { super::$test::<$crate::harness::TokioManual>() } )*
+        }
+        mod rayon_manual_clock {
+            $( #[test] fn $test() { super::$test::<$crate::harness::Rayon>() } )*
         }
     };
 }

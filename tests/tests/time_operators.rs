@@ -15,6 +15,7 @@ on_every_executor!(
     timed_window_keeps_a_fixed_schedule_with_empty_windows,
     timed_window_waits_for_the_previous_window_downstream,
     timed_window_unique_keeps_first_or_last,
+    timed_window_merges_windows_a_slow_downstream_overran,
     buffer_admits_n_plus_one_then_waits,
     latest_drops_but_keeps_the_newest,
     partition_timeout_per_key,
@@ -165,6 +166,46 @@ fn timed_window_waits_for_the_previous_window_downstream<H: Harness>() {
         H::NAME
     );
     assert_eq!(returned, vec![5, 80], "on {}", H::NAME);
+}
+
+fn timed_window_merges_windows_a_slow_downstream_overran<H: Harness>() {
+    // Found by the property tests: a downstream slower than the interval used to make the
+    // window emit every missed tick at once, for ever, starving the emitter.
+    let (written, returned) = H::run(|rt| async move {
+        let source = rt.source();
+        let now = rt.clock_ms();
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let (log, slow) = (written.clone(), rt.clone());
+        source.timed_window("10ms").sink_async(move |w: Vec<char>| {
+            let (log, slow, now) = (log.clone(), slow.clone(), now.clone());
+            async move {
+                slow.sleep_ms(25).await; // longer than the interval
+                log.lock().unwrap().push((now(), w));
+            }
+        });
+        let mut returned = Vec::new();
+        rt.sleep_ms(5).await;
+        source.emit('a').await.unwrap();
+        returned.push(rt.now_ms());
+        rt.sleep_ms(7).await;
+        source.emit('b').await.unwrap(); // waits for the first window's write
+        returned.push(rt.now_ms());
+        source.emit('c').await.unwrap();
+        returned.push(rt.now_ms());
+        rt.sleep_ms(31).await;
+        source.close().await.unwrap();
+        source.closed().await;
+        let written = written.lock().unwrap().clone();
+        (written, returned)
+    });
+    // windows close at 10 ms and, the 20 and 30 ms ones overrun, at 40 ms
+    assert_eq!(
+        written,
+        vec![(35, vec!['a']), (65, vec!['b', 'c'])],
+        "on {}",
+        H::NAME
+    );
+    assert_eq!(returned, vec![5, 35, 35], "on {}", H::NAME);
 }
 
 fn timed_window_unique_keeps_first_or_last<H: Harness>() {

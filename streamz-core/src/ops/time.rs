@@ -352,7 +352,12 @@ async fn timed_window_task<T: Element, B: WindowBuffer<T>>(
             out.close_from_task().await;
             return;
         }
-        tick += 1;
+        // If the downstream took longer than an interval, the windows it overran are merged
+        // into the next one, which still closes on the schedule: catching up by emitting
+        // every missed window at once would keep the node busy for ever.
+        let elapsed = executor.clock().now().saturating_duration_since(start);
+        let due = u32::try_from(elapsed.as_nanos() / interval.as_nanos()).unwrap_or(u32::MAX);
+        tick = tick.saturating_add(1).max(due.saturating_add(1));
     }
 }
 
@@ -459,10 +464,11 @@ impl<T: Element> Stream<T> {
 
     /// Emits, every `interval`, a `Vec` of the elements that arrived since the last one, empty
     /// windows included. Windows close on a fixed schedule, `interval` after the node was
-    /// built and every `interval` after that, however long the downstream takes. An element
-    /// that arrives while the previous window is still being handled downstream waits in its
-    /// `Emit` (the original's backpressure). At end of stream, what the window holds is
-    /// emitted at once.
+    /// built and every `interval` after that. An element that arrives while the previous
+    /// window is still being handled downstream waits in its `Emit` (the original's
+    /// backpressure); if the downstream takes longer than an interval, the windows it overran
+    /// are merged into the next one, which still closes on the schedule. At end of stream,
+    /// what the window holds is emitted at once.
     ///
     /// Differs on purpose from the original, which sleeps `interval` after each emission, so
     /// its windows drift later and later, and which emits its first window at once.
