@@ -5,15 +5,28 @@
 //! rare) serialize on a mutex, publish a new list, and hand the old one to the epoch collector,
 //! which frees it once no thread pinned before the swap can still be reading it.
 //!
-//! This is the only `unsafe` code in the crate.
+//! This is the only `unsafe` code in the crate. Its protocol is model-checked with loom:
+//!
+//! ```text
+//! RUSTFLAGS="--cfg crossbeam_loom" cargo test -p streamz-core --features loom --lib edges
+//! ```
 #![allow(unsafe_code)]
 
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
+#[cfg(crossbeam_loom)]
+use loom::sync::Mutex;
+#[cfg(not(crossbeam_loom))]
+use std::sync::Mutex;
 
+#[cfg(not(crossbeam_loom))]
 use crate::node::lock;
+
+#[cfg(crossbeam_loom)]
+fn lock<T>(m: &Mutex<T>) -> loom::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 pub(crate) struct Edges<E> {
     list: Atomic<Vec<E>>,
@@ -72,5 +85,75 @@ impl<E> Drop for Edges<E> {
             // SAFETY: the pointer came from `Owned` and is no longer reachable from `self`.
             drop(unsafe { list.into_owned() });
         }
+    }
+}
+
+#[cfg(all(test, crossbeam_loom))]
+mod loom_tests {
+    use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use super::Edges;
+
+    /// Which edges have been dropped.
+    struct Registry {
+        dropped: [AtomicBool; 4],
+        next: AtomicUsize,
+    }
+
+    /// An edge that records in the registry when it is dropped; each clone is a new edge.
+    struct Watch {
+        id: usize,
+        registry: Arc<Registry>,
+    }
+
+    impl Watch {
+        fn new(registry: &Arc<Registry>) -> Self {
+            Watch {
+                id: registry.next.fetch_add(1, Ordering::SeqCst),
+                registry: registry.clone(),
+            }
+        }
+    }
+
+    impl Clone for Watch {
+        fn clone(&self) -> Self {
+            Watch::new(&self.registry)
+        }
+    }
+
+    impl Drop for Watch {
+        fn drop(&mut self) {
+            self.registry.dropped[self.id].store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_list_is_never_freed_while_a_reader_holds_it() {
+        loom::model(|| {
+            let registry = Arc::new(Registry {
+                dropped: Default::default(),
+                next: AtomicUsize::new(0),
+            });
+            let edges = Arc::new(Edges::new());
+            edges.update(|_| vec![Watch::new(&registry)]);
+
+            let reader = {
+                let (edges, registry) = (edges.clone(), registry.clone());
+                loom::thread::spawn(move || {
+                    let guard = crossbeam_epoch::pin();
+                    for edge in edges.read(&guard) {
+                        assert!(
+                            !registry.dropped[edge.id].load(Ordering::SeqCst),
+                            "an edge list was freed while a reader held it"
+                        );
+                    }
+                })
+            };
+            // a rewiring while the reader may be reading
+            edges.update(|current| current.iter().chain(current).cloned().collect());
+            edges.update(|_| Vec::new());
+            reader.join().unwrap();
+        });
     }
 }
