@@ -1,14 +1,12 @@
 //! accumulate in all its forms, and frequencies.
 
+mod common;
+
+use common::feed;
+
 use std::collections::HashMap;
 
 use streamz_core::{ErrorKind, Stream};
-
-fn feed<T: Clone + Send + 'static>(source: &Stream<T>, items: impl IntoIterator<Item = T>) {
-    for x in items {
-        source.emit_blocking(x).unwrap();
-    }
-}
 
 #[test]
 fn without_start_the_first_element_passes_unchanged() {

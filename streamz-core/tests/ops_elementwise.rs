@@ -1,15 +1,13 @@
 //! map, try_map, filter, try_filter, remove, starmap, flatten, pluck.
 
+mod common;
+
+use common::feed;
+
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 use streamz_core::{ErrorKind, Idx, Stream};
-
-fn feed<T: Clone + Send + 'static>(source: &Stream<T>, items: impl IntoIterator<Item = T>) {
-    for x in items {
-        source.emit_blocking(x).unwrap();
-    }
-}
 
 #[test]
 fn map_and_branches_in_creation_order() {

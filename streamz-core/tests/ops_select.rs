@@ -1,19 +1,10 @@
 //! unique and slice.
 
-use streamz_core::Stream;
+mod common;
 
-fn run<T, U>(build: impl Fn(&Stream<T>) -> Stream<U>, items: impl IntoIterator<Item = T>) -> Vec<U>
-where
-    T: Clone + Send + 'static,
-    U: Clone + Send + 'static,
-{
-    let s = Stream::new();
-    let out = build(&s).sink_to_vec();
-    for x in items {
-        s.emit_blocking(x).unwrap();
-    }
-    out.to_vec()
-}
+use common::run;
+
+use streamz_core::Stream;
 
 #[test]
 fn unique_remembers_everything_without_maxsize() {

@@ -1,20 +1,11 @@
 //! sliding_window, partition, partition_by, partition_unique, collect.
 
+mod common;
+
+use common::run;
+
 use serde_json::json;
 use streamz_core::{Keep, Stream};
-
-fn run<T, U>(build: impl Fn(&Stream<T>) -> Stream<U>, items: impl IntoIterator<Item = T>) -> Vec<U>
-where
-    T: Clone + Send + 'static,
-    U: Clone + Send + 'static,
-{
-    let s = Stream::new();
-    let out = build(&s).sink_to_vec();
-    for x in items {
-        s.emit_blocking(x).unwrap();
-    }
-    out.to_vec()
-}
 
 #[test]
 fn sliding_window_partial_then_full() {

@@ -36,6 +36,35 @@ async fn run_user<R>(
     }
 }
 
+/// A user's async function as the boxed, fallible one the operators run.
+fn infallible<T, U, F, Fut>(
+    f: F,
+) -> impl Fn(T) -> BoxFuture<Result<U, BoxError>> + Send + Sync + 'static
+where
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = U> + Send + 'static,
+{
+    move |x| {
+        let work = f(x);
+        Box::pin(async move { Ok(work.await) })
+    }
+}
+
+/// A user's fallible async function as the boxed one the operators run.
+fn fallible<T, U, E, F, Fut>(
+    f: F,
+) -> impl Fn(T) -> BoxFuture<Result<U, BoxError>> + Send + Sync + 'static
+where
+    E: Into<BoxError>,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<U, E>> + Send + 'static,
+{
+    move |x| {
+        let work = f(x);
+        Box::pin(async move { work.await.map_err(Into::into) })
+    }
+}
+
 /// One element counted in flight at a node until this is dropped.
 struct InFlight(Arc<NodeInfo>);
 
@@ -307,10 +336,7 @@ impl<T: Element> Stream<T> {
         Fut: Future<Output = U> + Send + 'static,
     {
         let name = fn_name::<F>();
-        self.map_async_with(parallelism, name, move |x| {
-            let work = f(x);
-            Box::pin(async move { Ok(work.await) })
-        })
+        self.map_async_with(parallelism, name, infallible(f))
     }
 
     /// Like [`map_async`](Stream::map_async) for a function whose future returns a `Result`:
@@ -348,10 +374,7 @@ impl<T: Element> Stream<T> {
         Fut: Future<Output = Result<U, E>> + Send + 'static,
     {
         let name = fn_name::<F>();
-        self.map_async_with(parallelism, name, move |x| {
-            let work = f(x);
-            Box::pin(async move { work.await.map_err(Into::into) })
-        })
+        self.map_async_with(parallelism, name, fallible(f))
     }
 
     /// Like [`map_async`](Stream::map_async), but emits each result as soon as it is ready,
@@ -395,10 +418,7 @@ impl<T: Element> Stream<T> {
         Fut: Future<Output = U> + Send + 'static,
     {
         let name = fn_name::<F>();
-        self.map_async_in(parallelism, name, false, move |x| {
-            let work = f(x);
-            Box::pin(async move { Ok(work.await) })
-        })
+        self.map_async_in(parallelism, name, false, infallible(f))
     }
 
     /// [`map_async_unordered`](Stream::map_async_unordered) for a function whose future
@@ -434,10 +454,7 @@ impl<T: Element> Stream<T> {
         Fut: Future<Output = Result<U, E>> + Send + 'static,
     {
         let name = fn_name::<F>();
-        self.map_async_in(parallelism, name, false, move |x| {
-            let work = f(x);
-            Box::pin(async move { work.await.map_err(Into::into) })
-        })
+        self.map_async_in(parallelism, name, false, fallible(f))
     }
 
     /// Emits `f(x).await` for every element, one at a time: the element's `Emit` waits for
@@ -462,14 +479,7 @@ impl<T: Element> Stream<T> {
         Fut: Future<Output = U> + Send + 'static,
     {
         let name = fn_name::<F>();
-        self.attach(
-            THEN,
-            name,
-            Then(move |x| -> BoxFuture<Result<U, BoxError>> {
-                let work = f(x);
-                Box::pin(async move { Ok(work.await) })
-            }),
-        )
+        self.attach(THEN, name, Then(infallible(f)))
     }
 
     /// [`then`](Stream::then) for a function whose future returns a `Result`: an `Err` is an
@@ -492,14 +502,7 @@ impl<T: Element> Stream<T> {
         Fut: Future<Output = Result<U, E>> + Send + 'static,
     {
         let name = fn_name::<F>();
-        self.attach(
-            THEN,
-            name,
-            Then(move |x| -> BoxFuture<Result<U, BoxError>> {
-                let work = f(x);
-                Box::pin(async move { work.await.map_err(Into::into) })
-            }),
-        )
+        self.attach(THEN, name, Then(fallible(f)))
     }
 
     fn map_async_with<U, F>(
@@ -582,17 +585,7 @@ impl<T: Element> Stream<T> {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let name = fn_name::<F>();
-        Sink::of(&self.attach(
-            SINK_ASYNC,
-            name,
-            SinkAsync(move |x| -> BoxFuture<Result<(), BoxError>> {
-                let work = f(x);
-                Box::pin(async move {
-                    work.await;
-                    Ok(())
-                })
-            }),
-        ))
+        Sink::of(&self.attach(SINK_ASYNC, name, SinkAsync(infallible(f))))
     }
 
     /// Like [`sink_async`](Stream::sink_async) for a function whose future returns a
@@ -616,13 +609,6 @@ impl<T: Element> Stream<T> {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
         let name = fn_name::<F>();
-        Sink::of(&self.attach(
-            SINK_ASYNC,
-            name,
-            SinkAsync(move |x| -> BoxFuture<Result<(), BoxError>> {
-                let work = f(x);
-                Box::pin(async move { work.await.map_err(Into::into) })
-            }),
-        ))
+        Sink::of(&self.attach(SINK_ASYNC, name, SinkAsync(fallible(f))))
     }
 }
