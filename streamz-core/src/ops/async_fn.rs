@@ -65,6 +65,19 @@ where
     }
 }
 
+/// Polls a user's future once, without a waker to call (the caller polls again, with one, if
+/// it is pending), catching a panic. Not under `emit_blocking`: the calling thread may be a
+/// plain one, outside the runtime the future needs; the work then runs on the executor.
+fn first_poll<R>(work: &mut BoxFuture<R>, cx: &Cx<'_>) -> std::thread::Result<Poll<R>> {
+    if cx.is_blocking() {
+        return Ok(Poll::Pending);
+    }
+    catch_unwind(AssertUnwindSafe(|| {
+        work.as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    }))
+}
+
 /// One element counted in flight at a node until this is dropped.
 struct InFlight(Arc<NodeInfo>);
 
@@ -242,11 +255,7 @@ where
         };
         // Most calls of a quick function are done at the first poll: hand the result on
         // within this push. Otherwise the element's `Emit` waits for it.
-        let first = catch_unwind(AssertUnwindSafe(|| {
-            work.as_mut()
-                .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-        }));
-        match first {
+        match first_poll(&mut work, cx) {
             Ok(Poll::Ready(Ok(y))) => out.push(y, cx),
             Ok(Poll::Ready(Err(e))) => cx.fail(out.info.user_error(e)),
             Err(panic) => cx.fail(StreamError::from_panic(out.info.node_ref(), panic)),
@@ -275,16 +284,24 @@ where
     type Out = ();
 
     fn push(&self, _: Port, x: T, out: &Arc<Outlet<()>>, cx: &mut Cx<'_>) {
-        let Some(work) = guard(&out.info, cx, || (self.0)(x)) else {
+        let Some(mut work) = guard(&out.info, cx, || (self.0)(x)) else {
             return;
         };
-        let node = out.info.clone();
-        let in_flight = InFlight::new(&node);
-        cx.wait(async move {
-            let result = run_user(node, work).await;
-            drop(in_flight);
-            result
-        });
+        // A write that is done at its first poll costs no pending work.
+        match first_poll(&mut work, cx) {
+            Ok(Poll::Ready(Ok(()))) => {}
+            Ok(Poll::Ready(Err(e))) => cx.fail(out.info.user_error(e)),
+            Err(panic) => cx.fail(StreamError::from_panic(out.info.node_ref(), panic)),
+            Ok(Poll::Pending) => {
+                let node = out.info.clone();
+                let in_flight = InFlight::new(&node);
+                cx.wait(async move {
+                    let result = run_user(node, work).await;
+                    drop(in_flight);
+                    result
+                });
+            }
+        }
     }
 }
 

@@ -1,0 +1,435 @@
+//! `streamz-bench`: the benchmark scenarios, one JSON line each, in the shapes of the original
+//! streamz's own benchmarks (`bench/python`), so that `bench/compare.sh` can set them side by
+//! side.
+//!
+//! ```text
+//! cargo run --release -p streamz-bench -- SCENARIO [--n N] [--json]
+//! cargo run --release -p streamz-bench -- all --json
+//! ```
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use serde_json::{Value, json};
+use streamz_core::Stream;
+use streamz_rayon::{Pool, ScatterExt};
+use streamz_tokio::TokioExecutor;
+
+/// Runs one benchmark scenario (or all) and prints its figures.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The scenario to run.
+    scenario: Scenario,
+    /// How many elements (each scenario has its own default, the original's).
+    #[arg(long)]
+    n: Option<u64>,
+    /// One JSON line per scenario instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Scenario {
+    Map1,
+    Map10,
+    AccumulateFilter,
+    AsyncEmit,
+    RateLimit,
+    TimedWindow,
+    Buffer,
+    RayonOffload,
+    MemoryChain,
+    Limit,
+    /// Every scenario but memory_chain, which needs a process of its own.
+    All,
+}
+
+const EVERY: [Scenario; 9] = [
+    Scenario::Map1,
+    Scenario::Map10,
+    Scenario::AccumulateFilter,
+    Scenario::AsyncEmit,
+    Scenario::Limit,
+    Scenario::RateLimit,
+    Scenario::TimedWindow,
+    Scenario::Buffer,
+    Scenario::RayonOffload,
+];
+
+fn main() {
+    let args = Args::parse();
+    let scenarios: Vec<Scenario> = match args.scenario {
+        Scenario::All => EVERY.to_vec(),
+        one => vec![one],
+    };
+    for scenario in scenarios {
+        let figures = run(scenario, args.n);
+        if args.json {
+            println!("{figures}");
+        } else {
+            println!("{}", text(&figures));
+        }
+    }
+}
+
+fn text(figures: &Value) -> String {
+    let mut line = String::new();
+    if let Value::Object(map) = figures {
+        for (k, v) in map {
+            if !line.is_empty() {
+                line.push_str("  ");
+            }
+            line.push_str(&format!("{k}={v}"));
+        }
+    }
+    line
+}
+
+fn run(scenario: Scenario, n: Option<u64>) -> Value {
+    match scenario {
+        Scenario::Map1 => map_chain("map1", 1, n.unwrap_or(1_000_000)),
+        Scenario::Map10 => map_chain("map10", 10, n.unwrap_or(1_000_000)),
+        Scenario::AccumulateFilter => accumulate_filter(n.unwrap_or(1_000_000)),
+        Scenario::AsyncEmit => async_emit(n.unwrap_or(200_000)),
+        Scenario::RateLimit => rate_limit(n.unwrap_or(100)),
+        Scenario::TimedWindow => timed_window(n.unwrap_or(1000)),
+        Scenario::Buffer => buffer(n.unwrap_or(100)),
+        Scenario::RayonOffload => rayon_offload(n.unwrap_or(2000)),
+        Scenario::MemoryChain => memory_chain(n.unwrap_or(100_000)),
+        Scenario::Limit => limit(n.unwrap_or(1_000_000)),
+        Scenario::All => unreachable!("expanded in main"),
+    }
+}
+
+/// The best of three runs of `f`, in nanoseconds per element.
+fn best_ns(n: u64, mut f: impl FnMut()) -> f64 {
+    (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_nanos() as f64 / n as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let p = 10f64.powi(digits);
+    (x * p).round() / p
+}
+
+fn counting_sink(stream: &Stream<u64>) -> Arc<AtomicU64> {
+    let total = Arc::new(AtomicU64::new(0));
+    let sum = total.clone();
+    stream.sink(move |x| {
+        sum.fetch_add(x, Ordering::Relaxed);
+    });
+    total
+}
+
+fn map_chain(name: &str, maps: usize, n: u64) -> Value {
+    let source = Stream::new();
+    let mut tail = source.clone();
+    for _ in 0..maps {
+        tail = tail.map(|x: u64| black_box(x + 1));
+    }
+    let total = counting_sink(&tail);
+    let ns = best_ns(n, || {
+        for x in 0..n {
+            source.emit(black_box(x)).wait().expect("nothing fails");
+        }
+    });
+    black_box(total.load(Ordering::Relaxed));
+    json!({"scenario": name, "n": n, "ns_per_element": round(ns, 2), "ns_per_stage": round(ns / maps as f64, 2)})
+}
+
+fn accumulate_filter(n: u64) -> Value {
+    let source = Stream::new();
+    let total = counting_sink(
+        &source
+            .accumulate_from(0u64, |acc: &u64, x: u64| acc.wrapping_add(x))
+            .filter(|x| x % 2 == 0),
+    );
+    let ns = best_ns(n, || {
+        for x in 0..n {
+            source.emit(black_box(x)).wait().expect("nothing fails");
+        }
+    });
+    black_box(total.load(Ordering::Relaxed));
+    // three nodes: accumulate, filter, sink
+    json!({"scenario": "accumulate_filter", "n": n, "ns_per_element": round(ns, 2), "ns_per_stage": round(ns / 3.0, 2)})
+}
+
+fn async_emit(n: u64) -> Value {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let ns = runtime.block_on(async {
+        let source = Stream::with_executor(TokioExecutor::current());
+        let total = Arc::new(AtomicU64::new(0));
+        let sum = total.clone();
+        source.map(|x: u64| x + 1).sink_async(move |x| {
+            let sum = sum.clone();
+            async move {
+                sum.fetch_add(x, Ordering::Relaxed);
+            }
+        });
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let start = Instant::now();
+            for x in 0..n {
+                source.emit(x).await.expect("nothing fails");
+            }
+            best = best.min(start.elapsed().as_nanos() as f64 / n as f64);
+        }
+        black_box(total.load(Ordering::Relaxed));
+        best
+    });
+    // two nodes: map, async sink
+    json!({"scenario": "async_emit", "n": n, "ns_per_element": round(ns, 2), "ns_per_stage": round(ns / 2.0, 2)})
+}
+
+fn rate_limit(n: u64) -> Value {
+    let interval = Duration::from_millis(10);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let arrivals = runtime.block_on(async {
+        let source = Stream::with_executor(TokioExecutor::current());
+        let arrivals = source
+            .rate_limit(interval)
+            .map(|_: u64| Instant::now())
+            .sink_to_vec();
+        for x in 0..n {
+            source.emit(x).await.expect("nothing fails");
+        }
+        arrivals.to_vec()
+    });
+    let gaps: Vec<f64> = arrivals
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
+        .collect();
+    let below = gaps.iter().filter(|g| **g < 10.0).count();
+    let mean = gaps.iter().sum::<f64>() / gaps.len().max(1) as f64;
+    json!({
+        "scenario": "rate_limit", "n": n, "interval_ms": 10, "received": arrivals.len(),
+        "gaps_below_interval": below,
+        "min_gap_ms": round(gaps.iter().copied().fold(f64::INFINITY, f64::min), 3),
+        "max_gap_ms": round(gaps.iter().copied().fold(0.0, f64::max), 3),
+        "mean_gap_ms": round(mean, 3),
+    })
+}
+
+fn timed_window(n: u64) -> Value {
+    let window = Duration::from_millis(50);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let (closes, sizes, start) = runtime.block_on(async {
+        let start = Instant::now();
+        let source = Stream::with_executor(TokioExecutor::current());
+        let closes = source
+            .timed_window(window)
+            .map(|w: Vec<u64>| (Instant::now(), w.len()))
+            .sink_to_vec();
+        let mut ticks = tokio::time::interval(Duration::from_millis(1));
+        for x in 0..n {
+            ticks.tick().await;
+            source.emit(x).await.expect("nothing fails");
+        }
+        source.close().await.expect("nothing fails");
+        source.closed().await;
+        let closes = closes.to_vec();
+        (
+            closes.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            closes.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+            start,
+        )
+    });
+    // the windows closed by the schedule (the last one is the flush at close)
+    let scheduled = &closes[..closes.len().saturating_sub(1)];
+    let offsets: Vec<f64> = scheduled
+        .iter()
+        .enumerate()
+        .map(|(k, t)| {
+            let expected = window.as_secs_f64() * (k + 1) as f64;
+            ((*t - start).as_secs_f64() - expected) * 1000.0
+        })
+        .collect();
+    let periods: Vec<f64> = scheduled
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
+        .collect();
+    let drift = match (offsets.first(), offsets.last()) {
+        (Some(first), Some(last)) => last - first,
+        _ => 0.0,
+    };
+    json!({
+        "scenario": "timed_window", "n": n, "window_ms": 50, "windows": closes.len(),
+        "received": sizes.iter().sum::<usize>(), "window_sizes": sizes,
+        "period_mean_ms": round(periods.iter().sum::<f64>() / periods.len().max(1) as f64, 3),
+        "period_min_ms": round(periods.iter().copied().fold(f64::INFINITY, f64::min), 3),
+        "period_max_ms": round(periods.iter().copied().fold(0.0, f64::max), 3),
+        "drift_ms": round(drift, 3),
+    })
+}
+
+fn buffer(n: u64) -> Value {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let (latencies, emit_loop, all_done) = runtime.block_on(async {
+        let source = Stream::with_executor(TokioExecutor::current());
+        let processed = Arc::new(AtomicU64::new(0));
+        let count = processed.clone();
+        source.buffer(10).sink_async(move |_: u64| {
+            let count = count.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let start = Instant::now();
+        let mut latencies = Vec::new();
+        for x in 0..n {
+            let t = Instant::now();
+            source.emit(x).await.expect("nothing fails");
+            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let emit_loop = start.elapsed();
+        source.flush().await;
+        assert_eq!(processed.load(Ordering::Relaxed), n);
+        (latencies, emit_loop, start.elapsed())
+    });
+    let first_blocking = latencies.iter().position(|l| *l >= 1.0);
+    json!({
+        "scenario": "buffer", "n": n, "buffer": 10, "sink_sleep_ms": 10,
+        "first_blocking_emit_index": first_blocking,
+        "emit_loop_ms": round(emit_loop.as_secs_f64() * 1000.0, 2),
+        "all_processed_ms": round(all_done.as_secs_f64() * 1000.0, 2),
+    })
+}
+
+/// About 1 ms of CPU work (spinning, not sleeping).
+fn busy(x: u64) -> u64 {
+    let start = Instant::now();
+    let mut acc = x;
+    while start.elapsed() < Duration::from_millis(1) {
+        acc = black_box(acc.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+    acc
+}
+
+fn rayon_offload(n: u64) -> Value {
+    let pool = Pool::new(2).expect("a pool");
+    let time = |source: &Stream<u64>, count: u64| {
+        let start = Instant::now();
+        for x in 0..count {
+            source.emit_blocking(x).expect("nothing fails");
+        }
+        futures_executor::block_on(source.flush());
+        start.elapsed().as_secs_f64()
+    };
+    let serial = |f: fn(u64) -> u64| {
+        let source = Stream::new();
+        source.map(f).sink(|x| {
+            black_box(x);
+        });
+        source
+    };
+    let offloaded = |f: fn(u64) -> u64| {
+        let source = Stream::with_executor(pool.clone());
+        source.scatter(&pool).map(f).buffer(8).gather().sink(|x| {
+            black_box(x);
+        });
+        source
+    };
+    let busy_n = n.min(1000);
+    let serial_busy = busy_n as f64 / time(&serial(busy), busy_n);
+    let offload_busy = busy_n as f64 / time(&offloaded(busy), busy_n);
+    let trivial = |x: u64| x + 1;
+    let trivial_n = n * 10;
+    let serial_trivial = time(&serial(trivial), trivial_n);
+    let offload_trivial = time(&offloaded(trivial), trivial_n);
+    json!({
+        "scenario": "rayon_offload", "threads": 2, "buffer": 8,
+        "busy_1ms_serial_per_s": round(serial_busy, 1),
+        "busy_1ms_offloaded_per_s": round(offload_busy, 1),
+        "speedup_vs_serial": round(offload_busy / serial_busy, 3),
+        "overhead_us_per_element": round((offload_trivial - serial_trivial) / trivial_n as f64 * 1e6, 3),
+    })
+}
+
+/// Resident memory figures from `/proc/self/status`, in bytes: (now, peak).
+fn rss() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn memory_chain(n: u64) -> Value {
+    const NODES: usize = 1000;
+    let (before, _) = rss();
+    let source = Stream::new();
+    let mut tail = source.clone();
+    for _ in 0..NODES {
+        tail = tail.map(|x: u64| x + 1);
+    }
+    let total = counting_sink(&tail);
+    let (after_build, _) = rss();
+    let start = Instant::now();
+    for x in 0..n {
+        source.emit(x).wait().expect("nothing fails");
+    }
+    let elapsed = start.elapsed();
+    black_box(total.load(Ordering::Relaxed));
+    let (_, peak) = rss();
+    json!({
+        "scenario": "memory_chain", "nodes": NODES, "n": n,
+        "peak_rss_bytes": peak,
+        "bytes_per_node": (after_build.saturating_sub(before)) / NODES as u64,
+        "ns_per_element_per_node": round(elapsed.as_nanos() as f64 / n as f64 / NODES as f64, 2),
+    })
+}
+
+fn limit(n: u64) -> Value {
+    let closure = best_ns(n, || {
+        let sum = Mutex::new(0u64);
+        for x in 0..n {
+            let mut y = black_box(x);
+            for _ in 0..10 {
+                y = black_box(y + 1);
+            }
+            *sum.lock().expect("unpoisoned") += y;
+        }
+        black_box(sum);
+    });
+    let futures = best_ns(n, || {
+        use futures_util::StreamExt;
+        let sum = futures_executor::block_on(
+            futures_util::stream::iter(0..n)
+                .map(|x| black_box(x + 1))
+                .map(|x| black_box(x + 1))
+                .map(|x| black_box(x + 1))
+                .map(|x| black_box(x + 1))
+                .map(|x| black_box(x + 1))
+                .map(|x| black_box(x + 1))
+                .map(|x| black_box(x + 1))
+                .map(|x| black_box(x + 1))
+                .map(|x| black_box(x + 1))
+                .map(|x| black_box(x + 1))
+                .fold(0u64, |acc, x| async move { acc.wrapping_add(x) }),
+        );
+        black_box(sum);
+    });
+    json!({
+        "scenario": "limit", "n": n, "stages": 10,
+        "closure_ns_per_element": round(closure, 2),
+        "futures_ns_per_element": round(futures, 2),
+    })
+}
