@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs the original streamz's benchmarks and this project's scenarios in one go, on this
+# machine, and prints a table of the figures and their ratios.
+#
+#   bash bench/compare.sh            # about 6 minutes on 2 cores
+#   QUICK=1 bash bench/compare.sh    # smaller sizes, about 2 minutes
+#
+# The original runs from a venv at $STREAMZ_PY_VENV (default bench/.venv, git-ignored), made
+# on first use from bench/python/requirements.lock.txt. Results go to $OUT (default a new
+# temporary directory).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$(mktemp -d)}"
+VENV="${STREAMZ_PY_VENV:-bench/.venv}"
+mkdir -p "$OUT/python"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo ">>> installing the original into $VENV" >&2
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q -r bench/python/requirements.lock.txt
+fi
+
+if [ -n "${QUICK:-}" ]; then
+  A="200000 1"; B="200000 1"; C="50000"; G="500"; H="3000 1000"; N_RUST=200000
+else
+  A="1000000 3"; B="1000000 3"; C="200000"; G="2000"; H="30000 1000"; N_RUST=1000000
+fi
+
+echo ">>> streamz for Rust" >&2
+cargo build --release -q -p streamz-bench
+RUN=target/release/streamz-bench
+: > "$OUT/rust.jsonl"
+for s in map1 map10 accumulate-filter limit; do "$RUN" "$s" --n "$N_RUST" --json >> "$OUT/rust.jsonl"; done
+for s in async-emit rate-limit timed-window buffer rayon-offload memory-chain; do "$RUN" "$s" --json >> "$OUT/rust.jsonl"; done
+
+echo ">>> the original, streamz 0.6.6" >&2
+run() {  # name, args...
+  local name="$1"; shift
+  echo "    $name $*" >&2
+  (cd bench/python && timeout 300 "../../$VENV/bin/python" "$name.py" "$@") > "$OUT/python/$name.json" 2> "$OUT/python/$name.stderr.txt" || echo "    $name failed, see $OUT/python/$name.stderr.txt" >&2
+}
+run a_sync_map_throughput $A
+run b_accumulate_filter $B
+run c_async_tornado $C
+run d_rate_limit 100 0.01
+run e_timed_window 1.0 0.001 0.05
+run f_buffer_backpressure 100 0.01
+run g_dask $G
+run h_memory_chain $H
+
+python3 bench/table.py "$OUT"
+echo "(raw figures in $OUT)" >&2
