@@ -8,12 +8,13 @@
 //! ```
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
+use streamz_bench as pipelines;
 use streamz_core::Stream;
 use streamz_rayon::{Pool, ScatterExt};
 use streamz_tokio::TokioExecutor;
@@ -121,43 +122,16 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * p).round() / p
 }
 
-fn counting_sink(stream: &Stream<u64>) -> Arc<AtomicU64> {
-    let total = Arc::new(AtomicU64::new(0));
-    let sum = total.clone();
-    stream.sink(move |x| {
-        sum.fetch_add(x, Ordering::Relaxed);
-    });
-    total
-}
-
 fn map_chain(name: &str, maps: usize, n: u64) -> Value {
-    let source = Stream::new();
-    let mut tail = source.clone();
-    for _ in 0..maps {
-        tail = tail.map(|x: u64| black_box(x + 1));
-    }
-    let total = counting_sink(&tail);
-    let ns = best_ns(n, || {
-        for x in 0..n {
-            source.emit(black_box(x)).wait().expect("nothing fails");
-        }
-    });
+    let (source, total) = pipelines::map_chain(maps);
+    let ns = best_ns(n, || pipelines::emit_all(&source, n));
     black_box(total.load(Ordering::Relaxed));
     json!({"scenario": name, "n": n, "ns_per_element": round(ns, 2), "ns_per_stage": round(ns / maps as f64, 2)})
 }
 
 fn accumulate_filter(n: u64) -> Value {
-    let source = Stream::new();
-    let total = counting_sink(
-        &source
-            .accumulate_from(0u64, |acc: &u64, x: u64| acc.wrapping_add(x))
-            .filter(|x| x % 2 == 0),
-    );
-    let ns = best_ns(n, || {
-        for x in 0..n {
-            source.emit(black_box(x)).wait().expect("nothing fails");
-        }
-    });
+    let (source, total) = pipelines::accumulate_filter();
+    let ns = best_ns(n, || pipelines::emit_all(&source, n));
     black_box(total.load(Ordering::Relaxed));
     // three nodes: accumulate, filter, sink
     json!({"scenario": "accumulate_filter", "n": n, "ns_per_element": round(ns, 2), "ns_per_stage": round(ns / 3.0, 2)})
@@ -375,12 +349,7 @@ fn rss() -> (u64, u64) {
 fn memory_chain(n: u64) -> Value {
     const NODES: usize = 1000;
     let (before, _) = rss();
-    let source = Stream::new();
-    let mut tail = source.clone();
-    for _ in 0..NODES {
-        tail = tail.map(|x: u64| x + 1);
-    }
-    let total = counting_sink(&tail);
+    let (source, total) = pipelines::map_chain(NODES);
     let (after_build, _) = rss();
     let start = Instant::now();
     for x in 0..n {
@@ -399,15 +368,7 @@ fn memory_chain(n: u64) -> Value {
 
 fn limit(n: u64) -> Value {
     let closure = best_ns(n, || {
-        let sum = Mutex::new(0u64);
-        for x in 0..n {
-            let mut y = black_box(x);
-            for _ in 0..10 {
-                y = black_box(y + 1);
-            }
-            *sum.lock().expect("unpoisoned") += y;
-        }
-        black_box(sum);
+        black_box(pipelines::closure_chain(n));
     });
     let futures = best_ns(n, || {
         use futures_util::StreamExt;

@@ -1,0 +1,59 @@
+//! The benchmark pipelines, shared by the `streamz-bench` runner and the criterion benches.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use streamz_core::Stream;
+
+/// A sink that adds up what reaches it, so no stage can be optimised away.
+pub fn counting_sink(stream: &Stream<u64>) -> Arc<AtomicU64> {
+    let total = Arc::new(AtomicU64::new(0));
+    let sum = total.clone();
+    stream.sink(move |x| {
+        sum.fetch_add(x, Ordering::Relaxed);
+    });
+    total
+}
+
+/// `source → map × maps → sink`, each map `x + 1`.
+pub fn map_chain(maps: usize) -> (Stream<u64>, Arc<AtomicU64>) {
+    let source = Stream::new();
+    let mut tail = source.clone();
+    for _ in 0..maps {
+        tail = tail.map(|x: u64| black_box(x + 1));
+    }
+    let total = counting_sink(&tail);
+    (source, total)
+}
+
+/// `source → accumulate(add, start=0) → filter(even) → sink`.
+pub fn accumulate_filter() -> (Stream<u64>, Arc<AtomicU64>) {
+    let source = Stream::new();
+    let total = counting_sink(
+        &source
+            .accumulate_from(0u64, |acc: &u64, x: u64| acc.wrapping_add(x))
+            .filter(|x| x % 2 == 0),
+    );
+    (source, total)
+}
+
+/// Emits `0..n` into `source`, each element completely.
+pub fn emit_all(source: &Stream<u64>, n: u64) {
+    for x in 0..n {
+        source.emit(black_box(x)).wait().expect("nothing fails");
+    }
+}
+
+/// The same work as ten `map`s and the counting sink, as a plain Rust closure chain.
+pub fn closure_chain(n: u64) -> u64 {
+    let total = AtomicU64::new(0);
+    for x in 0..n {
+        let mut y = black_box(x);
+        for _ in 0..10 {
+            y = black_box(y + 1);
+        }
+        total.fetch_add(y, Ordering::Relaxed);
+    }
+    total.into_inner()
+}
