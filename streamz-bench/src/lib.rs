@@ -3,6 +3,7 @@
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use streamz_core::Stream;
 
@@ -56,4 +57,14 @@ pub fn closure_chain(n: u64) -> u64 {
         total.fetch_add(y, Ordering::Relaxed);
     }
     total.into_inner()
+}
+
+/// About 1 ms of CPU work (spinning, not sleeping): the original's `f_busy`.
+pub fn busy(x: u64) -> u64 {
+    let start = Instant::now();
+    let mut acc = x;
+    while start.elapsed() < Duration::from_millis(1) {
+        acc = black_box(acc.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+    acc
 }

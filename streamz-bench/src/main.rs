@@ -282,16 +282,6 @@ fn buffer(n: u64) -> Value {
     })
 }
 
-/// About 1 ms of CPU work (spinning, not sleeping).
-fn busy(x: u64) -> u64 {
-    let start = Instant::now();
-    let mut acc = x;
-    while start.elapsed() < Duration::from_millis(1) {
-        acc = black_box(acc.wrapping_mul(6364136223846793005).wrapping_add(1));
-    }
-    acc
-}
-
 fn rayon_offload(n: u64) -> Value {
     let pool = Pool::new(2).expect("a pool");
     let time = |source: &Stream<u64>, count: u64| {
@@ -317,8 +307,8 @@ fn rayon_offload(n: u64) -> Value {
         source
     };
     let busy_n = n.min(1000);
-    let serial_busy = busy_n as f64 / time(&serial(busy), busy_n);
-    let offload_busy = busy_n as f64 / time(&offloaded(busy), busy_n);
+    let serial_busy = busy_n as f64 / time(&serial(pipelines::busy), busy_n);
+    let offload_busy = busy_n as f64 / time(&offloaded(pipelines::busy), busy_n);
     let trivial = |x: u64| x + 1;
     let trivial_n = n * 10;
     let serial_trivial = time(&serial(trivial), trivial_n);
