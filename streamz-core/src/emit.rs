@@ -316,10 +316,11 @@ impl Future for Emit {
 
 impl Drop for Emit {
     fn drop(&mut self) {
-        let state = std::mem::replace(&mut self.state, State::Done);
+        // Only a failed or pending `Emit` carries a context: the common, ready one is done here.
         let Some(ctx) = self.ctx.take() else {
             return;
         };
+        let state = std::mem::replace(&mut self.state, State::Done);
         match state {
             State::Done | State::Ready(Ok(())) => {}
             State::Ready(Err(e)) => ctx.report(e),

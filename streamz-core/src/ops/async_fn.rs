@@ -106,8 +106,7 @@ impl<T: Element, U: Element> Operator<T> for MapAsync<T, U> {
     type Out = U;
 
     fn push(&self, _: Port, x: T, _out: &Arc<Outlet<U>>, cx: &mut Cx<'_>) {
-        let info = self.info.clone();
-        enqueue(&self.queue, x, cx, move || info.hold(1));
+        enqueue(&self.queue, x, &self.info, cx);
     }
 
     fn finish(&self, _out: &Arc<Outlet<U>>, _cx: &mut Cx<'_>) -> Finish {
@@ -353,7 +352,7 @@ impl<T: Element> Stream<T> {
         Fut: Future<Output = U> + Send + 'static,
     {
         let name = fn_name::<F>();
-        self.map_async_with(parallelism, name, infallible(f))
+        self.map_async_in(parallelism, name, true, infallible(f))
     }
 
     /// Like [`map_async`](Stream::map_async) for a function whose future returns a `Result`:
@@ -391,7 +390,7 @@ impl<T: Element> Stream<T> {
         Fut: Future<Output = Result<U, E>> + Send + 'static,
     {
         let name = fn_name::<F>();
-        self.map_async_with(parallelism, name, fallible(f))
+        self.map_async_in(parallelism, name, true, fallible(f))
     }
 
     /// Like [`map_async`](Stream::map_async), but emits each result as soon as it is ready,
@@ -520,19 +519,6 @@ impl<T: Element> Stream<T> {
     {
         let name = fn_name::<F>();
         self.attach(THEN, name, Then(fallible(f)))
-    }
-
-    fn map_async_with<U, F>(
-        &self,
-        parallelism: usize,
-        name: Option<&'static str>,
-        f: F,
-    ) -> Stream<U>
-    where
-        U: Element,
-        F: Fn(T) -> BoxFuture<Result<U, BoxError>> + Send + Sync + 'static,
-    {
-        self.map_async_in(parallelism, name, true, f)
     }
 
     fn map_async_in<U, F>(

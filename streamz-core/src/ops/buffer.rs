@@ -22,8 +22,7 @@ impl<T: Element> Operator<T> for Buffer<T> {
     type Out = T;
 
     fn push(&self, _: Port, x: T, _out: &Arc<Outlet<T>>, cx: &mut Cx<'_>) {
-        let info = self.info.clone();
-        enqueue(&self.queue, x, cx, move || info.hold(1));
+        enqueue(&self.queue, x, &self.info, cx);
     }
 
     fn finish(&self, _out: &Arc<Outlet<T>>, _cx: &mut Cx<'_>) -> Finish {

@@ -29,21 +29,21 @@ const TIMED_WINDOW_UNIQUE: Kind = Kind::new("timed_window_unique", Shape::Octago
 /// How many elements a time-based node queues before `emit` has to wait for room.
 pub(crate) const QUEUE: usize = 1024;
 
-/// Sends `item` into a node's queue: at once when there is room, otherwise by waiting in the
-/// element's `Emit`. `accepted` runs once the queue has taken it.
+/// Sends `item` into the queue of the node `info`: at once when there is room, otherwise by
+/// waiting in the element's `Emit`. Once the queue has taken it, the node holds it in flight.
 pub(crate) fn enqueue<I: Send + 'static>(
     queue: &Sender<I>,
     item: I,
+    info: &Arc<NodeInfo>,
     cx: &mut Cx<'_>,
-    accepted: impl FnOnce() + Send + 'static,
 ) {
     match queue.try_send(item) {
-        Ok(()) => accepted(),
+        Ok(()) => info.hold(1),
         Err(TrySendError::Full(item)) => {
-            let queue = queue.clone();
+            let (queue, info) = (queue.clone(), info.clone());
             cx.wait(async move {
                 if queue.send(item).await.is_ok() {
-                    accepted();
+                    info.hold(1);
                 }
                 Ok(())
             });
@@ -160,8 +160,7 @@ impl<T: Element> Operator<T> for Delay<T> {
 
     fn push(&self, _: Port, x: T, _out: &Arc<Outlet<T>>, cx: &mut Cx<'_>) {
         let due = self.executor.clock().now() + self.interval;
-        let info = self.info.clone();
-        enqueue(&self.queue, (due, x), cx, move || info.hold(1));
+        enqueue(&self.queue, (due, x), &self.info, cx);
     }
 
     fn finish(&self, _out: &Arc<Outlet<T>>, _cx: &mut Cx<'_>) -> Finish {
