@@ -5,7 +5,9 @@
 //! rare) serialize on a mutex, publish a new list, and hand the old one to the epoch collector,
 //! which frees it once no thread pinned before the swap can still be reading it.
 //!
-//! This is the only `unsafe` code in the crate. Its protocol is model-checked with loom:
+//! It also holds [`DirectArc`], an `Arc` that keeps its target's address at hand.
+//!
+//! This is the only `unsafe` code in the crate. The list's protocol is model-checked with loom:
 //!
 //! ```text
 //! RUSTFLAGS="--cfg crossbeam_loom" cargo test -p streamz-core --features loom --lib edges
@@ -14,9 +16,14 @@
 
 use std::sync::atomic::Ordering;
 
+use std::ops::Deref;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
 #[cfg(crossbeam_loom)]
 use loom::sync::Mutex;
+use smallvec::SmallVec;
 #[cfg(not(crossbeam_loom))]
 use std::sync::Mutex;
 
@@ -28,15 +35,19 @@ fn lock<T>(m: &Mutex<T>) -> loom::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A list of edges. One edge, the common case, is stored in the list's own allocation, so
+/// reaching it costs one pointer less.
+type List<E> = SmallVec<[E; 1]>;
+
 pub(crate) struct Edges<E> {
-    list: Atomic<Vec<E>>,
+    list: Atomic<List<E>>,
     writer: Mutex<()>,
 }
 
 impl<E: Clone + Send> Edges<E> {
     pub(crate) fn new() -> Self {
         Edges {
-            list: Atomic::new(Vec::new()),
+            list: Atomic::new(List::new()),
             writer: Mutex::new(()),
         }
     }
@@ -55,7 +66,7 @@ impl<E: Clone + Send> Edges<E> {
     pub(crate) fn update(&self, f: impl FnOnce(&[E]) -> Vec<E>) {
         let _writer = lock(&self.writer);
         let guard = epoch::pin();
-        let next = Owned::new(f(self.read(&guard)));
+        let next = Owned::new(f(self.read(&guard)).into_iter().collect::<List<E>>());
         let old = self.list.swap(next, Ordering::AcqRel, &guard);
         // SAFETY: `old` is no longer reachable from `self.list`, and writers are serialized, so
         // no one else will destroy it; readers that still hold it are protected by their guards.
@@ -67,10 +78,10 @@ impl<E: Clone + Send> Edges<E> {
         let guard = epoch::pin();
         let old = self
             .list
-            .swap(Owned::new(Vec::new()), Ordering::AcqRel, &guard);
+            .swap(Owned::new(List::new()), Ordering::AcqRel, &guard);
         // SAFETY: `&mut self` means no reader holds this node's list, and `old` is no longer
         // reachable from it, so we own it.
-        unsafe { std::mem::take(&mut *old.into_owned()) }
+        unsafe { std::mem::take(&mut *old.into_owned()) }.into_vec()
     }
 }
 
@@ -87,6 +98,50 @@ impl<E> Drop for Edges<E> {
         }
     }
 }
+
+/// An `Arc` that also keeps the address of what it points to.
+///
+/// Reaching the target of an `Arc<dyn Trait>` means reading the target's alignment from the
+/// vtable to find where it sits in the allocation, a dependent load on every call; a push
+/// through a chain of nodes is a chain of such loads. This keeps the address computed once.
+pub(crate) struct DirectArc<I: ?Sized> {
+    arc: Arc<I>,
+    ptr: NonNull<I>,
+}
+
+impl<I: ?Sized> DirectArc<I> {
+    pub(crate) fn new(arc: Arc<I>) -> Self {
+        let ptr = NonNull::from(&*arc);
+        DirectArc { arc, ptr }
+    }
+}
+
+impl<I: ?Sized> Deref for DirectArc<I> {
+    type Target = I;
+
+    #[inline(always)]
+    fn deref(&self) -> &I {
+        // SAFETY: `ptr` is the address of `arc`'s target, which `arc`, never replaced, keeps
+        // alive and unmoved for as long as `self` lives; we hand out only shared references,
+        // as `Arc` does.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<I: ?Sized> Clone for DirectArc<I> {
+    fn clone(&self) -> Self {
+        DirectArc {
+            arc: self.arc.clone(),
+            ptr: self.ptr,
+        }
+    }
+}
+
+// SAFETY: a `DirectArc` is an `Arc` plus a pointer used only as `Arc`'s `Deref` would be, so it
+// may cross and be shared between threads exactly when the `Arc` may.
+unsafe impl<I: ?Sized> Send for DirectArc<I> where Arc<I>: Send {}
+// SAFETY: as above.
+unsafe impl<I: ?Sized> Sync for DirectArc<I> where Arc<I>: Sync {}
 
 #[cfg(all(test, crossbeam_loom))]
 mod loom_tests {

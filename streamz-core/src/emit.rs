@@ -28,7 +28,8 @@ pub(crate) struct Cx<'g> {
     ctx: &'g Arc<GraphContext>,
     error: Option<StreamError>,
     pending: Vec<Pending>,
-    depth: u32,
+    /// Below this stack address a push grows the stack before going deeper.
+    stack_limit: usize,
     /// Set by `emit_blocking`: the calling thread will block on whatever is pending.
     blocking: bool,
 }
@@ -47,7 +48,7 @@ impl<'g> Cx<'g> {
             ctx,
             error: None,
             pending: Vec::new(),
-            depth: 0,
+            stack_limit: stack_limit(),
             blocking,
         };
         f(&mut cx);
@@ -87,15 +88,33 @@ impl<'g> Cx<'g> {
 
     /// Runs one step deeper into the graph. Deep graphs get more stack on demand, so a
     /// chain of thousands of nodes runs on an ordinary thread.
-    #[inline]
+    ///
+    /// The check is one comparison of the stack address against a limit taken once per push,
+    /// and nothing runs after `f`, so a node's call to the next one can be a tail call.
+    #[inline(always)]
     pub(crate) fn descend(&mut self, f: impl FnOnce(&mut Cx<'g>)) {
-        self.depth += 1;
-        if self.depth.is_multiple_of(STACK_CHECK_EVERY) {
-            stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || f(self));
-        } else {
+        if self.has_stack() {
             f(self);
+        } else {
+            self.descend_on_new_stack(f);
         }
-        self.depth -= 1;
+    }
+
+    /// True when there is stack enough to go one step deeper without growing it.
+    #[inline(always)]
+    pub(crate) fn has_stack(&self) -> bool {
+        stack_address() >= self.stack_limit
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn descend_on_new_stack(&mut self, f: impl FnOnce(&mut Cx<'g>)) {
+        let outer = self.stack_limit;
+        stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
+            self.stack_limit = stack_limit();
+            f(self);
+        });
+        self.stack_limit = outer;
     }
 
     fn into_emit(self) -> Emit {
@@ -116,8 +135,24 @@ impl<'g> Cx<'g> {
     }
 }
 
-/// How many levels of a push may run between two checks of the remaining stack.
-const STACK_CHECK_EVERY: u32 = 32;
+/// An address in the current stack frame.
+#[inline(always)]
+fn stack_address() -> usize {
+    let marker = 0u8;
+    std::ptr::addr_of!(marker) as usize
+}
+
+/// The stack address below which less than [`STACK_RED_ZONE`] is left on this thread's current
+/// stack (0, never reached, where the platform does not say how much stack is left).
+fn stack_limit() -> usize {
+    match stacker::remaining_stack() {
+        Some(left) => stack_address()
+            .saturating_sub(left)
+            .saturating_add(STACK_RED_ZONE),
+        None => 0,
+    }
+}
+
 /// Grow the stack when less than this is left at a check.
 pub(crate) const STACK_RED_ZONE: usize = 256 * 1024;
 /// The size of each extra stack segment.

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use event_listener::Event;
 
 use crate::context::Context;
-use crate::edges::Edges;
+use crate::edges::{DirectArc, Edges};
 use crate::emit::{Cx, Emit};
 use crate::error::{BoxError, NodeRef, StreamError};
 
@@ -270,7 +270,7 @@ pub(crate) trait Inlet<T>: Send + Sync {
 
 /// One downstream connection.
 pub(crate) struct Edge<T> {
-    inlet: Arc<dyn Inlet<T>>,
+    inlet: DirectArc<dyn Inlet<T>>,
     port: Port,
 }
 
@@ -304,15 +304,21 @@ impl<T: Clone> Outlet<T> {
     /// last downstream gets `x` itself, the others a clone.
     #[inline]
     pub(crate) fn push(&self, x: T, cx: &mut Cx<'_>) {
-        let edges = self.edges.read(cx.guard());
-        match edges.split_last() {
-            None => {}
-            Some((last, rest)) => {
-                for edge in rest {
-                    edge.inlet.push(edge.port, x.clone(), cx);
-                }
-                last.inlet.push(last.port, x, cx);
+        match self.edges.read(cx.guard()) {
+            // The common case, kept to a stack check and a tail call.
+            [only] if cx.has_stack() => only.inlet.push(only.port, x, cx),
+            edges => Self::push_each(edges, x, cx),
+        }
+    }
+
+    #[inline(never)]
+    fn push_each(edges: &[Edge<T>], x: T, cx: &mut Cx<'_>) {
+        if let Some((last, rest)) = edges.split_last() {
+            for edge in rest {
+                let x = x.clone();
+                cx.descend(|cx| edge.inlet.push(edge.port, x, cx));
             }
+            cx.descend(|cx| last.inlet.push(last.port, x, cx));
         }
     }
 
@@ -348,7 +354,7 @@ impl<T: Clone> Outlet<T> {
             let mut edges = edges.to_vec();
             if !(dedup && edges.iter().any(|e| e.inlet.info().id == id)) {
                 edges.push(Edge {
-                    inlet: inlet.clone(),
+                    inlet: DirectArc::new(inlet.clone()),
                     port: inlet.attach(),
                 });
                 added = true;
@@ -438,7 +444,8 @@ impl<T, O: Operator<T>> OpNode<T, O> {
 impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
     #[inline]
     fn push(&self, port: Port, x: T, cx: &mut Cx<'_>) {
-        cx.descend(|cx| self.op.push(port, x, &self.out, cx));
+        // The upstream's outlet has checked the stack.
+        self.op.push(port, x, &self.out, cx);
     }
 
     fn close(&self, _port: Port, cx: &mut Cx<'_>) {
