@@ -57,8 +57,9 @@ impl fmt::Debug for TokioExecutor {
     }
 }
 
-/// tokio's clock: paused time included, and no timer for a deadline that has passed (tokio
-/// rounds even a zero-length sleep up to a millisecond).
+/// tokio's clock: paused time included, no timer for a deadline that has passed (tokio
+/// rounds even a zero-length sleep up to a millisecond), and wake-ups on time (see
+/// [`sleep_until`]).
 #[derive(Debug)]
 struct TokioClock;
 
@@ -71,7 +72,27 @@ impl Clock for TokioClock {
         if deadline <= self.now() {
             return Box::pin(std::future::ready(()));
         }
-        Box::pin(tokio::time::sleep_until(deadline.into()))
+        Box::pin(sleep_until(deadline))
+    }
+}
+
+/// Sleeps until `deadline` on tokio's clock, on time.
+///
+/// tokio's timer works in whole milliseconds and fires up to a millisecond or more late, which
+/// would stretch every `rate_limit` gap. So the sleep also races a `futures-timer` delay, whose
+/// thread wakes to within a fraction of a millisecond. Under paused time tokio's own timer
+/// wins (the runtime jumps its clock to it as soon as it is idle), and an early real-time
+/// wake-up is ignored, so virtual timings stay exact.
+async fn sleep_until(deadline: Instant) {
+    let mut coarse = std::pin::pin!(tokio::time::sleep_until(deadline.into()));
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now().into_std());
+    tokio::select! {
+        biased;
+        () = &mut coarse => return,
+        () = futures_timer::Delay::new(left) => {}
+    }
+    if tokio::time::Instant::now().into_std() < deadline {
+        coarse.await;
     }
 }
 

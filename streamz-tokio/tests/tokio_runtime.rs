@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use streamz_core::{ErrorKind, Stream};
+use streamz_core::{ErrorKind, Executor, Stream};
 use streamz_tokio::TokioExecutor;
 
 #[tokio::test(start_paused = true)]
@@ -104,4 +104,40 @@ async fn zero_length_waits_take_no_time() {
         "{:?}",
         start.elapsed()
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_paused_time_sleeps_end_exactly_on_their_deadlines() {
+    let executor = TokioExecutor::current();
+    let clock = executor.clock();
+    for micros in [1, 999, 1_000, 1_500, 10_000, 123_456] {
+        let start = clock.now();
+        clock.sleep(Duration::from_micros(micros)).await;
+        // tokio's own timer moves in whole milliseconds: the sleep ends on the first tick at
+        // or after the deadline, never before it, and the real-time race never ends it early
+        let slept = clock.now() - start;
+        assert!(
+            slept >= Duration::from_micros(micros),
+            "{micros} µs: {slept:?}"
+        );
+        assert!(
+            slept < Duration::from_micros(micros) + Duration::from_millis(1),
+            "{micros} µs: {slept:?}"
+        );
+    }
+}
+
+#[test]
+fn in_real_time_sleeps_never_end_early() {
+    // Lateness depends on the machine's load; earliness never may.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let executor = TokioExecutor::current();
+        let clock = executor.clock();
+        for _ in 0..20 {
+            let deadline = clock.now() + Duration::from_micros(2_300);
+            clock.sleep_until(deadline).await;
+            assert!(std::time::Instant::now() >= deadline);
+        }
+    });
 }
