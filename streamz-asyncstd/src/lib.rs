@@ -100,4 +100,9 @@ impl Executor for AsyncStdExecutor {
         // Inside one of async-std's tasks, blocking can stall the work it waits for.
         async_std::task::try_current().is_some()
     }
+
+    /// async-std's futures and timers need no runtime context.
+    fn polls_anywhere(&self) -> bool {
+        true
+    }
 }

@@ -32,6 +32,8 @@ pub(crate) struct Cx<'g> {
     stack_limit: usize,
     /// Set by `emit_blocking`: the calling thread will block on whatever is pending.
     blocking: bool,
+    /// The graph's futures may be polled on this thread (see [`Cx::may_poll_here`]).
+    poll_here: bool,
 }
 
 impl<'g> Cx<'g> {
@@ -50,6 +52,11 @@ impl<'g> Cx<'g> {
             pending: Vec::new(),
             stack_limit: stack_limit(),
             blocking,
+            poll_here: !blocking
+                || ctx
+                    .executor
+                    .as_ref()
+                    .is_none_or(|executor| executor.polls_anywhere()),
         };
         f(&mut cx);
         cx.into_emit()
@@ -84,6 +91,13 @@ impl<'g> Cx<'g> {
     /// True under `emit_blocking`, where waiting on the caller's own thread would deadlock.
     pub(crate) fn is_blocking(&self) -> bool {
         self.blocking
+    }
+
+    /// True when a user's future may be polled on this thread: inside the runtime (`emit`),
+    /// or under `emit_blocking` when the executor's futures run on any thread (or there is
+    /// no executor, and `Emit::wait` polls the work on this thread anyway).
+    pub(crate) fn may_poll_here(&self) -> bool {
+        self.poll_here
     }
 
     /// Runs one step deeper into the graph. Deep graphs get more stack on demand, so a
@@ -297,6 +311,9 @@ impl Emit {
                     ));
                 }
                 match self.ctx.as_ref().and_then(|ctx| ctx.executor.clone()) {
+                    Some(executor) if executor.polls_anywhere() => {
+                        futures_executor::block_on(waiting)
+                    }
                     Some(executor) => {
                         let (done, result) = futures_channel::oneshot::channel();
                         executor.spawn(Box::pin(async move {

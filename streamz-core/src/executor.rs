@@ -67,6 +67,17 @@ pub trait Executor: Send + Sync + fmt::Debug + 'static {
     fn is_worker_thread(&self) -> bool {
         false
     }
+
+    /// True when the futures of a graph on this executor (its clock's timers included) can be
+    /// polled on any thread, not only inside the runtime: they need no thread-local runtime
+    /// context, as tokio's timers do. Then `emit_blocking` polls an element's pending work
+    /// on the calling thread, instead of handing it to the executor and waiting for the
+    /// answer, which saves two thread switches per element that has to wait.
+    ///
+    /// The default, `false`, is always correct.
+    fn polls_anywhere(&self) -> bool {
+        false
+    }
 }
 
 impl<E: Executor + ?Sized> Executor for Arc<E> {
@@ -84,5 +95,9 @@ impl<E: Executor + ?Sized> Executor for Arc<E> {
 
     fn is_worker_thread(&self) -> bool {
         (**self).is_worker_thread()
+    }
+
+    fn polls_anywhere(&self) -> bool {
+        (**self).polls_anywhere()
     }
 }

@@ -1,23 +1,18 @@
 //! [`Pool`]: a rayon thread pool for the work, and the executor the graph's tasks run on.
 
-use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
 use streamz_core::{BoxFuture, Clock, Executor};
 
-thread_local! {
-    /// Set on the pool's task thread.
-    static TASK_THREAD: Cell<bool> = const { Cell::new(false) };
-}
-
 /// A rayon thread pool for scattered work, and an [`Executor`] for the graph around it.
 ///
 /// Functions given to [`Scattered`](crate::Scattered) operators run on the rayon pool. As an
 /// executor (`Stream::with_executor(pool.clone())`), the pool runs the graph's tasks, such as
-/// a `buffer`'s consumer or an async sink, on one small thread of its own, with
-/// `futures-timer` timers, and blocking work on the rayon pool. A graph that already has an
+/// `gather` or an async sink, and blocking work on the same rayon threads, with
+/// `futures-timer` timers: a task woken by a pooled function that just finished runs next on
+/// that function's thread, so an element crosses threads only on its way in and out. A graph that already has an
 /// executor (tokio, smol, …) keeps it; scatter to a pool all the same.
 ///
 /// Cloning gives another handle on the same pool.
@@ -44,7 +39,6 @@ pub struct Pool {
 
 struct Inner {
     threads: Arc<rayon::ThreadPool>,
-    tasks: futures_executor::ThreadPool,
     clock: Arc<dyn Clock>,
 }
 
@@ -93,7 +87,7 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// When the task thread cannot be started.
+    /// None at present; the `Result` leaves room for pools that need starting.
     ///
     /// # Examples
     ///
@@ -105,15 +99,9 @@ impl Pool {
     /// assert_eq!(pool.threads(), 3);
     /// ```
     pub fn from_pool(threads: Arc<rayon::ThreadPool>) -> std::io::Result<Self> {
-        let tasks = futures_executor::ThreadPool::builder()
-            .pool_size(1)
-            .name_prefix("streamz-rayon-tasks")
-            .after_start(|_| TASK_THREAD.with(|t| t.set(true)))
-            .create()?;
         Ok(Pool {
             inner: Arc::new(Inner {
                 threads,
-                tasks,
                 clock: Arc::new(TimerClock),
             }),
         })
@@ -125,7 +113,6 @@ impl Pool {
         Pool {
             inner: Arc::new(Inner {
                 threads: self.inner.threads.clone(),
-                tasks: self.inner.tasks.clone(),
                 clock: Arc::new(clock),
             }),
         }
@@ -149,7 +136,17 @@ impl Pool {
 
 impl Executor for Pool {
     fn spawn(&self, task: BoxFuture<()>) {
-        self.inner.tasks.spawn_ok(task);
+        // Each wake-up polls the task as a rayon job; woken on a pool thread (by a pooled
+        // function's result), the job goes on that thread's own queue and runs next there.
+        let threads = self.inner.threads.clone();
+        let schedule = move |runnable: async_task::Runnable| {
+            threads.spawn(move || {
+                runnable.run();
+            });
+        };
+        let (runnable, task) = async_task::spawn(task, schedule);
+        task.detach();
+        runnable.schedule();
     }
 
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
@@ -161,6 +158,11 @@ impl Executor for Pool {
     }
 
     fn is_worker_thread(&self) -> bool {
-        TASK_THREAD.with(Cell::get) || self.inner.threads.current_thread_index().is_some()
+        self.inner.threads.current_thread_index().is_some()
+    }
+
+    /// The pool's futures and `futures-timer` timers need no runtime context.
+    fn polls_anywhere(&self) -> bool {
+        true
     }
 }

@@ -180,4 +180,9 @@ impl Executor for SmolExecutor {
     fn is_worker_thread(&self) -> bool {
         RUNNING.with(|r| r.get()) == self.id
     }
+
+    /// smol's futures and `async-io` timers need no runtime context.
+    fn polls_anywhere(&self) -> bool {
+        true
+    }
 }

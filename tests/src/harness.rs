@@ -320,6 +320,10 @@ impl<E: Executor> Executor for Tracked<E> {
     fn is_worker_thread(&self) -> bool {
         self.inner.is_worker_thread()
     }
+
+    fn polls_anywhere(&self) -> bool {
+        self.inner.polls_anywhere()
+    }
 }
 
 struct TaskState {

@@ -66,10 +66,11 @@ where
 }
 
 /// Polls a user's future once, without a waker to call (the caller polls again, with one, if
-/// it is pending), catching a panic. Not under `emit_blocking`: the calling thread may be a
-/// plain one, outside the runtime the future needs; the work then runs on the executor.
+/// it is pending), catching a panic. Not under `emit_blocking` on a runtime whose futures need
+/// its own threads (tokio's): the calling thread is a plain one, outside the runtime; the work
+/// then runs on the executor.
 fn first_poll<R>(work: &mut BoxFuture<R>, cx: &Cx<'_>) -> std::thread::Result<Poll<R>> {
-    if cx.is_blocking() {
+    if !cx.may_poll_here() {
         return Ok(Poll::Pending);
     }
     catch_unwind(AssertUnwindSafe(|| {
