@@ -1,18 +1,20 @@
 //! Stateful folds: `accumulate` and its forms, and `frequencies`.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use crate::emit::Cx;
-use crate::node::{Kind, Operator, Outlet, Port, Shape, fn_name, guard, lock};
+use crate::error::BoxError;
+use crate::node::{Kind, Operator, Outlet, Port, Shape, fn_name, guard_try, lock};
 use crate::stream::{Element, Stream};
 
 const ACCUMULATE: Kind = Kind::new("accumulate", Shape::Box);
 const FREQUENCIES: Kind = Kind::new("frequencies", Shape::Box);
 
 /// A fold: `step(state, x)` gives the next state and the element to emit. The state is
-/// replaced only when `step` returns, so a failing function leaves it as it was.
+/// replaced only when `step` returns `Ok`, so a failing function leaves it as it was.
 struct Scan<S, F> {
     state: Mutex<Option<S>>,
     step: F,
@@ -27,18 +29,19 @@ impl<S, F> Scan<S, F> {
     }
 }
 
-impl<T, S, U, F> Operator<T> for Scan<S, F>
+impl<T, S, U, E, F> Operator<T> for Scan<S, F>
 where
     T: 'static,
     S: Send + 'static,
     U: Element,
-    F: Fn(Option<&S>, T) -> (S, U) + Send + Sync + 'static,
+    E: Into<BoxError>,
+    F: Fn(Option<&S>, T) -> Result<(S, U), E> + Send + Sync + 'static,
 {
     type Out = U;
 
     fn push(&self, _: Port, x: T, out: &Arc<Outlet<U>>, cx: &mut Cx<'_>) {
         let mut state = lock(&self.state);
-        if let Some((next, y)) = guard(&out.info, cx, || (self.step)(state.as_ref(), x)) {
+        if let Some((next, y)) = guard_try(&out.info, cx, || (self.step)(state.as_ref(), x)) {
             *state = Some(next);
             drop(state);
             out.push(y, cx);
@@ -100,7 +103,7 @@ impl<T: Element> Stream<T> {
                     None => x,
                     Some(state) => f(state, x),
                 };
-                (next.clone(), next)
+                Ok::<_, Infallible>((next.clone(), next))
             }),
         )
     }
@@ -129,7 +132,7 @@ impl<T: Element> Stream<T> {
             name,
             Scan::new(move |state: Option<&S>, x: T| {
                 let next = f(state.unwrap_or(&start), x);
-                (next.clone(), next)
+                Ok::<_, Infallible>((next.clone(), next))
             }),
         )
     }
@@ -163,10 +166,50 @@ impl<T: Element> Stream<T> {
         self.attach(
             ACCUMULATE,
             name,
+            Scan::new(move |state: Option<&S>, x: T| {
+                Ok::<_, Infallible>(match state.or(start.as_ref()) {
+                    Some(state) => f(state, x),
+                    None => (x.clone().into(), x.into()),
+                })
+            }),
+        )
+    }
+
+    /// Like [`accumulate_returns_state`](Stream::accumulate_returns_state) for a function
+    /// that can fail: an `Err` fails that element at this node (its `emit` returns the
+    /// error) and leaves the state as it was, so the next element continues from it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// let out = source
+    ///     .try_accumulate_returns_state(Some(0u8), |acc: &u8, x: u8| {
+    ///         let next = acc.checked_add(x).ok_or("overflow")?;
+    ///         Ok::<_, &str>((next, next))
+    ///     })
+    ///     .sink_to_vec();
+    /// source.emit_blocking(200).unwrap();
+    /// assert!(source.emit_blocking(100).is_err()); // 300 does not fit: the state stays 200
+    /// source.emit_blocking(50).unwrap();
+    /// assert_eq!(out.to_vec(), vec![200, 250]);
+    /// ```
+    pub fn try_accumulate_returns_state<S, U, E, F>(&self, start: Option<S>, f: F) -> Stream<U>
+    where
+        S: Send + Sync + 'static,
+        U: Element,
+        E: Into<BoxError>,
+        T: Into<S> + Into<U>,
+        F: Fn(&S, T) -> Result<(S, U), E> + Send + Sync + 'static,
+    {
+        let name = fn_name::<F>();
+        self.attach(
+            ACCUMULATE,
+            name,
             Scan::new(
                 move |state: Option<&S>, x: T| match state.or(start.as_ref()) {
                     Some(state) => f(state, x),
-                    None => (x.clone().into(), x.into()),
+                    None => Ok((x.clone().into(), x.into())),
                 },
             ),
         )
@@ -204,7 +247,7 @@ impl<T: Element> Stream<T> {
                     Some(state) => f(state, x),
                     None => (x.clone().into(), x.into()),
                 };
-                (next.clone(), (next, y))
+                Ok::<_, Infallible>((next.clone(), (next, y)))
             }),
         )
     }
