@@ -1,14 +1,313 @@
 //! `streamz`: run and draw stream pipelines from the shell.
 //!
-//! The pipeline language is not written yet; for now the command only reports its version.
+//! ```text
+//! streamz run 'range 10 | map "x + 1" | rate_limit 500ms | sink stdout'
+//! streamz graph 'range 10 | sliding_window 2' | dot -Tsvg > graph.svg
+//! streamz ops
+//! ```
 
-fn main() {
-    let version = env!("CARGO_PKG_VERSION");
-    match std::env::args().nth(1).as_deref() {
-        Some("--version" | "-V") => println!("streamz {version}"),
-        _ => {
-            eprintln!("streamz {version}: the pipeline language is not available yet");
-            std::process::exit(2);
+mod build;
+mod error;
+mod lex;
+mod net;
+mod ops;
+mod parse;
+mod run;
+mod script;
+mod stats;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use streamz_core::Executor;
+
+use crate::error::CliError;
+use crate::run::OnError;
+
+/// Run and draw stream pipelines: stages joined by `|`, as in Python's streamz.
+///
+/// A pipeline is a source, operators and a sink: `range 10 | map "x + 1" | sink stdout`.
+/// Functions are rhai expressions over the element `x`; elements are JSON values. `streamz ops`
+/// lists every operator.
+#[derive(Debug, Parser)]
+#[command(name = "streamz", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline until its sources end (or Ctrl-C, which closes them so that windows
+    /// flush and nothing accepted is lost).
+    #[command(after_help = "Examples:\n  \
+        streamz run 'range 10 | map \"x + 1\" | rate_limit 500ms | sink stdout'\n  \
+        streamz run 'range 7 | partition 3'\n  \
+        seq 5 | streamz run --json 'stdin | accumulate \"acc + x\" start=0'\n  \
+        streamz run -f pipeline.sz")]
+    Run(RunArgs),
+    /// Print a pipeline's graph: Graphviz DOT, or SVG/PNG through Graphviz's `dot`.
+    Graph(GraphArgs),
+    /// List every operator with its parameters.
+    Ops,
+}
+
+#[derive(Debug, ClapArgs)]
+struct Pipeline {
+    /// The pipeline text (or use -f).
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pipeline: Option<String>,
+    /// Read the pipeline from a file: one `name = stages` line per stream.
+    #[arg(short, long, value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
+#[derive(Debug, ClapArgs)]
+struct RunArgs {
+    #[command(flatten)]
+    pipeline: Pipeline,
+    /// The runtime that drives the graph.
+    #[arg(long, value_enum, default_value_t = ExecutorChoice::Tokio)]
+    executor: ExecutorChoice,
+    /// Parse input lines (stdin, files, sockets, processes) as JSON.
+    #[arg(long)]
+    json: bool,
+    /// What to do with a bad input line or a failed element.
+    #[arg(long, value_enum, default_value_t = OnError::Fail)]
+    on_error: OnError,
+    /// Print progress on stderr every second, and a summary at the end.
+    #[arg(long)]
+    stats: bool,
+    /// Threads of the pool that runs `scatter`ed stages (0: one per core).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    threads: usize,
+}
+
+#[derive(Debug, ClapArgs)]
+struct GraphArgs {
+    #[command(flatten)]
+    pipeline: Pipeline,
+    /// Output format; svg and png need Graphviz's `dot` installed.
+    #[arg(long, value_enum, default_value_t = Format::Dot)]
+    format: Format,
+    /// Where to write the graph (default: stdout).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Dot,
+    Svg,
+    Png,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExecutorChoice {
+    Tokio,
+    AsyncStd,
+    Smol,
+    Rayon,
+}
+
+/// A panic payload the CLI raises itself for an expression that failed where an operator
+/// takes no error (a key function): the node turns it into an error for the element, and the
+/// panic hook keeps quiet about it.
+pub(crate) fn quiet_panic(message: String) -> String {
+    debug_assert!(message.starts_with(QUIET));
+    message
+}
+
+/// How the messages of [`quiet_panic`] start (`build::failure` writes them).
+const QUIET: &str = "on the element ";
+
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let quiet = info
+            .payload()
+            .downcast_ref::<String>()
+            .is_some_and(|s| s.starts_with(QUIET));
+        if !quiet {
+            default(info);
+        }
+    }));
+}
+
+fn main() -> ExitCode {
+    install_panic_hook();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Ops => {
+            print!("{}", ops::listing());
+            ExitCode::SUCCESS
+        }
+        Command::Graph(args) => graph(args),
+        Command::Run(args) => run_command(args),
+    }
+}
+
+/// Reads the pipeline text; an error is already printed.
+fn pipeline_text(p: &Pipeline) -> Result<String, ExitCode> {
+    match (&p.pipeline, &p.file) {
+        (Some(text), _) => Ok(text.clone()),
+        (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            ExitCode::from(2)
+        }),
+        (None, None) => unreachable!("clap requires one"),
+    }
+}
+
+fn fail(err: &CliError, src: &str) -> ExitCode {
+    eprint!("{}", err.render(src));
+    ExitCode::from(2)
+}
+
+fn executor(choice: ExecutorChoice, threads: usize) -> Result<Arc<dyn Executor>, CliError> {
+    let missing = |name: &str, feature: &str| {
+        CliError::new(format!("the {name} executor is not compiled into this streamz"))
+            .help(format!("build it with `cargo install streamz-cli --features {feature}`, or choose another --executor"))
+    };
+    let _ = threads;
+    match choice {
+        #[cfg(feature = "tokio")]
+        ExecutorChoice::Tokio => Ok(Arc::new(streamz_tokio::TokioExecutor::current())),
+        #[cfg(not(feature = "tokio"))]
+        ExecutorChoice::Tokio => Err(missing("tokio", "tokio")),
+        #[cfg(feature = "rayon")]
+        ExecutorChoice::Rayon => Ok(Arc::new(
+            streamz_rayon::Pool::new(threads).map_err(|e| CliError::new(format!("cannot start the thread pool: {e}")))?,
+        )),
+        #[cfg(not(feature = "rayon"))]
+        ExecutorChoice::Rayon => Err(missing("rayon", "rayon")),
+        #[cfg(feature = "smol")]
+        ExecutorChoice::Smol => Ok(Arc::new(
+            streamz_smol::SmolExecutor::background()
+                .map_err(|e| CliError::new(format!("cannot start smol: {e}")))?,
+        )),
+        #[cfg(not(feature = "smol"))]
+        ExecutorChoice::Smol => Err(missing("smol", "smol")),
+        #[cfg(feature = "async-std")]
+        ExecutorChoice::AsyncStd => Ok(Arc::new(streamz_asyncstd::AsyncStdExecutor::new())),
+        #[cfg(not(feature = "async-std"))]
+        ExecutorChoice::AsyncStd => Err(missing("async-std", "async-std")),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn prepare(
+    src: &str,
+    choice: ExecutorChoice,
+    threads: usize,
+    stats: bool,
+    json: bool,
+) -> Result<build::Graph, CliError> {
+    let program = parse::parse(src)?;
+    let executor = executor(choice, threads)?;
+    let rt = build::Runtime {
+        executor,
+        #[cfg(feature = "rayon")]
+        pool: Some(streamz_rayon::Pool::new(threads).map_err(|e| CliError::new(format!("cannot start the thread pool: {e}")))?),
+        stats,
+        json_input: json,
+    };
+    build::build(&program, src, &rt)
+}
+
+fn run_command(args: RunArgs) -> ExitCode {
+    let src = match pipeline_text(&args.pipeline) {
+        Ok(src) => src,
+        Err(code) => return code,
+    };
+    let rt = runtime();
+    let outcome = rt.block_on(async {
+        let graph = prepare(&src, args.executor, args.threads, args.stats, args.json)?;
+        Ok::<_, CliError>(run::run(graph, args.on_error, args.stats).await)
+    });
+    rt.shutdown_background();
+    match outcome {
+        Err(err) => fail(&err, &src),
+        Ok(outcome) if outcome.failed => ExitCode::from(2),
+        Ok(_) => ExitCode::SUCCESS,
+    }
+}
+
+fn graph(args: GraphArgs) -> ExitCode {
+    let src = match pipeline_text(&args.pipeline) {
+        Ok(src) => src,
+        Err(code) => return code,
+    };
+    let rt = runtime();
+    let dot = rt.block_on(async {
+        let graph = prepare(&src, ExecutorChoice::Tokio, 1, false, false)?;
+        let mut seen = std::collections::HashSet::new();
+        let mut out = String::new();
+        for feed in &graph.feeds {
+            let dot = feed.stream.visualize();
+            if seen.insert(dot.clone()) {
+                out.push_str(&dot);
+            }
+        }
+        Ok::<_, CliError>(out)
+    });
+    rt.shutdown_background();
+    let dot = match dot {
+        Ok(dot) => dot,
+        Err(err) => return fail(&err, &src),
+    };
+    let bytes = match args.format {
+        Format::Dot => dot.into_bytes(),
+        Format::Svg | Format::Png => {
+            let format = if args.format == Format::Svg { "-Tsvg" } else { "-Tpng" };
+            let child = std::process::Command::new("dot")
+                .arg(format)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn();
+            let mut child = match child {
+                Ok(child) => child,
+                Err(e) => {
+                    eprintln!("error: cannot run Graphviz's `dot` ({e})");
+                    eprintln!("help: install Graphviz (`apt-get install graphviz`), or use --format dot");
+                    return ExitCode::from(2);
+                }
+            };
+            let mut stdin = child.stdin.take().expect("piped");
+            let _ = stdin.write_all(dot.as_bytes());
+            drop(stdin);
+            match child.wait_with_output() {
+                Ok(out) if out.status.success() => out.stdout,
+                Ok(out) => {
+                    eprintln!("error: `dot` failed: {}", String::from_utf8_lossy(&out.stderr));
+                    return ExitCode::from(2);
+                }
+                Err(e) => {
+                    eprintln!("error: `dot` failed: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let written = match &args.output {
+        Some(path) => std::fs::write(path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => std::io::stdout().write_all(&bytes).map_err(|e| e.to_string()),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -1,0 +1,125 @@
+//! The network sources: lines over TCP, and bodies POSTed over HTTP.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use futures_util::StreamExt;
+use serde_json::Value;
+use streamz_core::Stream;
+use tokio::net::TcpListener;
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+
+use crate::run::Control;
+
+async fn listen(host: &str, port: u16) -> Result<TcpListener, String> {
+    let listener = TcpListener::bind((host, port))
+        .await
+        .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
+    let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+    eprintln!("listening on {addr}");
+    Ok(listener)
+}
+
+/// Each line any client sends is an element; a line over `max_line` bytes is reported and
+/// dropped, and the connection goes on with the next line.
+pub(crate) async fn tcp(
+    stream: &Stream<Value>,
+    host: &str,
+    port: u16,
+    max_line: usize,
+    json: bool,
+    mut control: Control,
+) -> Result<(), String> {
+    let listener = listen(host, port).await?;
+    let mut clients = tokio::task::JoinSet::new();
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => accepted.map_err(|e| e.to_string())?,
+            () = control.until_stopped() => break,
+        };
+        let (stream, mut control) = (stream.clone(), control.clone());
+        clients.spawn(async move {
+            let origin = format!("tcp {peer}");
+            let mut lines = FramedRead::new(socket, LinesCodec::new_with_max_length(max_line));
+            let mut number = 0;
+            loop {
+                let next = tokio::select! {
+                    next = lines.next() => next,
+                    () = control.until_stopped() => break,
+                };
+                number += 1;
+                match next {
+                    None => break,
+                    Some(Ok(line)) => {
+                        if let Some(x) = control.parse(line, json, &origin, number) {
+                            let _ = control.emit_for_client(&stream, x).await;
+                        }
+                    }
+                    Some(Err(LinesCodecError::MaxLineLengthExceeded)) => control.report_bad_input(
+                        format!("{origin}:{number}: a line over {max_line} bytes was dropped"),
+                    ),
+                    Some(Err(LinesCodecError::Io(e))) => {
+                        eprintln!("warning: {origin}: {e}");
+                        break;
+                    }
+                }
+            }
+        });
+    }
+    clients.shutdown().await;
+    Ok(())
+}
+
+#[derive(Clone)]
+struct Http {
+    stream: Stream<Value>,
+    control: Control,
+    json: bool,
+}
+
+/// Each body POSTed to `path` is an element; the reply waits until the pipeline has taken
+/// it (so a client feels backpressure), and says whether it failed. A body over `max_body`
+/// bytes gets 413.
+pub(crate) async fn http(
+    stream: &Stream<Value>,
+    host: &str,
+    port: u16,
+    path: &str,
+    max_body: usize,
+    json: bool,
+    control: Control,
+) -> Result<(), String> {
+    let listener = listen(host, port).await?;
+    let state = Http {
+        stream: stream.clone(),
+        control: control.clone(),
+        json,
+    };
+    let app = Router::new()
+        .route(path, post(receive))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state);
+    let mut stop = control.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.until_stopped().await })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn receive(State(http): State<Http>, body: String) -> (StatusCode, String) {
+    let value = if http.json {
+        match serde_json::from_str(&body) {
+            Ok(v) => v,
+            Err(e) => return (StatusCode::BAD_REQUEST, format!("invalid JSON: {e}\n")),
+        }
+    } else {
+        Value::String(body)
+    };
+    match http.control.emit_for_client(&http.stream, value).await {
+        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
+}

@@ -1,0 +1,384 @@
+//! Running a built graph: feeding its sources, stopping on Ctrl-C, reporting errors.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use streamz_core::{StreamError, Stream};
+use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
+use tokio::sync::watch;
+
+use crate::build::{Feed, Graph, Source, show};
+
+/// What to do when an element fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OnError {
+    /// Report it and go on with the next element.
+    Skip,
+    /// Report it, stop the sources, drain what was accepted, and exit with status 2.
+    Fail,
+}
+
+/// Shared by the feeding tasks.
+#[derive(Clone)]
+pub(crate) struct Control {
+    stop: watch::Receiver<bool>,
+    stop_tx: Arc<watch::Sender<bool>>,
+    on_error: OnError,
+    failed: Arc<AtomicBool>,
+    emitted: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
+}
+
+impl Control {
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    fn stop(&self) {
+        self.stop_tx.send_replace(true);
+    }
+
+    async fn stopped(&mut self) {
+        let _ = self.stop.wait_for(|s| *s).await;
+    }
+
+    /// Reports a failed element.
+    fn element_failed(&self, err: &StreamError) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        eprintln!("error: {}", describe(err));
+        if self.on_error == OnError::Fail {
+            self.failed.store(true, Ordering::Relaxed);
+            self.stop();
+        }
+    }
+
+    /// Reports bad input (a line that is not JSON, a line too long).
+    fn bad_input(&self, what: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        match self.on_error {
+            OnError::Skip => eprintln!("warning: {what} (skipped)"),
+            OnError::Fail => {
+                eprintln!("error: {what}");
+                eprintln!("help: `--on-error skip` reports such input and goes on");
+                self.failed.store(true, Ordering::Relaxed);
+                self.stop();
+            }
+        }
+    }
+
+    async fn emit(&self, stream: &Stream<Value>, x: Value) {
+        self.emitted.fetch_add(1, Ordering::Relaxed);
+        if let Err(err) = stream.emit(x).await {
+            self.element_failed(&err);
+        }
+    }
+}
+
+/// A stream error as one line: the stage and what went wrong with which element.
+fn describe(err: &StreamError) -> String {
+    let mut s = match err.node() {
+        Some(node) => format!("stage `{}` failed {}", node.name(), err.message()),
+        None => err.to_string(),
+    };
+    for other in err.others() {
+        s.push_str(&format!("; and {}", describe(other)));
+    }
+    s
+}
+
+/// What a run ended with.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) failed: bool,
+    pub(crate) emitted: u64,
+    pub(crate) errors: u64,
+    pub(crate) elapsed: Duration,
+}
+
+/// Feeds every source until it ends, or until Ctrl-C or a fatal error, then closes the
+/// sources and waits for the graph to drain.
+pub(crate) async fn run(graph: Graph, on_error: OnError, stats: bool) -> Outcome {
+    let (stop_tx, stop) = watch::channel(false);
+    let control = Control {
+        stop,
+        stop_tx: Arc::new(stop_tx),
+        on_error,
+        failed: Arc::default(),
+        emitted: Arc::default(),
+        errors: Arc::default(),
+    };
+    let start = Instant::now();
+    // Ctrl-C closes the sources: windows flush, nothing accepted is lost.
+    {
+        let control = control.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                control.stop();
+            }
+        });
+    }
+    // A closed stdout stops the sources too.
+    {
+        let control = control.clone();
+        let closed = graph.stdout_closed.clone();
+        tokio::spawn(async move {
+            while !closed.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            control.stop();
+        });
+    }
+    // Errors of elements whose emit did not wait for them (behind buffers and timers).
+    for feed in &graph.feeds {
+        let control = control.clone();
+        feed.stream.errors().sink(move |err| control.element_failed(&err));
+    }
+    let total: Option<u64> = graph
+        .feeds
+        .iter()
+        .map(|f| f.source.len())
+        .sum::<Option<u64>>();
+    let reporter = stats.then(|| {
+        crate::stats::Reporter::start(
+            graph.stages.clone(),
+            control.emitted.clone(),
+            control.errors.clone(),
+            total,
+        )
+    });
+    let mut tasks = Vec::new();
+    for feed in graph.feeds.iter() {
+        let control = control.clone();
+        let Feed { stream, source, name } = Feed {
+            stream: feed.stream.clone(),
+            source: feed.source.clone(),
+            name: feed.name.clone(),
+        };
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = feed_source(&stream, source, control.clone()).await {
+                eprintln!("error: source `{name}`: {e}");
+                control.failed.store(true, Ordering::Relaxed);
+                control.stop();
+            }
+            if let Err(err) = stream.close().await {
+                control.element_failed(&err);
+            }
+            stream.closed().await;
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let outcome = Outcome {
+        failed: control.failed.load(Ordering::Relaxed),
+        emitted: control.emitted.load(Ordering::Relaxed),
+        errors: control.errors.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+    };
+    if let Some(reporter) = reporter {
+        reporter.finish(&outcome);
+    }
+    for n in &graph.counts {
+        println!("{}", n.load(Ordering::Relaxed));
+    }
+    outcome
+}
+
+/// Parses a line of input as JSON when asked to; otherwise it is a string.
+fn line_value(line: String, json: bool, origin: &str, number: u64, control: &Control) -> Option<Value> {
+    if !json {
+        return Some(Value::String(line));
+    }
+    match serde_json::from_str(&line) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            control.bad_input(format!("{origin}:{number}: invalid JSON: {e}: {}", show(&Value::String(line))));
+            None
+        }
+    }
+}
+
+async fn feed_source(stream: &Stream<Value>, source: Source, mut control: Control) -> Result<(), String> {
+    match source {
+        Source::Range { start, end, step } => {
+            let mut x = start;
+            while (step > 0 && x < end) || (step < 0 && x > end) {
+                if control.stopping() {
+                    break;
+                }
+                control.emit(stream, Value::from(x)).await;
+                x += step;
+            }
+        }
+        Source::Values(items) => {
+            for x in items {
+                if control.stopping() {
+                    break;
+                }
+                control.emit(stream, x).await;
+            }
+        }
+        Source::Stdin { json } => {
+            let lines = BufReader::new(tokio::io::stdin()).lines();
+            feed_lines(stream, lines, json, "stdin", &mut control).await?;
+        }
+        Source::Process { command, json } => {
+            let mut child = tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(&command)
+                .stdout(std::process::Stdio::piped())
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| format!("cannot start `{command}`: {e}"))?;
+            let stdout = child.stdout.take().expect("piped");
+            let lines = BufReader::new(stdout).lines();
+            feed_lines(stream, lines, json, &command, &mut control).await?;
+            if control.stopping() {
+                let _ = child.kill().await;
+            } else {
+                let status = child.wait().await.map_err(|e| e.to_string())?;
+                if !status.success() {
+                    return Err(format!("`{command}` exited with {status}"));
+                }
+            }
+        }
+        Source::TextFile { path, from_end, follow, poll, json } => {
+            let mut file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| format!("cannot open `{path}`: {e}"))?;
+            if from_end {
+                file.seek(std::io::SeekFrom::End(0)).await.map_err(|e| e.to_string())?;
+            }
+            let mut reader = BufReader::new(file);
+            let mut pending = String::new();
+            let mut number = 0;
+            loop {
+                let mut chunk = String::new();
+                let read = tokio::select! {
+                    r = reader.read_line(&mut chunk) => r.map_err(|e| format!("reading `{path}`: {e}"))?,
+                    () = control.stopped() => break,
+                };
+                if read == 0 {
+                    if !follow {
+                        break;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(poll) => continue,
+                        () = control.stopped() => break,
+                    }
+                }
+                pending.push_str(&chunk);
+                if !pending.ends_with('\n') {
+                    continue; // a line still being written
+                }
+                number += 1;
+                let line = std::mem::take(&mut pending).trim_end_matches(['\n', '\r']).to_owned();
+                if let Some(x) = line_value(line, json, &path, number, &control) {
+                    control.emit(stream, x).await;
+                }
+            }
+            if !pending.is_empty() && !follow {
+                number += 1;
+                if let Some(x) = line_value(pending, json, &path, number, &control) {
+                    control.emit(stream, x).await;
+                }
+            }
+        }
+        Source::Filenames { glob, follow, poll } => {
+            let mut seen = std::collections::HashSet::new();
+            loop {
+                let paths = glob::glob(&glob).map_err(|e| format!("bad pattern `{glob}`: {e}"))?;
+                let mut new: Vec<String> = paths
+                    .filter_map(Result::ok)
+                    .map(|p| p.display().to_string())
+                    .filter(|p| !seen.contains(p))
+                    .collect();
+                new.sort();
+                for p in new {
+                    if control.stopping() {
+                        return Ok(());
+                    }
+                    seen.insert(p.clone());
+                    control.emit(stream, Value::String(p)).await;
+                }
+                if !follow {
+                    break;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(poll) => {}
+                    () = control.stopped() => break,
+                }
+            }
+        }
+        Source::Periodic { expr, interval, limit } => {
+            let mut ticks = tokio::time::interval(interval);
+            let mut i: u64 = 0;
+            while limit.is_none_or(|l| i < l as u64) {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    () = control.stopped() => break,
+                }
+                let x = Value::from(i);
+                match expr.eval(&[&x]) {
+                    Ok(v) => control.emit(stream, v).await,
+                    Err(e) => control.bad_input(format!("from_periodic: `{}` failed for x = {i}: {e}", expr.text)),
+                }
+                i += 1;
+            }
+        }
+        Source::Tcp { host, port, max_line, json } => {
+            crate::net::tcp(stream, &host, port, max_line, json, control.clone()).await?;
+        }
+        Source::Http { host, port, path, max_body, json } => {
+            crate::net::http(stream, &host, port, &path, max_body, json, control.clone()).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn feed_lines<R: tokio::io::AsyncBufRead + Unpin>(
+    stream: &Stream<Value>,
+    mut lines: tokio::io::Lines<R>,
+    json: bool,
+    origin: &str,
+    control: &mut Control,
+) -> Result<(), String> {
+    let mut number = 0;
+    loop {
+        let line = tokio::select! {
+            line = lines.next_line() => line.map_err(|e| format!("reading {origin}: {e}"))?,
+            () = control.stopped() => break,
+        };
+        let Some(line) = line else { break };
+        number += 1;
+        if let Some(x) = line_value(line, json, origin, number, control) {
+            control.emit(stream, x).await;
+        }
+    }
+    Ok(())
+}
+
+impl Control {
+    pub(crate) async fn emit_for_client(&self, stream: &Stream<Value>, x: Value) -> Result<(), String> {
+        self.emitted.fetch_add(1, Ordering::Relaxed);
+        stream.emit(x).await.map_err(|err| {
+            self.element_failed(&err);
+            describe(&err)
+        })
+    }
+
+    pub(crate) fn report_bad_input(&self, what: String) {
+        self.bad_input(what);
+    }
+
+    pub(crate) async fn until_stopped(&mut self) {
+        self.stopped().await;
+    }
+
+    pub(crate) fn parse(&self, text: String, json: bool, origin: &str, number: u64) -> Option<Value> {
+        line_value(text, json, origin, number, self)
+    }
+}
