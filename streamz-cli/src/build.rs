@@ -18,15 +18,49 @@ use crate::script::Expr;
 /// Where the graph's elements come from: each runs as a task until it ends or is stopped.
 #[derive(Debug, Clone)]
 pub(crate) enum Source {
-    Range { start: i64, end: i64, step: i64 },
+    Range {
+        start: i64,
+        end: i64,
+        step: i64,
+    },
     Values(Vec<Value>),
-    Stdin { json: bool },
-    TextFile { path: String, from_end: bool, follow: bool, poll: Duration, json: bool },
-    Filenames { glob: String, follow: bool, poll: Duration },
-    Tcp { host: String, port: u16, max_line: usize, json: bool },
-    Http { host: String, port: u16, path: String, max_body: usize, json: bool },
-    Process { command: String, json: bool },
-    Periodic { expr: Expr, interval: Duration, limit: Option<usize> },
+    Stdin {
+        json: bool,
+    },
+    TextFile {
+        path: String,
+        from_end: bool,
+        follow: bool,
+        poll: Duration,
+        json: bool,
+    },
+    Filenames {
+        glob: String,
+        follow: bool,
+        poll: Duration,
+    },
+    Tcp {
+        host: String,
+        port: u16,
+        max_line: usize,
+        json: bool,
+    },
+    Http {
+        host: String,
+        port: u16,
+        path: String,
+        max_body: usize,
+        json: bool,
+    },
+    Process {
+        command: String,
+        json: bool,
+    },
+    Periodic {
+        expr: Expr,
+        interval: Duration,
+        limit: Option<usize>,
+    },
 }
 
 impl Source {
@@ -36,7 +70,11 @@ impl Source {
             Source::Range { start, end, step } => {
                 let span = if *step > 0 { end - start } else { start - end };
                 let step = step.unsigned_abs();
-                Some(if span <= 0 { 0 } else { (span as u64).div_ceil(step) })
+                Some(if span <= 0 {
+                    0
+                } else {
+                    (span as u64).div_ceil(step)
+                })
             }
             Source::Values(v) => Some(v.len() as u64),
             Source::Periodic { limit, .. } => limit.map(|l| l as u64),
@@ -136,11 +174,10 @@ pub(crate) fn build(program: &Program, src: &str, rt: &Runtime) -> Result<Graph,
         if still.len() == before {
             let line = &program.lines[still[0]];
             let span = line.stages[0].span.clone();
-            return Err(CliError::at(
-                "these streams refer to each other in a cycle",
-                span,
-            )
-            .help("a stream can only use streams that do not, in turn, use it"));
+            return Err(
+                CliError::at("these streams refer to each other in a cycle", span)
+                    .help("a stream can only use streams that do not, in turn, use it"),
+            );
         }
         pending = still;
     }
@@ -174,13 +211,20 @@ fn references<'a>(line: &'a Line, names: &HashMap<String, usize>) -> Vec<&'a Wor
 }
 
 fn unknown_stream(word: &Word, names: &HashMap<String, usize>) -> CliError {
-    let err = CliError::at(format!("there is no stream named `{}`", word.text), word.span.clone());
+    let err = CliError::at(
+        format!("there is no stream named `{}`", word.text),
+        word.span.clone(),
+    );
     match nearest(&word.text, names.keys().map(String::as_str)) {
         Some(near) => err.help(format!("did you mean `{near}`?")),
         None if names.is_empty() => err.help("name a stream with a line `name = stages`"),
         None => err.help(format!(
             "the streams are {}",
-            names.keys().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            names
+                .keys()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }
@@ -195,7 +239,10 @@ fn build_line(
 ) -> Result<(Stream<Value>, bool), CliError> {
     let mut stages = line.stages.iter();
     let first = stages.next().expect("a line has a stage");
-    let mut flow = if let Some(stream) = built.get(&first.op.text).filter(|_| first.positional.is_empty() && first.options.is_empty()) {
+    let mut flow = if let Some(stream) = built
+        .get(&first.op.text)
+        .filter(|_| first.positional.is_empty() && first.options.is_empty())
+    {
         Flow::Local(stream.clone())
     } else {
         let op = lookup(first)?;
@@ -221,7 +268,10 @@ fn build_line(
             }
             _ => {
                 return Err(CliError::at(
-                    format!("a line must start with a source, and `{}` is not one", op.name),
+                    format!(
+                        "a line must start with a source, and `{}` is not one",
+                        op.name
+                    ),
                     first.op.span.clone(),
                 )
                 .help(format!(
@@ -313,7 +363,8 @@ fn positive(args: &Args<'_>, name: &str, value: usize) -> Result<usize, CliError
 
 fn source(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
     let op = args.stage().op.text.as_str();
-    let json = |args: &Args<'_>| -> Result<bool, CliError> { Ok(args.flag("json")? || rt.json_input) };
+    let json =
+        |args: &Args<'_>| -> Result<bool, CliError> { Ok(args.flag("json")? || rt.json_input) };
     Ok(match op {
         "range" => {
             let a = args.int("start")?.unwrap_or(0);
@@ -341,13 +392,17 @@ fn source(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
             path: args.text("path").unwrap_or_default(),
             from_end: args.flag("from_end")?,
             follow: args.flag("follow")?,
-            poll: args.duration("poll_interval")?.unwrap_or(Duration::from_millis(100)),
+            poll: args
+                .duration("poll_interval")?
+                .unwrap_or(Duration::from_millis(100)),
             json: json(args)?,
         },
         "filenames" => Source::Filenames {
             glob: args.text("glob").unwrap_or_default(),
             follow: args.flag("follow")?,
-            poll: args.duration("poll_interval")?.unwrap_or(Duration::from_secs(1)),
+            poll: args
+                .duration("poll_interval")?
+                .unwrap_or(Duration::from_secs(1)),
         },
         "from_tcp" => Source::Tcp {
             host: args.text("host").unwrap_or_default(),
@@ -418,7 +473,9 @@ fn transform(
         "filter" | "remove" => {
             let f = args.expr("predicate", &["x"])?.expect("required");
             let keep = op.name == "filter";
-            s.try_filter(move |x: &Value| f.test(&[x]).map(|t| t == keep).map_err(|e| failure(x, e)))
+            s.try_filter(move |x: &Value| {
+                f.test(&[x]).map(|t| t == keep).map_err(|e| failure(x, e))
+            })
         }
         "accumulate" => {
             let f = args.expr("func", &["acc", "x"])?.expect("required");
@@ -487,27 +544,27 @@ fn transform(
                     (Value::String(k), Value::Object(fields)) => fields.get(k),
                     _ => None,
                 };
-                found.cloned().ok_or_else(|| failure(&x, format!("it has no {key}")))
+                found
+                    .cloned()
+                    .ok_or_else(|| failure(&x, format!("it has no {key}")))
             })
         }
-        "flatten" => s.try_map(|x: Value| match x {
-            Value::Array(items) => Ok(items),
-            other => Err(failure(&other, "flatten needs arrays".into())),
-        })
-        .flatten(),
+        "flatten" => s
+            .try_map(|x: Value| match x {
+                Value::Array(items) => Ok(items),
+                other => Err(failure(&other, "flatten needs arrays".into())),
+            })
+            .flatten(),
         "json" => s.try_map(|x: Value| match x {
             Value::String(text) => serde_json::from_str(&text)
                 .map_err(|e| failure(&Value::String(text.clone()), format!("not JSON: {e}"))),
             other => Ok(other),
         }),
-        "frequencies" => s
-            .map(|x: Value| key_of(&x))
-            .frequencies()
-            .map(|counts| {
-                let mut keys: Vec<_> = counts.into_iter().collect();
-                keys.sort();
-                Value::Object(keys.into_iter().map(|(k, n)| (k, Value::from(n))).collect())
-            }),
+        "frequencies" => s.map(|x: Value| key_of(&x)).frequencies().map(|counts| {
+            let mut keys: Vec<_> = counts.into_iter().collect();
+            keys.sort();
+            Value::Object(keys.into_iter().map(|(k, n)| (k, Value::from(n))).collect())
+        }),
         "rate_limit" => s.rate_limit(args.duration("interval")?.expect("required")),
         "delay" => s.delay(args.duration("interval")?.expect("required")),
         "timed_window" => s
@@ -558,7 +615,10 @@ fn scatter(s: &Stream<Value>, rt: &Runtime, stage: &Stage) -> Result<Flow, CliEr
     use streamz_rayon::ScatterExt;
     match &rt.pool {
         Some(pool) => Ok(Flow::Pooled(s.scatter(pool))),
-        None => Err(CliError::at("scatter needs a thread pool", stage.span.clone())),
+        None => Err(CliError::at(
+            "scatter needs a thread pool",
+            stage.span.clone(),
+        )),
     }
 }
 
@@ -582,7 +642,10 @@ fn pooled(
     Ok(match op.name {
         "map" => {
             let f = args.expr("func", &["x"])?.expect("required");
-            Flow::Pooled(s.try_map(move |x: Value| f.eval(&[&x]).map_err(|e| failure(&x, e))).named(name))
+            Flow::Pooled(
+                s.try_map(move |x: Value| f.eval(&[&x]).map_err(|e| failure(&x, e)))
+                    .named(name),
+            )
         }
         "filter" | "remove" => {
             let f = args.expr("predicate", &["x"])?.expect("required");
@@ -601,10 +664,13 @@ fn pooled(
                 Ok(v) => v,
                 Err(e) => std::panic::panic_any(crate::quiet_panic(failure(&x, e))),
             };
-            Flow::Pooled(match args.strict_json("start")? {
-                Some(start) => s.accumulate_from(start, step),
-                None => s.accumulate(step),
-            }.named(name))
+            Flow::Pooled(
+                match args.strict_json("start")? {
+                    Some(start) => s.accumulate_from(start, step),
+                    None => s.accumulate(step),
+                }
+                .named(name),
+            )
         }
         "flatten" => Flow::Pooled(
             s.try_map(|x: Value| match x {
@@ -614,7 +680,9 @@ fn pooled(
             .flatten()
             .named(name),
         ),
-        "buffer" => Flow::Pooled(s.buffer(positive(args, "n", args.count("n")?.expect("required"))?)),
+        "buffer" => {
+            Flow::Pooled(s.buffer(positive(args, "n", args.count("n")?.expect("required"))?))
+        }
         "rate_limit" => Flow::Pooled(s.rate_limit(args.duration("interval")?.expect("required"))),
         "delay" => Flow::Pooled(s.delay(args.duration("interval")?.expect("required"))),
         "gather" => Flow::Local(if flag_or(args, "ordered", true)? {
@@ -661,7 +729,10 @@ fn sink(
                 .truncate(!args.flag("append")?)
                 .open(&path)
                 .map_err(|e| {
-                    CliError::at(format!("cannot open `{path}` for writing: {e}"), args.stage().span.clone())
+                    CliError::at(
+                        format!("cannot open `{path}` for writing: {e}"),
+                        args.stage().span.clone(),
+                    )
                 })?;
             let file = Mutex::new(std::io::LineWriter::new(file));
             s.try_sink(move |x: Value| {

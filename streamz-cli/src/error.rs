@@ -76,7 +76,10 @@ impl fmt::Display for CliError {
 impl std::error::Error for CliError {}
 
 /// The nearest of `names` to `wrong`, if one is near enough to be a likely typo.
-pub(crate) fn nearest<'a>(wrong: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn nearest<'a>(
+    wrong: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     names
         .into_iter()
         .map(|name| (strsim::damerau_levenshtein(wrong, name), name))
@@ -97,7 +100,7 @@ mod tests {
             .render(src);
         assert_eq!(
             text,
-            "error: unknown operator `mapp`\n  | range 10 | mapp \"x\"\n             ^^^^\nhelp: did you mean `map`?\n"
+            "error: unknown operator `mapp`\n  | range 10 | mapp \"x\"\n               ^^^^\nhelp: did you mean `map`?\n"
         );
     }
 
@@ -105,7 +108,10 @@ mod tests {
     fn numbers_lines_in_a_file() {
         let src = "a = range 3\nb = a | mapp 1";
         let text = CliError::at("unknown", 20..24).render(src);
-        assert!(text.contains("2 | b = a | mapp 1\n            ^^^^\n"), "{text}");
+        assert!(
+            text.contains("2 | b = a | mapp 1\n            ^^^^\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -208,13 +208,18 @@ mod tests {
     fn splits_words_stages_and_lines() {
         assert_eq!(
             words("range 10 | map \"x + 1\"\nb = a|sink stdout"),
-            ["range", "10", "|", "map", "x + 1", "⏎", "b", "=", "a", "|", "sink", "stdout"]
+            [
+                "range", "10", "|", "map", "x + 1", "⏎", "b", "=", "a", "|", "sink", "stdout"
+            ]
         );
     }
 
     #[test]
     fn quotes_and_escapes() {
-        assert_eq!(words(r#"'a | b' "c \"d\" \\ e""#), ["a | b", r#"c "d" \ e"#]);
+        assert_eq!(
+            words(r#"'a | b' "c \"d\" \\ e""#),
+            ["a | b", r#"c "d" \ e"#]
+        );
         assert_eq!(words("start='x y'"), ["start=x y"]);
         assert_eq!(words("a # comment | b\nc"), ["a", "⏎", "c"]);
     }

@@ -180,7 +180,8 @@ fn executor(choice: ExecutorChoice, threads: usize) -> Result<Arc<dyn Executor>,
         ExecutorChoice::Tokio => Err(missing("tokio", "tokio")),
         #[cfg(feature = "rayon")]
         ExecutorChoice::Rayon => Ok(Arc::new(
-            streamz_rayon::Pool::new(threads).map_err(|e| CliError::new(format!("cannot start the thread pool: {e}")))?,
+            streamz_rayon::Pool::new(threads)
+                .map_err(|e| CliError::new(format!("cannot start the thread pool: {e}")))?,
         )),
         #[cfg(not(feature = "rayon"))]
         ExecutorChoice::Rayon => Err(missing("rayon", "rayon")),
@@ -218,7 +219,10 @@ fn prepare(
     let rt = build::Runtime {
         executor,
         #[cfg(feature = "rayon")]
-        pool: Some(streamz_rayon::Pool::new(threads).map_err(|e| CliError::new(format!("cannot start the thread pool: {e}")))?),
+        pool: Some(
+            streamz_rayon::Pool::new(threads)
+                .map_err(|e| CliError::new(format!("cannot start the thread pool: {e}")))?,
+        ),
         stats,
         json_input: json,
     };
@@ -269,7 +273,11 @@ fn graph(args: GraphArgs) -> ExitCode {
     let bytes = match args.format {
         Format::Dot => dot.into_bytes(),
         Format::Svg | Format::Png => {
-            let format = if args.format == Format::Svg { "-Tsvg" } else { "-Tpng" };
+            let format = if args.format == Format::Svg {
+                "-Tsvg"
+            } else {
+                "-Tpng"
+            };
             let child = std::process::Command::new("dot")
                 .arg(format)
                 .stdin(std::process::Stdio::piped())
@@ -279,7 +287,9 @@ fn graph(args: GraphArgs) -> ExitCode {
                 Ok(child) => child,
                 Err(e) => {
                     eprintln!("error: cannot run Graphviz's `dot` ({e})");
-                    eprintln!("help: install Graphviz (`apt-get install graphviz`), or use --format dot");
+                    eprintln!(
+                        "help: install Graphviz (`apt-get install graphviz`), or use --format dot"
+                    );
                     return ExitCode::from(2);
                 }
             };
@@ -289,7 +299,10 @@ fn graph(args: GraphArgs) -> ExitCode {
             match child.wait_with_output() {
                 Ok(out) if out.status.success() => out.stdout,
                 Ok(out) => {
-                    eprintln!("error: `dot` failed: {}", String::from_utf8_lossy(&out.stderr));
+                    eprintln!(
+                        "error: `dot` failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
                     return ExitCode::from(2);
                 }
                 Err(e) => {
@@ -300,8 +313,11 @@ fn graph(args: GraphArgs) -> ExitCode {
         }
     };
     let written = match &args.output {
-        Some(path) => std::fs::write(path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display())),
-        None => std::io::stdout().write_all(&bytes).map_err(|e| e.to_string()),
+        Some(path) => std::fs::write(path, &bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => std::io::stdout()
+            .write_all(&bytes)
+            .map_err(|e| e.to_string()),
     };
     match written {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,11 +6,10 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use futures_util::StreamExt;
 use serde_json::Value;
 use streamz_core::Stream;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio::net::TcpListener;
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use crate::run::Control;
 
@@ -43,25 +42,25 @@ pub(crate) async fn tcp(
         let (stream, mut control) = (stream.clone(), control.clone());
         clients.spawn(async move {
             let origin = format!("tcp {peer}");
-            let mut lines = FramedRead::new(socket, LinesCodec::new_with_max_length(max_line));
+            let mut reader = tokio::io::BufReader::new(socket);
             let mut number = 0;
-            loop {
+            while !control.stopping() {
                 let next = tokio::select! {
-                    next = lines.next() => next,
+                    next = read_line_capped(&mut reader, max_line) => next,
                     () = control.until_stopped() => break,
                 };
                 number += 1;
                 match next {
-                    None => break,
-                    Some(Ok(line)) => {
+                    Ok(None) => break,
+                    Ok(Some(Ok(line))) => {
                         if let Some(x) = control.parse(line, json, &origin, number) {
                             let _ = control.emit_for_client(&stream, x).await;
                         }
                     }
-                    Some(Err(LinesCodecError::MaxLineLengthExceeded)) => control.report_bad_input(
-                        format!("{origin}:{number}: a line over {max_line} bytes was dropped"),
-                    ),
-                    Some(Err(LinesCodecError::Io(e))) => {
+                    Ok(Some(Err(TooLong))) => control.report_bad_input(format!(
+                        "{origin}:{number}: a line over {max_line} bytes was dropped"
+                    )),
+                    Err(e) => {
                         eprintln!("warning: {origin}: {e}");
                         break;
                     }
@@ -71,6 +70,51 @@ pub(crate) async fn tcp(
     }
     clients.shutdown().await;
     Ok(())
+}
+
+/// A line longer than the limit.
+struct TooLong;
+
+/// The next line (without its newline), never holding more than `max` bytes of it: a longer
+/// line is read to its end and dropped. `None` at end of input.
+async fn read_line_capped<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> std::io::Result<Option<Result<String, TooLong>>> {
+    let mut line = Vec::new();
+    let mut too_long = false;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            if line.is_empty() && !too_long {
+                return Ok(None);
+            }
+            break;
+        }
+        let (chunk, used, end) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], i + 1, true),
+            None => (buf, buf.len(), false),
+        };
+        if !too_long {
+            if line.len() + chunk.len() > max {
+                too_long = true;
+                line = Vec::new();
+            } else {
+                line.extend_from_slice(chunk);
+            }
+        }
+        reader.consume(used);
+        if end {
+            break;
+        }
+    }
+    if too_long {
+        return Ok(Some(Err(TooLong)));
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Ok(Some(Ok(String::from_utf8_lossy(&line).into_owned())))
 }
 
 #[derive(Clone)]

@@ -119,44 +119,261 @@ use Role::*;
 /// Every operator, in the order `streamz ops` lists them.
 pub(crate) static OPS: &[OpSpec] = &[
     // sources
-    OpSpec { name: "range", role: Source, params: &[req("start", Int), pos("end", Int, ""), pos("step", Int, "1")], about: "the integers from START (default 0) up to END, by STEP: `range 10`, `range 1 10 2`" },
-    OpSpec { name: "values", role: Source, params: &[req("values", Json)], about: "the items of a JSON array: `values '[1, \"a\", {\"b\": 2}]'`" },
-    OpSpec { name: "stdin", role: Source, params: &[opt("json", Bool, "false")], about: "lines of standard input, as strings (as JSON with json=true or --json)" },
-    OpSpec { name: "from_textfile", role: Source, params: &[req("path", Text), opt("from_end", Bool, "false"), opt("follow", Bool, "true"), opt("poll_interval", Duration, "100ms"), opt("json", Bool, "false")], about: "lines of a file, following it as it grows (like `tail -f`) until Ctrl-C unless follow=false" },
-    OpSpec { name: "filenames", role: Source, params: &[req("glob", Text), opt("follow", Bool, "false"), opt("poll_interval", Duration, "1s")], about: "the paths matching a glob pattern; with follow=true, new ones as they appear" },
-    OpSpec { name: "from_tcp", role: Source, params: &[req("port", Port), opt("host", Text, "127.0.0.1"), opt("max_line", Count, "65536"), opt("json", Bool, "false")], about: "lines sent by TCP clients; a line over max_line bytes is reported and dropped" },
-    OpSpec { name: "from_http_server", role: Source, params: &[req("port", Port), opt("host", Text, "127.0.0.1"), opt("path", Text, "/"), opt("max_body", Count, "1048576"), opt("json", Bool, "false")], about: "bodies POSTed to http://HOST:PORT/PATH; the reply waits for the pipeline (backpressure); over max_body: 413" },
-    OpSpec { name: "from_process", role: Source, params: &[req("command", Text), opt("json", Bool, "false")], about: "lines a shell command writes to its standard output, until it exits" },
-    OpSpec { name: "from_periodic", role: Source, params: &[req("expr", Expr), opt("interval", Duration, "1s"), opt("limit", Count, "")], about: "the expression's value every interval (x counts 0, 1, 2, …), LIMIT times or until Ctrl-C" },
+    OpSpec {
+        name: "range",
+        role: Source,
+        params: &[
+            req("start", Int),
+            pos("end", Int, ""),
+            pos("step", Int, "1"),
+        ],
+        about: "the integers from START (default 0) up to END, by STEP: `range 10`, `range 1 10 2`",
+    },
+    OpSpec {
+        name: "values",
+        role: Source,
+        params: &[req("values", Json)],
+        about: "the items of a JSON array: `values '[1, \"a\", {\"b\": 2}]'`",
+    },
+    OpSpec {
+        name: "stdin",
+        role: Source,
+        params: &[opt("json", Bool, "false")],
+        about: "lines of standard input, as strings (as JSON with json=true or --json)",
+    },
+    OpSpec {
+        name: "from_textfile",
+        role: Source,
+        params: &[
+            req("path", Text),
+            opt("from_end", Bool, "false"),
+            opt("follow", Bool, "true"),
+            opt("poll_interval", Duration, "100ms"),
+            opt("json", Bool, "false"),
+        ],
+        about: "lines of a file, following it as it grows (like `tail -f`) until Ctrl-C unless follow=false",
+    },
+    OpSpec {
+        name: "filenames",
+        role: Source,
+        params: &[
+            req("glob", Text),
+            opt("follow", Bool, "false"),
+            opt("poll_interval", Duration, "1s"),
+        ],
+        about: "the paths matching a glob pattern; with follow=true, new ones as they appear",
+    },
+    OpSpec {
+        name: "from_tcp",
+        role: Source,
+        params: &[
+            req("port", Port),
+            opt("host", Text, "127.0.0.1"),
+            opt("max_line", Count, "65536"),
+            opt("json", Bool, "false"),
+        ],
+        about: "lines sent by TCP clients; a line over max_line bytes is reported and dropped",
+    },
+    OpSpec {
+        name: "from_http_server",
+        role: Source,
+        params: &[
+            req("port", Port),
+            opt("host", Text, "127.0.0.1"),
+            opt("path", Text, "/"),
+            opt("max_body", Count, "1048576"),
+            opt("json", Bool, "false"),
+        ],
+        about: "bodies POSTed to http://HOST:PORT/PATH; the reply waits for the pipeline (backpressure); over max_body: 413",
+    },
+    OpSpec {
+        name: "from_process",
+        role: Source,
+        params: &[req("command", Text), opt("json", Bool, "false")],
+        about: "lines a shell command writes to its standard output, until it exits",
+    },
+    OpSpec {
+        name: "from_periodic",
+        role: Source,
+        params: &[
+            req("expr", Expr),
+            opt("interval", Duration, "1s"),
+            opt("limit", Count, ""),
+        ],
+        about: "the expression's value every interval (x counts 0, 1, 2, …), LIMIT times or until Ctrl-C",
+    },
     // transforms
-    OpSpec { name: "map", role: Transform, params: &[req("func", Expr)], about: "the expression's value for each element" },
-    OpSpec { name: "filter", role: Transform, params: &[req("predicate", Expr)], about: "the elements for which the expression is true" },
-    OpSpec { name: "remove", role: Transform, params: &[req("predicate", Expr)], about: "the elements for which the expression is false" },
-    OpSpec { name: "accumulate", role: Transform, params: &[req("func", AccExpr), opt("start", Json, ""), opt("returns_state", Bool, "false"), opt("with_state", Bool, "false")], about: "a running fold: acc becomes the expression's value, which is emitted; with returns_state=true the expression gives [state, output]" },
-    OpSpec { name: "sliding_window", role: Transform, params: &[req("n", Count), opt("return_partial", Bool, "true")], about: "the last N elements as an array, after each element" },
-    OpSpec { name: "partition", role: Transform, params: &[req("n", Count), opt("timeout", Duration, ""), opt("key", Expr, "")], about: "arrays of N elements (per key, with key=); the remainder at end of stream or after timeout" },
-    OpSpec { name: "unique", role: Transform, params: &[opt("maxsize", Count, ""), opt("key", Expr, "")], about: "elements not seen before (among the last maxsize, by key)" },
-    OpSpec { name: "slice", role: Transform, params: &[pos("start", Count, "0"), pos("stop", Count, ""), pos("step", Count, "1")], about: "elements START to STOP, every STEP-th, as Python's itertools.islice" },
-    OpSpec { name: "pluck", role: Transform, params: &[req("key", Json)], about: "a field of each element: an index of an array or a key of an object" },
-    OpSpec { name: "flatten", role: Transform, params: &[], about: "the items of each array element, one by one" },
-    OpSpec { name: "json", role: Transform, params: &[], about: "strings parsed as JSON (other elements pass as they are)" },
-    OpSpec { name: "frequencies", role: Transform, params: &[], about: "after each element, an object counting each distinct element so far" },
-    OpSpec { name: "rate_limit", role: Transform, params: &[req("interval", Duration)], about: "elements at least INTERVAL apart" },
-    OpSpec { name: "delay", role: Transform, params: &[req("interval", Duration)], about: "every element, INTERVAL later" },
-    OpSpec { name: "timed_window", role: Transform, params: &[req("interval", Duration)], about: "every INTERVAL, an array of the elements that came in it" },
-    OpSpec { name: "buffer", role: Transform, params: &[req("n", Count)], about: "up to N elements queued before emit waits (backpressure)" },
-    OpSpec { name: "latest", role: Transform, params: &[], about: "the newest element whenever downstream is ready, dropping older ones" },
-    OpSpec { name: "union", role: Transform, params: &[req("streams", Names)], about: "the elements of this and the named streams, as they come" },
-    OpSpec { name: "zip", role: Transform, params: &[req("streams", Names), opt("maxsize", Count, "10")], about: "arrays of one element from this and each named stream, in step" },
-    OpSpec { name: "combine_latest", role: Transform, params: &[req("streams", Names)], about: "arrays of the latest element of this and each named stream, on any new one" },
-    OpSpec { name: "zip_latest", role: Transform, params: &[req("streams", Names)], about: "arrays of each element of this stream with the latest of the named ones" },
-    OpSpec { name: "scatter", role: Transform, params: &[], about: "run the following map, filter, accumulate, flatten on the thread pool (--executor rayon or any with the rayon feature)" },
+    OpSpec {
+        name: "map",
+        role: Transform,
+        params: &[req("func", Expr)],
+        about: "the expression's value for each element",
+    },
+    OpSpec {
+        name: "filter",
+        role: Transform,
+        params: &[req("predicate", Expr)],
+        about: "the elements for which the expression is true",
+    },
+    OpSpec {
+        name: "remove",
+        role: Transform,
+        params: &[req("predicate", Expr)],
+        about: "the elements for which the expression is false",
+    },
+    OpSpec {
+        name: "accumulate",
+        role: Transform,
+        params: &[
+            req("func", AccExpr),
+            opt("start", Json, ""),
+            opt("returns_state", Bool, "false"),
+            opt("with_state", Bool, "false"),
+        ],
+        about: "a running fold: acc becomes the expression's value, which is emitted; with returns_state=true the expression gives [state, output]",
+    },
+    OpSpec {
+        name: "sliding_window",
+        role: Transform,
+        params: &[req("n", Count), opt("return_partial", Bool, "true")],
+        about: "the last N elements as an array, after each element",
+    },
+    OpSpec {
+        name: "partition",
+        role: Transform,
+        params: &[
+            req("n", Count),
+            opt("timeout", Duration, ""),
+            opt("key", Expr, ""),
+        ],
+        about: "arrays of N elements (per key, with key=); the remainder at end of stream or after timeout",
+    },
+    OpSpec {
+        name: "unique",
+        role: Transform,
+        params: &[opt("maxsize", Count, ""), opt("key", Expr, "")],
+        about: "elements not seen before (among the last maxsize, by key)",
+    },
+    OpSpec {
+        name: "slice",
+        role: Transform,
+        params: &[
+            pos("start", Count, "0"),
+            pos("stop", Count, ""),
+            pos("step", Count, "1"),
+        ],
+        about: "elements START to STOP, every STEP-th, as Python's itertools.islice",
+    },
+    OpSpec {
+        name: "pluck",
+        role: Transform,
+        params: &[req("key", Json)],
+        about: "a field of each element: an index of an array or a key of an object",
+    },
+    OpSpec {
+        name: "flatten",
+        role: Transform,
+        params: &[],
+        about: "the items of each array element, one by one",
+    },
+    OpSpec {
+        name: "json",
+        role: Transform,
+        params: &[],
+        about: "strings parsed as JSON (other elements pass as they are)",
+    },
+    OpSpec {
+        name: "frequencies",
+        role: Transform,
+        params: &[],
+        about: "after each element, an object counting each distinct element so far",
+    },
+    OpSpec {
+        name: "rate_limit",
+        role: Transform,
+        params: &[req("interval", Duration)],
+        about: "elements at least INTERVAL apart",
+    },
+    OpSpec {
+        name: "delay",
+        role: Transform,
+        params: &[req("interval", Duration)],
+        about: "every element, INTERVAL later",
+    },
+    OpSpec {
+        name: "timed_window",
+        role: Transform,
+        params: &[req("interval", Duration)],
+        about: "every INTERVAL, an array of the elements that came in it",
+    },
+    OpSpec {
+        name: "buffer",
+        role: Transform,
+        params: &[req("n", Count)],
+        about: "up to N elements queued before emit waits (backpressure)",
+    },
+    OpSpec {
+        name: "latest",
+        role: Transform,
+        params: &[],
+        about: "the newest element whenever downstream is ready, dropping older ones",
+    },
+    OpSpec {
+        name: "union",
+        role: Transform,
+        params: &[req("streams", Names)],
+        about: "the elements of this and the named streams, as they come",
+    },
+    OpSpec {
+        name: "zip",
+        role: Transform,
+        params: &[req("streams", Names), opt("maxsize", Count, "10")],
+        about: "arrays of one element from this and each named stream, in step",
+    },
+    OpSpec {
+        name: "combine_latest",
+        role: Transform,
+        params: &[req("streams", Names)],
+        about: "arrays of the latest element of this and each named stream, on any new one",
+    },
+    OpSpec {
+        name: "zip_latest",
+        role: Transform,
+        params: &[req("streams", Names)],
+        about: "arrays of each element of this stream with the latest of the named ones",
+    },
+    OpSpec {
+        name: "scatter",
+        role: Transform,
+        params: &[],
+        about: "run the following map, filter, accumulate, flatten on the thread pool (--executor rayon or any with the rayon feature)",
+    },
     // on the pool
-    OpSpec { name: "gather", role: Pooled, params: &[opt("ordered", Bool, "true")], about: "back from the pool, in input order (ordered=false: as they finish)" },
+    OpSpec {
+        name: "gather",
+        role: Pooled,
+        params: &[opt("ordered", Bool, "true")],
+        about: "back from the pool, in input order (ordered=false: as they finish)",
+    },
     // sinks
-    OpSpec { name: "sink", role: Sink, params: &[pos("to", Text, "stdout")], about: "write each element as one line of compact JSON to stdout, or drop it (null)" },
-    OpSpec { name: "sink_to_textfile", role: Sink, params: &[req("path", Text), opt("append", Bool, "false")], about: "write each element as one line of compact JSON to a file" },
-    OpSpec { name: "count", role: Sink, params: &[], about: "print how many elements arrived, at the end" },
+    OpSpec {
+        name: "sink",
+        role: Sink,
+        params: &[pos("to", Text, "stdout")],
+        about: "write each element as one line of compact JSON to stdout, or drop it (null)",
+    },
+    OpSpec {
+        name: "sink_to_textfile",
+        role: Sink,
+        params: &[req("path", Text), opt("append", Bool, "false")],
+        about: "write each element as one line of compact JSON to a file",
+    },
+    OpSpec {
+        name: "count",
+        role: Sink,
+        params: &[],
+        about: "print how many elements arrived, at the end",
+    },
 ];
 
 /// The operator named by a stage, or an error suggesting the nearest name.
@@ -165,7 +382,9 @@ pub(crate) fn lookup(stage: &Stage) -> Result<&'static OpSpec, CliError> {
     OPS.iter().find(|op| op.name == name).ok_or_else(|| {
         let mut err = CliError::at(format!("unknown operator `{name}`"), stage.op.span.clone());
         err = match nearest(name, OPS.iter().map(|op| op.name)) {
-            Some(near) => err.help(format!("did you mean `{near}`? `streamz ops` lists every operator")),
+            Some(near) => err.help(format!(
+                "did you mean `{near}`? `streamz ops` lists every operator"
+            )),
             None => err.help("`streamz ops` lists every operator"),
         };
         err
@@ -258,11 +477,8 @@ impl<'s> Args<'s> {
     }
 
     fn bad(&self, word: &Word, what: &str) -> CliError {
-        CliError::at(
-            format!("`{}` is not {what}", word.text),
-            word.span.clone(),
-        )
-        .help(usage(self.op))
+        CliError::at(format!("`{}` is not {what}", word.text), word.span.clone())
+            .help(usage(self.op))
     }
 
     /// The raw text of a parameter (given or default).
@@ -272,7 +488,11 @@ impl<'s> Args<'s> {
             .or_else(|| self.default(name).map(str::to_owned))
     }
 
-    pub(crate) fn expr(&self, name: &str, vars: &'static [&'static str]) -> Result<Option<Expr>, CliError> {
+    pub(crate) fn expr(
+        &self,
+        name: &str,
+        vars: &'static [&'static str],
+    ) -> Result<Option<Expr>, CliError> {
         self.word(name).map(|w| Expr::compile(w, vars)).transpose()
     }
 
@@ -338,7 +558,7 @@ impl<'s> Args<'s> {
     ) -> Result<Option<T>, CliError> {
         match self.word(name) {
             Some(w) => parse(&w.text).map(Some).ok_or_else(|| self.bad(w, what)),
-            None => Ok(self.default(name).and_then(|d| parse(d))),
+            None => Ok(self.default(name).and_then(&parse)),
         }
     }
 }
@@ -386,7 +606,10 @@ pub(crate) fn listing() -> String {
         (Source, "Sources (first in a line)"),
         (Transform, "Operators"),
         (Pooled, "After scatter"),
-        (Sink, "Sinks (last in a line; `sink stdout` when a line has none)"),
+        (
+            Sink,
+            "Sinks (last in a line; `sink stdout` when a line has none)",
+        ),
     ] {
         out.push_str(title);
         out.push('\n');
@@ -394,7 +617,11 @@ pub(crate) fn listing() -> String {
             let usage = usage(op);
             let usage = usage.trim_start_matches("usage: ");
             out.push_str(&format!("  {usage}\n      {}\n", op.about));
-            for p in op.params.iter().filter(|p| p.default.is_some_and(|d| !d.is_empty())) {
+            for p in op
+                .params
+                .iter()
+                .filter(|p| p.default.is_some_and(|d| !d.is_empty()))
+            {
                 out.push_str(&format!(
                     "      {}: default {}\n",
                     p.name,
@@ -428,7 +655,12 @@ mod tests {
     fn binding_checks_arguments() {
         assert!(bind("range 10").is_ok());
         assert!(bind("range 1 10 2").is_ok());
-        assert!(bind("range 1 10 2 3").unwrap_err().message.contains("at most 3"));
+        assert!(
+            bind("range 1 10 2 3")
+                .unwrap_err()
+                .message
+                .contains("at most 3")
+        );
         assert!(bind("range").unwrap_err().message.contains("needs start"));
         let err = bind("sliding_window 2 retrun_partial=false").unwrap_err();
         assert!(err.help.unwrap().contains("return_partial"));

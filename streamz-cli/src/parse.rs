@@ -135,11 +135,10 @@ fn stage(words: Vec<Word>, _src: &str) -> Result<Stage, CliError> {
         match (word.key(), word.value()) {
             (Some(key), Some(value)) => {
                 if let Some((earlier, _)) = options.iter().find(|(k, _)| k.text == key) {
-                    return Err(CliError::at(
-                        format!("`{key}` is given twice"),
-                        word.span.clone(),
-                    )
-                    .help(format!("the first is at column {}", earlier.span.start + 1)));
+                    return Err(
+                        CliError::at(format!("`{key}` is given twice"), word.span.clone())
+                            .help(format!("the first is at column {}", earlier.span.start + 1)),
+                    );
                 }
                 let mut key_word = word.clone();
                 key_word.text = key.to_owned();
@@ -214,6 +213,6 @@ mod tests {
         assert!(err.message.contains("twice"), "{err:?}");
         assert!(parse("  \n # nothing\n").is_err());
         assert!(parse("range 3 |").is_err());
-        assert!(parse("\"map\" 1").is_err());
+        assert!(parse("\"a b\" 1").is_err());
     }
 }

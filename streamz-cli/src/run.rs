@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use streamz_core::{StreamError, Stream};
+use streamz_core::{Stream, StreamError};
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
 use tokio::sync::watch;
 
@@ -32,7 +32,7 @@ pub(crate) struct Control {
 }
 
 impl Control {
-    fn stopping(&self) -> bool {
+    pub(crate) fn stopping(&self) -> bool {
         *self.stop.borrow()
     }
 
@@ -133,7 +133,9 @@ pub(crate) async fn run(graph: Graph, on_error: OnError, stats: bool) -> Outcome
     // Errors of elements whose emit did not wait for them (behind buffers and timers).
     for feed in &graph.feeds {
         let control = control.clone();
-        feed.stream.errors().sink(move |err| control.element_failed(&err));
+        feed.stream
+            .errors()
+            .sink(move |err| control.element_failed(&err));
     }
     let total: Option<u64> = graph
         .feeds
@@ -151,7 +153,11 @@ pub(crate) async fn run(graph: Graph, on_error: OnError, stats: bool) -> Outcome
     let mut tasks = Vec::new();
     for feed in graph.feeds.iter() {
         let control = control.clone();
-        let Feed { stream, source, name } = Feed {
+        let Feed {
+            stream,
+            source,
+            name,
+        } = Feed {
             stream: feed.stream.clone(),
             source: feed.source.clone(),
             name: feed.name.clone(),
@@ -187,20 +193,33 @@ pub(crate) async fn run(graph: Graph, on_error: OnError, stats: bool) -> Outcome
 }
 
 /// Parses a line of input as JSON when asked to; otherwise it is a string.
-fn line_value(line: String, json: bool, origin: &str, number: u64, control: &Control) -> Option<Value> {
+fn line_value(
+    line: String,
+    json: bool,
+    origin: &str,
+    number: u64,
+    control: &Control,
+) -> Option<Value> {
     if !json {
         return Some(Value::String(line));
     }
     match serde_json::from_str(&line) {
         Ok(v) => Some(v),
         Err(e) => {
-            control.bad_input(format!("{origin}:{number}: invalid JSON: {e}: {}", show(&Value::String(line))));
+            control.bad_input(format!(
+                "{origin}:{number}: invalid JSON: {e}: {}",
+                show(&Value::String(line))
+            ));
             None
         }
     }
 }
 
-async fn feed_source(stream: &Stream<Value>, source: Source, mut control: Control) -> Result<(), String> {
+async fn feed_source(
+    stream: &Stream<Value>,
+    source: Source,
+    mut control: Control,
+) -> Result<(), String> {
     match source {
         Source::Range { start, end, step } => {
             let mut x = start;
@@ -245,17 +264,25 @@ async fn feed_source(stream: &Stream<Value>, source: Source, mut control: Contro
                 }
             }
         }
-        Source::TextFile { path, from_end, follow, poll, json } => {
+        Source::TextFile {
+            path,
+            from_end,
+            follow,
+            poll,
+            json,
+        } => {
             let mut file = tokio::fs::File::open(&path)
                 .await
                 .map_err(|e| format!("cannot open `{path}`: {e}"))?;
             if from_end {
-                file.seek(std::io::SeekFrom::End(0)).await.map_err(|e| e.to_string())?;
+                file.seek(std::io::SeekFrom::End(0))
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             let mut reader = BufReader::new(file);
             let mut pending = String::new();
             let mut number = 0;
-            loop {
+            while !control.stopping() {
                 let mut chunk = String::new();
                 let read = tokio::select! {
                     r = reader.read_line(&mut chunk) => r.map_err(|e| format!("reading `{path}`: {e}"))?,
@@ -275,7 +302,9 @@ async fn feed_source(stream: &Stream<Value>, source: Source, mut control: Contro
                     continue; // a line still being written
                 }
                 number += 1;
-                let line = std::mem::take(&mut pending).trim_end_matches(['\n', '\r']).to_owned();
+                let line = std::mem::take(&mut pending)
+                    .trim_end_matches(['\n', '\r'])
+                    .to_owned();
                 if let Some(x) = line_value(line, json, &path, number, &control) {
                     control.emit(stream, x).await;
                 }
@@ -313,7 +342,11 @@ async fn feed_source(stream: &Stream<Value>, source: Source, mut control: Contro
                 }
             }
         }
-        Source::Periodic { expr, interval, limit } => {
+        Source::Periodic {
+            expr,
+            interval,
+            limit,
+        } => {
             let mut ticks = tokio::time::interval(interval);
             let mut i: u64 = 0;
             while limit.is_none_or(|l| i < l as u64) {
@@ -324,15 +357,29 @@ async fn feed_source(stream: &Stream<Value>, source: Source, mut control: Contro
                 let x = Value::from(i);
                 match expr.eval(&[&x]) {
                     Ok(v) => control.emit(stream, v).await,
-                    Err(e) => control.bad_input(format!("from_periodic: `{}` failed for x = {i}: {e}", expr.text)),
+                    Err(e) => control.bad_input(format!(
+                        "from_periodic: `{}` failed for x = {i}: {e}",
+                        expr.text
+                    )),
                 }
                 i += 1;
             }
         }
-        Source::Tcp { host, port, max_line, json } => {
+        Source::Tcp {
+            host,
+            port,
+            max_line,
+            json,
+        } => {
             crate::net::tcp(stream, &host, port, max_line, json, control.clone()).await?;
         }
-        Source::Http { host, port, path, max_body, json } => {
+        Source::Http {
+            host,
+            port,
+            path,
+            max_body,
+            json,
+        } => {
             crate::net::http(stream, &host, port, &path, max_body, json, control.clone()).await?;
         }
     }
@@ -347,7 +394,7 @@ async fn feed_lines<R: tokio::io::AsyncBufRead + Unpin>(
     control: &mut Control,
 ) -> Result<(), String> {
     let mut number = 0;
-    loop {
+    while !control.stopping() {
         let line = tokio::select! {
             line = lines.next_line() => line.map_err(|e| format!("reading {origin}: {e}"))?,
             () = control.stopped() => break,
@@ -362,7 +409,11 @@ async fn feed_lines<R: tokio::io::AsyncBufRead + Unpin>(
 }
 
 impl Control {
-    pub(crate) async fn emit_for_client(&self, stream: &Stream<Value>, x: Value) -> Result<(), String> {
+    pub(crate) async fn emit_for_client(
+        &self,
+        stream: &Stream<Value>,
+        x: Value,
+    ) -> Result<(), String> {
         self.emitted.fetch_add(1, Ordering::Relaxed);
         stream.emit(x).await.map_err(|err| {
             self.element_failed(&err);
@@ -378,7 +429,13 @@ impl Control {
         self.stopped().await;
     }
 
-    pub(crate) fn parse(&self, text: String, json: bool, origin: &str, number: u64) -> Option<Value> {
+    pub(crate) fn parse(
+        &self,
+        text: String,
+        json: bool,
+        origin: &str,
+        number: u64,
+    ) -> Option<Value> {
         line_value(text, json, origin, number, self)
     }
 }

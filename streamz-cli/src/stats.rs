@@ -58,7 +58,11 @@ impl Reporter {
                 }
             }
         });
-        Reporter { stages, bar, ticker }
+        Reporter {
+            stages,
+            bar,
+            ticker,
+        }
     }
 
     pub(crate) fn finish(self, outcome: &Outcome) {

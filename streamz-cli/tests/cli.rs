@@ -1,0 +1,462 @@
+//! The `streamz` binary, run for real: the pipelines the README promises, every source and
+//! sink against a real file, socket, HTTP request or process, and every class of bad input.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn streamz() -> Command {
+    Command::cargo_bin("streamz").unwrap()
+}
+
+fn run(pipeline: &str) -> assert_cmd::assert::Assert {
+    streamz()
+        .args(["run", pipeline])
+        .timeout(Duration::from_secs(60))
+        .assert()
+}
+
+#[test]
+fn map_and_rate_limit_print_one_to_ten_half_a_second_apart() {
+    let start = Instant::now();
+    run(r#"range 10 | map "x + 1" | rate_limit 500ms | sink stdout"#)
+        .success()
+        .stdout("1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n");
+    // nine gaps of 500 ms; generous above, for a loaded machine
+    assert!(
+        start.elapsed() >= Duration::from_millis(4500),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn filter_and_accumulate() {
+    run(r#"range 10 | filter "x % 2 == 0" | accumulate "acc + x" start=0 | sink stdout"#)
+        .success()
+        .stdout("0\n2\n6\n12\n20\n");
+}
+
+#[test]
+fn sliding_window_is_partial_at_first() {
+    run("range 5 | sliding_window 2 | sink stdout")
+        .success()
+        .stdout("[0]\n[0,1]\n[1,2]\n[2,3]\n[3,4]\n");
+}
+
+#[test]
+fn partition_flushes_the_remainder_at_end_of_stream() {
+    run("range 7 | partition 3 | sink stdout")
+        .success()
+        .stdout("[0,1,2]\n[3,4,5]\n[6]\n");
+}
+
+#[test]
+fn a_pipeline_without_a_sink_prints_to_stdout() {
+    run("values '[1, \"a\", {\"b\": [2]}]'")
+        .success()
+        .stdout("1\n\"a\"\n{\"b\":[2]}\n");
+}
+
+#[test]
+fn named_streams_join() {
+    run("a = range 3; b = values '[10, 20, 30]'; zip a b")
+        .success()
+        .stdout("[0,10]\n[1,20]\n[2,30]\n");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        "# two streams\nodd = range 1 6 2\neven = range 0 6 2\nodd | union even | count\n",
+    )
+    .unwrap();
+    streamz()
+        .args(["run", "-f"])
+        .arg(file.path())
+        .assert()
+        .success()
+        .stdout("6\n");
+}
+
+#[test]
+fn scatter_and_gather_on_the_pool() {
+    run(r#"range 20 | scatter | map "x * x" | buffer 4 | gather | slice 17"#)
+        .success()
+        .stdout("289\n324\n361\n");
+}
+
+#[test]
+fn operators_with_options() {
+    run(r#"range 6 | accumulate "[acc + x, acc * x]" start=0 returns_state=true"#)
+        .success()
+        .stdout("0\n0\n2\n9\n24\n50\n");
+    run("range 4 | sliding_window 3 return_partial=false")
+        .success()
+        .stdout("[0,1,2]\n[1,2,3]\n");
+    run(r#"values '[1, 2, 1, 3, 2]' | unique"#)
+        .success()
+        .stdout("1\n2\n3\n");
+    run(r#"range 10 | slice 1 7 3"#).success().stdout("1\n4\n");
+    run(r#"values '[{"a": 1}, {"a": 2}]' | pluck a"#)
+        .success()
+        .stdout("1\n2\n");
+    run(r#"values '[[1, 2], [], [3]]' | flatten"#)
+        .success()
+        .stdout("1\n2\n3\n");
+    run(r#"values '["[1]", "{\"a\": null}"]' | json"#)
+        .success()
+        .stdout("[1]\n{\"a\":null}\n");
+    run(r#"range 4 | delay 10ms | timed_window 1s"#)
+        .success()
+        .stdout("[0,1,2,3]\n");
+}
+
+// ---------------------------------------------------------------- sources and sinks
+
+#[test]
+fn stdin_lines_as_strings_or_json() {
+    streamz()
+        .args(["run", "stdin"])
+        .write_stdin("a b\nc\n")
+        .assert()
+        .success()
+        .stdout("\"a b\"\n\"c\"\n");
+    streamz()
+        .args(["run", "--json", r#"stdin | map "x * 2""#])
+        .write_stdin("1\n2\n")
+        .assert()
+        .success()
+        .stdout("2\n4\n");
+}
+
+#[test]
+fn a_text_file_is_read_and_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let output = dir.path().join("out.jsonl");
+    std::fs::write(&input, "1\n2\n3\n").unwrap();
+    let pipeline = format!(
+        r#"from_textfile '{}' follow=false json=true | map "x + 100" | sink_to_textfile '{}'"#,
+        input.display(),
+        output.display()
+    );
+    run(&pipeline).success().stdout("");
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), "101\n102\n103\n");
+}
+
+/// Starts `streamz run PIPELINE` in the background and returns it with the address it
+/// printed for its server.
+fn serve(pipeline: &str) -> (Child, String, BufReader<std::process::ChildStderr>) {
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("streamz"))
+        .args(["run", "--on-error", "skip", pipeline])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (child, addr, stderr)
+}
+
+/// Ctrl-C: the sources close, and the command exits 0.
+fn interrupt(child: &mut Child) -> (String, String) {
+    let status = StdCommand::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    (out, String::new())
+}
+
+#[test]
+fn from_textfile_follows_a_growing_file_until_ctrl_c_which_flushes_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.txt");
+    std::fs::write(&path, "a\n").unwrap();
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("streamz"))
+        .args([
+            "run",
+            &format!(
+                "from_textfile '{}' poll_interval=20ms | partition 10",
+                path.display()
+            ),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"b\nc\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (out, _) = interrupt(&mut child);
+    assert_eq!(out, "[\"a\",\"b\",\"c\"]\n");
+}
+
+#[test]
+fn filenames_lists_matching_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["b.csv", "a.csv", "c.txt"] {
+        std::fs::write(dir.path().join(name), "").unwrap();
+    }
+    let pattern = format!("{}/*.csv", dir.path().display());
+    let a = format!("{}/a.csv", dir.path().display());
+    let b = format!("{}/b.csv", dir.path().display());
+    run(&format!("filenames '{pattern}'"))
+        .success()
+        .stdout(format!(
+            "{}\n{}\n",
+            serde_json::json!(a),
+            serde_json::json!(b)
+        ));
+}
+
+#[test]
+fn from_process_reads_a_commands_output() {
+    run(r#"from_process 'printf "1\n2\n"' json=true | map "x * 3""#)
+        .success()
+        .stdout("3\n6\n");
+    run("from_process 'exit 3'")
+        .code(2)
+        .stderr(predicate::str::contains("exited with exit status: 3"));
+}
+
+#[test]
+fn from_periodic_evaluates_an_expression() {
+    run(r#"from_periodic "x * 10" interval=10ms limit=3"#)
+        .success()
+        .stdout("0\n10\n20\n");
+}
+
+#[test]
+fn from_tcp_takes_lines_and_drops_overlong_ones() {
+    let (mut child, addr, mut stderr) = serve("from_tcp 0 max_line=8 | map \"x + '!'\"");
+    let mut socket = TcpStream::connect(&addr).unwrap();
+    socket
+        .write_all(b"hello\nthis line is too long\nbye\n")
+        .unwrap();
+    drop(socket);
+    let mut warning = String::new();
+    stderr.read_line(&mut warning).unwrap();
+    assert!(warning.contains("over 8 bytes"), "{warning}");
+    std::thread::sleep(Duration::from_millis(300));
+    let (out, _) = interrupt(&mut child);
+    assert_eq!(out, "\"hello!\"\n\"bye!\"\n");
+}
+
+fn post(addr: &str, path: &str, body: &str) -> String {
+    let mut socket = TcpStream::connect(addr).unwrap();
+    write!(
+        socket,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    socket.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+#[test]
+fn from_http_server_takes_bodies_and_refuses_big_ones() {
+    let (mut child, addr, _stderr) =
+        serve("from_http_server 0 max_body=16 json=true | map \"x.n\"");
+    let _ = &mut child;
+    assert!(post(&addr, "/", r#"{"n": 1}"#).starts_with("HTTP/1.1 200"));
+    assert!(post(&addr, "/", r#"{"n": "a very long body"}"#).starts_with("HTTP/1.1 413"));
+    assert!(post(&addr, "/", "not json").starts_with("HTTP/1.1 400"));
+    assert!(post(&addr, "/", r#"{"n": 2}"#).starts_with("HTTP/1.1 200"));
+    let (out, _) = interrupt(&mut child);
+    assert_eq!(out, "1\n2\n");
+}
+
+#[test]
+fn sinks_null_and_count() {
+    run("range 5 | sink null").success().stdout("");
+    run("range 5 | count").success().stdout("5\n");
+}
+
+// ---------------------------------------------------------------- bad input
+
+#[test]
+fn an_unknown_operator_suggests_the_nearest() {
+    run(r#"range 10 | mapp "x + 1""#)
+        .code(2)
+        .stderr("error: unknown operator `mapp`\n  | range 10 | mapp \"x + 1\"\n               ^^^^\nhelp: did you mean `map`? `streamz ops` lists every operator\n");
+}
+
+#[test]
+fn a_wrong_argument_is_named() {
+    run("range ten")
+        .code(2)
+        .stderr(predicate::str::contains("`ten` is not a whole number"));
+    run("range 5 | sliding_window 2 retrun_partial=false")
+        .code(2)
+        .stderr(
+            predicate::str::contains("no option `retrun_partial`")
+                .and(predicate::str::contains("did you mean `return_partial`")),
+        );
+    run("range 5 | rate_limit soon")
+        .code(2)
+        .stderr(predicate::str::contains("not a duration"));
+    run("range 5 | buffer 0")
+        .code(2)
+        .stderr(predicate::str::contains("n must be at least 1"));
+    run("range 5 | zip nowhere")
+        .code(2)
+        .stderr(predicate::str::contains("no stream named `nowhere`"));
+    run("map \"x\"")
+        .code(2)
+        .stderr(predicate::str::contains("must start with a source"));
+}
+
+#[test]
+fn an_expression_that_does_not_parse_is_marked() {
+    run(r#"range 10 | map "x + * 1""#).code(2).stderr(
+        "error: the expression `x + * 1` does not parse: Unexpected '*'\n  | range 10 | map \"x + * 1\"\n                        ^\nhelp: expressions are rhai (https://rhai.rs), such as \"x + 1\" or \"x.name == `a`\"\n",
+    );
+    run(r#"range 3 | map "y""#)
+        .code(2)
+        .stderr(predicate::str::contains("help: the expression can use `x`"));
+    run(r#"range 3 | map "x"#)
+        .code(2)
+        .stderr(predicate::str::contains("quote is not closed"));
+}
+
+#[test]
+fn a_runtime_error_names_the_stage_and_the_element() {
+    run(r#"values '[1, 0, 2]' | map "10 / x""#)
+        .code(2)
+        .stdout("10\n")
+        .stderr(predicate::str::starts_with(
+            "error: stage `map \"10 / x\"` failed on the element 0: Division by zero",
+        ));
+    run(r#"values '[1, 0, 2]' | map "10 / x""#)
+        .code(2)
+        .stderr(predicate::str::contains("panicked").not());
+    streamz()
+        .args([
+            "run",
+            "--on-error",
+            "skip",
+            r#"values '[1, 0, 2]' | map "10 / x""#,
+        ])
+        .assert()
+        .success()
+        .stdout("10\n5\n");
+}
+
+#[test]
+fn bad_input_lines_fail_or_are_skipped() {
+    streamz()
+        .args(["run", "--json", "stdin"])
+        .write_stdin("1\n{bad\n3\n")
+        .assert()
+        .code(2)
+        .stdout("1\n")
+        .stderr(predicate::str::starts_with("error: stdin:2: invalid JSON"));
+    streamz()
+        .args(["run", "--json", "--on-error", "skip", "stdin"])
+        .write_stdin("1\n{bad\n3\n")
+        .assert()
+        .success()
+        .stdout("1\n3\n")
+        .stderr(
+            predicate::str::contains("stdin:2: invalid JSON")
+                .and(predicate::str::contains("skipped")),
+        );
+}
+
+#[test]
+fn an_executor_that_is_not_compiled_in_is_a_clear_error() {
+    #[cfg(not(feature = "smol"))]
+    run_with(&["--executor", "smol"])
+        .code(2)
+        .stderr(predicate::str::contains(
+            "smol executor is not compiled into this streamz",
+        ));
+    run_with(&["--executor", "rayon"])
+        .success()
+        .stdout("0\n1\n");
+}
+
+fn run_with(flags: &[&str]) -> assert_cmd::assert::Assert {
+    streamz().arg("run").args(flags).arg("range 2").assert()
+}
+
+// ---------------------------------------------------------------- graph, ops, help
+
+#[test]
+fn graph_prints_dot() {
+    streamz()
+        .args(["graph", r#"range 3 | map "x + 1" | sliding_window 2"#])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("digraph {").and(
+            predicate::str::contains("map \\\"x + 1\\\"").or(predicate::str::contains("map")),
+        ));
+}
+
+#[test]
+fn ops_lists_every_operator() {
+    let out = streamz()
+        .arg("ops")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    for op in [
+        "range",
+        "from_http_server",
+        "map",
+        "accumulate",
+        "sliding_window",
+        "zip",
+        "scatter",
+        "gather",
+        "sink_to_textfile",
+        "count",
+    ] {
+        assert!(
+            out.contains(&format!("  {op}")),
+            "{op} missing from:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn help_reads_well() {
+    streamz()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Usage: streamz <COMMAND>"));
+    streamz()
+        .args(["run", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--on-error"));
+}
