@@ -167,22 +167,23 @@ fn fail(err: &CliError, src: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn executor(choice: ExecutorChoice, threads: usize) -> Result<Arc<dyn Executor>, CliError> {
+/// The executor `choice` names; `--executor rayon` runs the graph on the pool that runs its
+/// scattered stages.
+fn executor(
+    choice: ExecutorChoice,
+    #[cfg(feature = "rayon")] pool: &streamz_rayon::Pool,
+) -> Result<Arc<dyn Executor>, CliError> {
     let missing = |name: &str, feature: &str| {
         CliError::new(format!("the {name} executor is not compiled into this streamz"))
             .help(format!("build it with `cargo install streamz-cli --features {feature}`, or choose another --executor"))
     };
-    let _ = threads;
     match choice {
         #[cfg(feature = "tokio")]
         ExecutorChoice::Tokio => Ok(Arc::new(streamz_tokio::TokioExecutor::current())),
         #[cfg(not(feature = "tokio"))]
         ExecutorChoice::Tokio => Err(missing("tokio", "tokio")),
         #[cfg(feature = "rayon")]
-        ExecutorChoice::Rayon => Ok(Arc::new(
-            streamz_rayon::Pool::new(threads)
-                .map_err(|e| CliError::new(format!("cannot start the thread pool: {e}")))?,
-        )),
+        ExecutorChoice::Rayon => Ok(Arc::new(pool.clone())),
         #[cfg(not(feature = "rayon"))]
         ExecutorChoice::Rayon => Err(missing("rayon", "rayon")),
         #[cfg(feature = "smol")]
@@ -215,14 +216,19 @@ fn prepare(
     json: bool,
 ) -> Result<build::Graph, CliError> {
     let program = parse::parse(src)?;
-    let executor = executor(choice, threads)?;
+    #[cfg(feature = "rayon")]
+    let pool = streamz_rayon::Pool::new(threads)
+        .map_err(|e| CliError::new(format!("cannot start the thread pool: {e}")))?;
+    #[cfg(not(feature = "rayon"))]
+    let _ = threads;
     let rt = build::Runtime {
-        executor,
+        executor: executor(
+            choice,
+            #[cfg(feature = "rayon")]
+            &pool,
+        )?,
         #[cfg(feature = "rayon")]
-        pool: Some(
-            streamz_rayon::Pool::new(threads)
-                .map_err(|e| CliError::new(format!("cannot start the thread pool: {e}")))?,
-        ),
+        pool: Some(pool),
         stats,
         json_input: json,
     };

@@ -37,7 +37,7 @@ pub(crate) async fn tcp(
     loop {
         let (socket, peer) = tokio::select! {
             accepted = listener.accept() => accepted.map_err(|e| e.to_string())?,
-            () = control.until_stopped() => break,
+            () = control.stopped() => break,
         };
         let (stream, mut control) = (stream.clone(), control.clone());
         clients.spawn(async move {
@@ -47,7 +47,7 @@ pub(crate) async fn tcp(
             while !control.stopping() {
                 let next = tokio::select! {
                     next = read_line_capped(&mut reader, max_line) => next,
-                    () = control.until_stopped() => break,
+                    () = control.stopped() => break,
                 };
                 number += 1;
                 match next {
@@ -57,7 +57,7 @@ pub(crate) async fn tcp(
                             let _ = control.emit_for_client(&stream, x).await;
                         }
                     }
-                    Ok(Some(Err(TooLong))) => control.report_bad_input(format!(
+                    Ok(Some(Err(TooLong))) => control.bad_input(format!(
                         "{origin}:{number}: a line over {max_line} bytes was dropped"
                     )),
                     Err(e) => {
@@ -148,7 +148,7 @@ pub(crate) async fn http(
         .with_state(state);
     let mut stop = control.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.until_stopped().await })
+        .with_graceful_shutdown(async move { stop.stopped().await })
         .await
         .map_err(|e| e.to_string())
 }

@@ -9,7 +9,7 @@ use streamz_core::{Stream, StreamError};
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
 use tokio::sync::watch;
 
-use crate::build::{Feed, Graph, Source, show};
+use crate::build::{Graph, Source, show};
 
 /// What to do when an element fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,7 +40,7 @@ impl Control {
         self.stop_tx.send_replace(true);
     }
 
-    async fn stopped(&mut self) {
+    pub(crate) async fn stopped(&mut self) {
         let _ = self.stop.wait_for(|s| *s).await;
     }
 
@@ -55,7 +55,7 @@ impl Control {
     }
 
     /// Reports bad input (a line that is not JSON, a line too long).
-    fn bad_input(&self, what: String) {
+    pub(crate) fn bad_input(&self, what: String) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         match self.on_error {
             OnError::Skip => eprintln!("warning: {what} (skipped)"),
@@ -153,15 +153,7 @@ pub(crate) async fn run(graph: Graph, on_error: OnError, stats: bool) -> Outcome
     let mut tasks = Vec::new();
     for feed in graph.feeds.iter() {
         let control = control.clone();
-        let Feed {
-            stream,
-            source,
-            name,
-        } = Feed {
-            stream: feed.stream.clone(),
-            source: feed.source.clone(),
-            name: feed.name.clone(),
-        };
+        let (stream, source, name) = (feed.stream.clone(), feed.source.clone(), feed.name.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = feed_source(&stream, source, control.clone()).await {
                 eprintln!("error: source `{name}`: {e}");
@@ -419,14 +411,6 @@ impl Control {
             self.element_failed(&err);
             describe(&err)
         })
-    }
-
-    pub(crate) fn report_bad_input(&self, what: String) {
-        self.bad_input(what);
-    }
-
-    pub(crate) async fn until_stopped(&mut self) {
-        self.stopped().await;
     }
 
     pub(crate) fn parse(
