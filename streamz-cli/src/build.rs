@@ -97,10 +97,19 @@ pub(crate) struct Graph {
     pub(crate) feeds: Vec<Feed>,
     /// `count` sinks: (stage name, counter), printed at the end.
     pub(crate) counts: Vec<Arc<AtomicU64>>,
-    /// Per stage: (name, elements out), for `--stats`.
-    pub(crate) stages: Vec<(String, Arc<AtomicU64>)>,
+    /// Per stage, what went in and out, for `--stats`.
+    pub(crate) stages: Vec<StageStats>,
     /// Set when stdout is gone (a closed pipe): the sources stop.
     pub(crate) stdout_closed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The elements into and out of one stage, for `--stats`: sources have no input, sinks no
+/// output, and the stages between `scatter` and `gather` count as one.
+#[derive(Debug, Clone)]
+pub(crate) struct StageStats {
+    pub(crate) name: String,
+    pub(crate) input: Option<Arc<AtomicU64>>,
+    pub(crate) output: Option<Arc<AtomicU64>>,
 }
 
 /// What the graph runs on.
@@ -256,15 +265,14 @@ fn build_line(
                     source,
                     name: first.text(src).to_owned(),
                 });
-                Flow::Local(stream)
+                Flow::Local(metered(None, stream, first.text(src), rt, graph))
             }
             _ if matches!(op.name, "union" | "zip" | "combine_latest" | "zip_latest") => {
                 let args = Args::bind(op, first)?;
-                let names = args.names("streams");
-                let base = built[&names[0].text].clone();
-                let rest: Vec<Stream<Value>> =
-                    names[1..].iter().map(|n| built[&n.text].clone()).collect();
-                Flow::Local(join(op, &args, &base, &rest)?.named(first.text(src)))
+                let streams = named_streams(&args, built)?;
+                let (base, rest) = streams.split_first().expect("`streams` is required");
+                let out = join(op, &args, base, rest)?.named(first.text(src));
+                Flow::Local(metered(None, out, first.text(src), rt, graph))
             }
             _ => {
                 return Err(CliError::at(
@@ -286,6 +294,9 @@ fn build_line(
         }
     };
     let mut has_sink = false;
+    // `--stats`: the count into a `scatter`, until its `gather`
+    #[cfg(feature = "rayon")]
+    let mut scattered: Option<(String, Option<Arc<AtomicU64>>)> = None;
     for stage in stages {
         if has_sink {
             return Err(CliError::at(
@@ -304,17 +315,42 @@ fn build_line(
                 ));
             }
             (Role::Sink, Flow::Local(s)) => {
+                let (input, s) = counter(&s, rt);
                 sink(op, &args, &s, graph)?;
+                if rt.stats {
+                    graph.stages.push(StageStats {
+                        name,
+                        input,
+                        output: None,
+                    });
+                }
                 has_sink = true;
                 Flow::Local(s)
             }
-            (Role::Transform, Flow::Local(s)) if op.name == "scatter" => scatter(&s, rt, stage)?,
+            (Role::Transform, Flow::Local(s)) if op.name == "scatter" => {
+                let (input, s) = counter(&s, rt);
+                #[cfg(feature = "rayon")]
+                {
+                    scattered = Some((name, input));
+                }
+                #[cfg(not(feature = "rayon"))]
+                drop(input); // `scatter` refuses without a pool
+                scatter(&s, rt, stage)?
+            }
             (Role::Transform, Flow::Local(s)) => {
+                let (input, s) = counter(&s, rt);
                 let out = transform(op, &args, &s, built)?.named(&name);
-                Flow::Local(counted(out, name, rt, graph))
+                Flow::Local(metered(input, out, &name, rt, graph))
             }
             #[cfg(feature = "rayon")]
-            (_, Flow::Pooled(s)) => pooled(op, &args, &s, &name)?,
+            (_, Flow::Pooled(s)) => match pooled(op, &args, &s, &name)? {
+                Flow::Local(out) => {
+                    let (first, input) = scattered.take().unwrap_or_default();
+                    let name = format!("{first} … {name}");
+                    Flow::Local(metered(input, out, &name, rt, graph))
+                }
+                pooled => pooled,
+            },
             (Role::Pooled, Flow::Local(_)) => {
                 return Err(CliError::at(
                     format!("`{}` needs a `scatter` before it", op.name),
@@ -333,18 +369,41 @@ fn build_line(
     }
 }
 
-/// Counts the elements out of a stage, for `--stats`.
-fn counted(s: Stream<Value>, name: String, rt: &Runtime, graph: &mut Graph) -> Stream<Value> {
+/// With `--stats`, counts the elements that pass `s`: the counter, and the stream to use
+/// instead of `s`.
+fn counter(s: &Stream<Value>, rt: &Runtime) -> (Option<Arc<AtomicU64>>, Stream<Value>) {
     if !rt.stats {
-        return s;
+        return (None, s.clone());
     }
     let n = Arc::new(AtomicU64::new(0));
-    graph.stages.push((name, n.clone()));
-    s.map(move |x| {
-        n.fetch_add(1, Ordering::Relaxed);
-        x
-    })
-    .named("stats")
+    let counted = {
+        let n = n.clone();
+        s.map(move |x| {
+            n.fetch_add(1, Ordering::Relaxed);
+            x
+        })
+        .named("stats")
+    };
+    (Some(n), counted)
+}
+
+/// With `--stats`, counts what comes out of the stage `name` and records its row.
+fn metered(
+    input: Option<Arc<AtomicU64>>,
+    out: Stream<Value>,
+    name: &str,
+    rt: &Runtime,
+    graph: &mut Graph,
+) -> Stream<Value> {
+    let (output, out) = counter(&out, rt);
+    if rt.stats {
+        graph.stages.push(StageStats {
+            name: name.to_owned(),
+            input,
+            output,
+        });
+    }
+    out
 }
 
 fn positive(args: &Args<'_>, name: &str, value: usize) -> Result<usize, CliError> {
@@ -393,7 +452,7 @@ fn source(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
             from_end: args.flag("from_end")?,
             follow: args.flag("follow")?,
             poll: args
-                .duration("poll_interval")?
+                .interval("poll_interval")?
                 .unwrap_or(Duration::from_millis(100)),
             json: json(args)?,
         },
@@ -401,7 +460,7 @@ fn source(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
             glob: args.text("glob").unwrap_or_default(),
             follow: args.flag("follow")?,
             poll: args
-                .duration("poll_interval")?
+                .interval("poll_interval")?
                 .unwrap_or(Duration::from_secs(1)),
         },
         "from_tcp" => Source::Tcp {
@@ -423,7 +482,7 @@ fn source(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
         },
         "from_periodic" => Source::Periodic {
             expr: args.expr("expr", &["x"])?.expect("required"),
-            interval: args.duration("interval")?.unwrap_or(Duration::from_secs(1)),
+            interval: args.interval("interval")?.unwrap_or(Duration::from_secs(1)),
             limit: args.count("limit")?,
         },
         other => unreachable!("`{other}` is in the table as a source"),
@@ -568,20 +627,33 @@ fn transform(
         "rate_limit" => s.rate_limit(args.duration("interval")?.expect("required")),
         "delay" => s.delay(args.duration("interval")?.expect("required")),
         "timed_window" => s
-            .timed_window(args.duration("interval")?.expect("required"))
+            .timed_window(args.interval("interval")?.expect("required"))
             .map(Value::Array),
         "buffer" => s.buffer(positive(args, "n", args.count("n")?.expect("required"))?),
         "latest" => s.latest(),
         "union" | "zip" | "combine_latest" | "zip_latest" => {
-            let rest: Vec<Stream<Value>> = args
-                .names("streams")
-                .iter()
-                .map(|n| built[&n.text].clone())
-                .collect();
+            let rest = named_streams(args, built)?;
             join(op, args, s, &rest)?
         }
         other => unreachable!("`{other}` is in the table as a transform"),
     })
+}
+
+/// The streams a join names (`build` has built them all before this line).
+fn named_streams(
+    args: &Args<'_>,
+    built: &HashMap<String, Stream<Value>>,
+) -> Result<Vec<Stream<Value>>, CliError> {
+    args.names("streams")
+        .into_iter()
+        .map(|n| {
+            let names = built.keys().map(|k| (k.clone(), 0)).collect();
+            built
+                .get(&n.text)
+                .cloned()
+                .ok_or_else(|| unknown_stream(n, &names))
+        })
+        .collect()
 }
 
 fn flag_or(args: &Args<'_>, name: &str, default: bool) -> Result<bool, CliError> {

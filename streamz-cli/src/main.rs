@@ -8,6 +8,8 @@
 
 mod build;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod lex;
 mod net;
 mod ops;
@@ -167,16 +169,28 @@ fn fail(err: &CliError, src: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The error for an executor left out of this build.
+#[cfg_attr(
+    all(
+        feature = "tokio",
+        feature = "rayon",
+        feature = "smol",
+        feature = "async-std"
+    ),
+    allow(dead_code)
+)]
+fn missing(name: &str, feature: &str) -> CliError {
+    CliError::new(format!("the {name} executor is not compiled into this streamz")).help(format!(
+        "build it with `cargo install streamz-cli --features {feature}`, or choose another --executor"
+    ))
+}
+
 /// The executor `choice` names; `--executor rayon` runs the graph on the pool that runs its
 /// scattered stages.
 fn executor(
     choice: ExecutorChoice,
     #[cfg(feature = "rayon")] pool: &streamz_rayon::Pool,
 ) -> Result<Arc<dyn Executor>, CliError> {
-    let missing = |name: &str, feature: &str| {
-        CliError::new(format!("the {name} executor is not compiled into this streamz"))
-            .help(format!("build it with `cargo install streamz-cli --features {feature}`, or choose another --executor"))
-    };
     match choice {
         #[cfg(feature = "tokio")]
         ExecutorChoice::Tokio => Ok(Arc::new(streamz_tokio::TokioExecutor::current())),
@@ -188,8 +202,10 @@ fn executor(
         ExecutorChoice::Rayon => Err(missing("rayon", "rayon")),
         #[cfg(feature = "smol")]
         ExecutorChoice::Smol => Ok(Arc::new(
-            streamz_smol::SmolExecutor::background()
-                .map_err(|e| CliError::new(format!("cannot start smol: {e}")))?,
+            streamz_smol::SmolExecutor::background(
+                std::thread::available_parallelism().map_or(2, usize::from),
+            )
+            .map_err(|e| CliError::new(format!("cannot start smol: {e}")))?,
         )),
         #[cfg(not(feature = "smol"))]
         ExecutorChoice::Smol => Err(missing("smol", "smol")),

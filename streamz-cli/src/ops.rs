@@ -428,6 +428,13 @@ impl<'s> Args<'s> {
         }
         for (key, value) in &stage.options {
             match op.params.iter().find(|p| p.name == key.text) {
+                Some(p) if p.kind == Names => {
+                    return Err(CliError::at(
+                        format!("`{}` takes the names of streams by position", op.name),
+                        key.span.start..value.span.end,
+                    )
+                    .help(format!("such as `{} a b`", op.name)));
+                }
                 Some(p) if given.contains_key(p.name) => {
                     return Err(CliError::at(
                         format!("`{}` is given twice", p.name),
@@ -522,6 +529,22 @@ impl<'s> Args<'s> {
         self.parsed(name, "a duration such as 500ms or 2s", |s| {
             humantime::parse_duration(s).ok()
         })
+    }
+
+    /// A duration longer than zero.
+    pub(crate) fn interval(&self, name: &str) -> Result<Option<Duration>, CliError> {
+        match self.duration(name)? {
+            Some(d) if d.is_zero() => {
+                let span = self
+                    .word(name)
+                    .map_or(self.stage.span.clone(), |w| w.span.clone());
+                Err(
+                    CliError::at(format!("{name} must be longer than zero"), span)
+                        .help("such as 500ms or 1s"),
+                )
+            }
+            other => Ok(other),
+        }
     }
 
     /// A JSON value; a word that is not JSON is a string.
@@ -665,6 +688,9 @@ mod tests {
         let err = bind("sliding_window 2 retrun_partial=false").unwrap_err();
         assert!(err.help.unwrap().contains("return_partial"));
         assert!(bind("zip a b c").is_ok());
+        // found by the fuzz tests: names only by position
+        let err = bind("union streams=a").unwrap_err();
+        assert!(err.message.contains("by position"), "{err:?}");
         assert!(bind("mapp 1").unwrap_err().help.unwrap().contains("`map`"));
     }
 

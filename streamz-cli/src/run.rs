@@ -79,7 +79,10 @@ impl Control {
 /// A stream error as one line: the stage and what went wrong with which element.
 fn describe(err: &StreamError) -> String {
     let mut s = match err.node() {
-        Some(node) => format!("stage `{}` failed {}", node.name(), err.message()),
+        Some(node) if err.message().starts_with(crate::QUIET) => {
+            format!("stage `{}` failed {}", node.name(), err.message())
+        }
+        Some(node) => format!("stage `{}`: {}", node.name(), err.message()),
         None => err.to_string(),
     };
     for other in err.others() {

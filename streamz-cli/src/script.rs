@@ -14,6 +14,12 @@ static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
     // An unknown name is an error when the pipeline is read, not for each element.
     engine.set_strict_variables(true);
     engine.set_max_expr_depths(64, 32);
+    // An expression cannot run away with the process: bounds on work and on the values it
+    // makes (an element itself may be larger; these bound what one evaluation builds).
+    engine.set_max_operations(10_000_000);
+    engine.set_max_string_size(64 << 20);
+    engine.set_max_array_size(1 << 24);
+    engine.set_max_map_size(1 << 24);
     engine
 });
 
@@ -166,5 +172,15 @@ mod tests {
         assert!(e.eval(&[&json!(1)]).is_err());
         let e = Expr::compile(&word("'x'"), &["x"]).unwrap();
         assert!(e.test(&[&json!(1)]).is_err());
+    }
+
+    #[test]
+    fn an_expression_cannot_exhaust_memory() {
+        let e = Expr::compile(&word("'[x].pad(100000000000, 0)'"), &["x"]).unwrap();
+        let err = e.eval(&[&json!(1)]).unwrap_err();
+        assert!(err.contains("array"), "{err}");
+        let e = Expr::compile(&word("'x.pad(100000000000, \"a\")'"), &["x"]).unwrap();
+        let err = e.eval(&[&json!("b")]).unwrap_err();
+        assert!(err.contains("string"), "{err}");
     }
 }

@@ -1,60 +1,106 @@
-//! `--stats`: a live line a second on stderr, a progress bar when the length is known, and a
-//! summary at the end.
+//! `--stats`: a live line a second on stderr (a progress bar when the sources' length is
+//! known and stderr is a terminal), and a table at the end: elements into and out of each
+//! stage, throughput and errors.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::build::StageStats;
 use crate::run::Outcome;
 
 pub(crate) struct Reporter {
-    stages: Vec<(String, Arc<AtomicU64>)>,
+    stages: Vec<StageStats>,
     bar: ProgressBar,
     ticker: tokio::task::JoinHandle<()>,
 }
 
-fn line(stages: &[(String, Arc<AtomicU64>)], emitted: u64, errors: u64) -> String {
-    let mut s = format!("in {emitted}");
-    for (name, n) in stages {
-        s.push_str(&format!(" | {name}: {}", n.load(Ordering::Relaxed)));
+fn load(n: &Option<Arc<AtomicU64>>) -> Option<u64> {
+    n.as_ref().map(|n| n.load(Ordering::Relaxed))
+}
+
+/// One line: what each stage has let out so far (what sinks have taken in).
+fn live(stages: &[StageStats], errors: u64) -> String {
+    let mut s = String::new();
+    for stage in stages {
+        let n = load(&stage.output).or(load(&stage.input)).unwrap_or(0);
+        let sep = if s.is_empty() { "" } else { " | " };
+        let _ = write!(s, "{sep}{}: {n}", stage.name);
     }
     if errors > 0 {
-        s.push_str(&format!(" | errors {errors}"));
+        let _ = write!(s, " | errors: {errors}");
     }
     s
 }
 
+/// The table printed at the end.
+pub(crate) fn summary(stages: &[StageStats], outcome: &Outcome) -> String {
+    let width = stages
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(5, 48);
+    let shown = |n: Option<u64>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
+    let mut out = format!("{:<width$}  {:>10}  {:>10}\n", "stage", "in", "out");
+    for stage in stages {
+        let mut name: String = stage.name.chars().take(width).collect();
+        if stage.name.chars().count() > width {
+            name.pop();
+            name.push('…');
+        }
+        let _ = writeln!(
+            out,
+            "{name:<width$}  {:>10}  {:>10}",
+            shown(load(&stage.input)),
+            shown(load(&stage.output)),
+        );
+    }
+    let secs = outcome.elapsed.as_secs_f64();
+    let _ = writeln!(
+        out,
+        "{} element{} in {:.2} s ({:.0} per second), {} error{}",
+        outcome.emitted,
+        if outcome.emitted == 1 { "" } else { "s" },
+        secs,
+        outcome.emitted as f64 / secs.max(1e-9),
+        outcome.errors,
+        if outcome.errors == 1 { "" } else { "s" },
+    );
+    out
+}
+
 impl Reporter {
     pub(crate) fn start(
-        stages: Vec<(String, Arc<AtomicU64>)>,
+        stages: Vec<StageStats>,
         emitted: Arc<AtomicU64>,
         errors: Arc<AtomicU64>,
         total: Option<u64>,
     ) -> Self {
-        let bar = match total {
-            Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
-                .with_style(
-                    ProgressStyle::with_template("{bar:30} {pos}/{len} {per_sec} {msg}")
-                        .expect("a valid template"),
-                ),
-            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
-                ProgressStyle::with_template("{pos} elements {per_sec} {msg}")
-                    .expect("a valid template"),
-            ),
+        let template = match total {
+            Some(_) => "{bar:30} {pos}/{len} {per_sec} {msg}",
+            None => "{pos} elements {per_sec} {msg}",
         };
+        let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr())
+            .with_style(ProgressStyle::with_template(template).expect("a valid template"));
         let (b, s) = (bar.clone(), stages.clone());
+        let start = Instant::now();
         let ticker = tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(1));
+            let second = Duration::from_secs(1);
+            let mut every = tokio::time::interval_at(tokio::time::Instant::now() + second, second);
             loop {
                 every.tick().await;
                 let e = emitted.load(Ordering::Relaxed);
+                let line = live(&s, errors.load(Ordering::Relaxed));
                 b.set_position(e);
-                b.set_message(line(&s, e, errors.load(Ordering::Relaxed)));
                 if b.is_hidden() {
                     // not a terminal: a plain line a second
-                    eprintln!("{}", line(&s, e, errors.load(Ordering::Relaxed)));
+                    eprintln!("{:.0} s: {line}", start.elapsed().as_secs_f64());
+                } else {
+                    b.set_message(line);
                 }
             }
         });
@@ -68,13 +114,6 @@ impl Reporter {
     pub(crate) fn finish(self, outcome: &Outcome) {
         self.ticker.abort();
         self.bar.finish_and_clear();
-        let secs = outcome.elapsed.as_secs_f64();
-        eprintln!(
-            "{} in {:.2}s ({:.0}/s), {} error(s)",
-            line(&self.stages, outcome.emitted, outcome.errors),
-            secs,
-            outcome.emitted as f64 / secs.max(1e-9),
-            outcome.errors
-        );
+        eprint!("{}", summary(&self.stages, outcome));
     }
 }

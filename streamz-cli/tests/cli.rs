@@ -329,6 +329,21 @@ fn a_wrong_argument_is_named() {
     run("map \"x\"")
         .code(2)
         .stderr(predicate::str::contains("must start with a source"));
+    run("range 5 | timed_window 0s")
+        .code(2)
+        .stderr(predicate::str::contains(
+            "interval must be longer than zero",
+        ));
+    run("from_periodic x interval=0ms")
+        .code(2)
+        .stderr(predicate::str::contains(
+            "interval must be longer than zero",
+        ));
+    run("range 5 | union streams=a")
+        .code(2)
+        .stderr(predicate::str::contains(
+            "takes the names of streams by position",
+        ));
 }
 
 #[test]
@@ -401,6 +416,104 @@ fn an_executor_that_is_not_compiled_in_is_a_clear_error() {
         .stdout("0\n1\n");
 }
 
+/// Every executor compiled in runs a pipeline with timers, a pool and a join alike.
+/// (`.ci/run` also runs this with `--features smol,async-std`.)
+#[test]
+fn every_compiled_executor_runs_the_same_pipeline() {
+    let program = "a = range 3 | map \"x * 2\" | rate_limit 10ms | sliding_window 2\n\
+                   b = values '[\"a\", \"b\", \"c\"]' | delay 5ms\n\
+                   zip a b | scatter | map 'x[1] + x[0].len() + x[0][-1]' | gather | partition 2";
+    let expected = "[\"a10\",\"b22\"]\n[\"c24\"]\n";
+    let mut executors = Vec::new();
+    if cfg!(feature = "tokio") {
+        executors.push("tokio");
+    }
+    if cfg!(feature = "rayon") {
+        executors.push("rayon");
+    }
+    if cfg!(feature = "smol") {
+        executors.push("smol");
+    }
+    if cfg!(feature = "async-std") {
+        executors.push("async-std");
+    }
+    for executor in executors {
+        let out = streamz()
+            .args(["run", "--executor", executor, program])
+            .timeout(Duration::from_secs(60))
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            expected,
+            "--executor {executor}"
+        );
+    }
+}
+
+#[test]
+fn stats_print_a_table_of_stages_at_the_end() {
+    let out = streamz()
+        .args([
+            "run",
+            "--stats",
+            r#"range 1000 | map "x * 2" | filter "x % 3 == 0" | sink null"#,
+        ])
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .success()
+        .stdout("")
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8(out).unwrap();
+    let table = |name: &str| {
+        err.lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().rev().take(2).collect::<Vec<_>>())
+            .unwrap_or_else(|| panic!("no row for {name} in:\n{err}"))
+    };
+    assert!(err.starts_with("stage "), "{err}");
+    assert_eq!(table("range 1000"), ["1000", "-"], "{err}");
+    assert_eq!(table("map \"x * 2\""), ["1000", "1000"], "{err}");
+    assert_eq!(table("filter \"x % 3 == 0\""), ["334", "1000"], "{err}");
+    assert_eq!(table("sink null"), ["-", "334"], "{err}");
+    assert!(
+        err.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("1000 elements in ") && l.ends_with(", 0 errors")),
+        "{err}"
+    );
+}
+
+#[test]
+fn stats_print_a_line_a_second_while_running() {
+    // two seconds of work: the line after the first second shows what has passed so far
+    let out = streamz()
+        .args(["run", "--stats", "range 3 | rate_limit 1s | sink null"])
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .success()
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8(out).unwrap();
+    let live = err
+        .lines()
+        .find(|l| l.starts_with("1 s: "))
+        .unwrap_or_else(|| panic!("no live line in:\n{err}"));
+    assert!(
+        live.starts_with("1 s: range 3: ")
+            && live.contains(" | rate_limit 1s: ")
+            && live.contains(" | sink null: "),
+        "{live}"
+    );
+    assert!(err.contains("3 elements in "), "{err}");
+}
+
 fn run_with(flags: &[&str]) -> assert_cmd::assert::Assert {
     streamz().arg("run").args(flags).arg("range 2").assert()
 }
@@ -416,6 +529,72 @@ fn graph_prints_dot() {
         .stdout(predicate::str::starts_with("digraph {").and(
             predicate::str::contains("map \\\"x + 1\\\"").or(predicate::str::contains("map")),
         ));
+}
+
+/// `dot` renders what `streamz graph` prints, and `--format svg|png` runs it. Needs Graphviz,
+/// which `.ci/run` installs (and requires, with `STREAMZ_REQUIRE_DOT`); elsewhere, without
+/// `dot`, the test says it skipped.
+#[test]
+fn graph_output_renders_with_dot() {
+    if StdCommand::new("dot").arg("-V").output().is_err() {
+        assert!(
+            std::env::var_os("STREAMZ_REQUIRE_DOT").is_none(),
+            "Graphviz's `dot` is missing; .ci/run installs it"
+        );
+        eprintln!("skipped: Graphviz's `dot` is not installed");
+        return;
+    }
+    let program = "a = range 3 | map \"x + 1\" | sliding_window 2\n\
+                   b = values '[\"q\", \"r|s\"]'\n\
+                   zip a b | scatter | map 'x[1]' | gather | sink null";
+    let dot = streamz()
+        .args(["graph", program])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let mut child = StdCommand::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&dot).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "dot refused:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&dot)
+    );
+    let svg = String::from_utf8(out.stdout).unwrap();
+    for label in ["range 3", "sliding_window 2", "zip", "scatter", "gather"] {
+        assert!(svg.contains(label), "{label} not drawn:\n{svg}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("graph.svg");
+    let png = dir.path().join("graph.png");
+    streamz()
+        .args(["graph", "--format", "svg", "-o"])
+        .arg(&svg)
+        .arg(program)
+        .assert()
+        .success();
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    streamz()
+        .args(["graph", "--format", "png", "-o"])
+        .arg(&png)
+        .arg(program)
+        .assert()
+        .success();
+    assert!(
+        std::fs::read(&png)
+            .unwrap()
+            .starts_with(b"\x89PNG\r\n\x1a\n")
+    );
 }
 
 #[test]
