@@ -94,6 +94,51 @@ pub(crate) fn tokens(src: &str) -> Result<Vec<Token>, CliError> {
 
 type Chars<'a> = std::iter::Peekable<std::str::CharIndices<'a>>;
 
+/// Reads `[…]` or `{…}` with what it nests, and strings in `"…"` (with `\` escapes), as
+/// written.
+fn bracketed(
+    src: &str,
+    chars: &mut Chars<'_>,
+    text: &mut String,
+    origins: &mut Vec<usize>,
+) -> Result<(), CliError> {
+    let mut open: Vec<(usize, char)> = Vec::new();
+    let mut in_string = false;
+    while let Some((j, c)) = chars.next() {
+        text.push(c);
+        origins.push(j);
+        match c {
+            '\\' if in_string => {
+                if let Some((k, c)) = chars.next() {
+                    text.push(c);
+                    origins.push(k);
+                }
+            }
+            '"' => in_string = !in_string,
+            _ if in_string => {}
+            '[' => open.push((j, ']')),
+            '{' => open.push((j, '}')),
+            ']' | '}' => {
+                if open.pop().is_some_and(|(_, close)| close != c) {
+                    return Err(CliError::at(
+                        format!("`{c}` does not close the bracket before it"),
+                        j..j + 1,
+                    ));
+                }
+                if open.is_empty() {
+                    return Ok(());
+                }
+            }
+            _ => {}
+        }
+    }
+    let (at, close) = open.last().copied().unwrap_or((src.len(), ']'));
+    Err(CliError::at(
+        format!("a bracket is not closed: add the closing `{close}`"),
+        at..at + 1,
+    ))
+}
+
 fn word(src: &str, chars: &mut Chars<'_>) -> Result<Word, CliError> {
     let start = chars.peek().map_or(src.len(), |&(i, _)| i);
     let mut text = String::new();
@@ -158,6 +203,11 @@ fn word(src: &str, chars: &mut Chars<'_>) -> Result<Word, CliError> {
                         }
                     }
                 }
+            }
+            // JSON (or an expression) in brackets, at the start of a word or of an option's
+            // value: kept as written, blanks and quotes included, up to the closing bracket
+            '[' | '{' if text.is_empty() || equals == Some(text.len() - 1) => {
+                bracketed(src, chars, &mut text, &mut origins)?;
             }
             '=' if equals.is_none() && !quoted => {
                 chars.next();
@@ -235,6 +285,23 @@ mod tests {
         assert_eq!(option("\"x == 1\""), None);
         assert_eq!(option("=1"), None);
         assert_eq!(option("a.b=1"), None);
+    }
+
+    #[test]
+    fn brackets_keep_json_whole() {
+        assert_eq!(
+            words(r#"values [1, "a | b", {"c": [2, 3]}] | sink"#),
+            ["values", r#"[1, "a | b", {"c": [2, 3]}]"#, "|", "sink"]
+        );
+        assert_eq!(words(r#"start={"n": 0} x"#), [r#"start={"n": 0}"#, "x"]);
+        assert_eq!(words(r#"["a\"]", 1]"#), [r#"["a\"]", 1]"#]);
+        // inside a word, a bracket is an ordinary character
+        assert_eq!(words("x[0] 1"), ["x[0]", "1"]);
+        let err = tokens("values [1, {2]").unwrap_err();
+        assert!(err.message.contains("does not close"), "{err:?}");
+        let err = tokens("values [1, [2]").unwrap_err();
+        assert!(err.message.contains("closing `]`"), "{err:?}");
+        assert_eq!(err.span, Some(7..8));
     }
 
     #[test]

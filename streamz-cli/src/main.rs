@@ -35,7 +35,16 @@ use crate::run::OnError;
 /// Functions are rhai expressions over the element `x`; elements are JSON values. `streamz ops`
 /// lists every operator.
 #[derive(Debug, Parser)]
-#[command(name = "streamz", version, max_term_width = 100)]
+#[command(
+    name = "streamz",
+    version,
+    max_term_width = 100,
+    after_help = "Examples:\n  \
+        streamz run 'range 10 | map \"x + 1\" | rate_limit 500ms | sink stdout'\n  \
+        streamz run 'a = range 3; b = values [\"x\", \"y\", \"z\"]; zip a b'\n  \
+        streamz graph --format svg -o graph.svg 'range 5 | sliding_window 2'\n\n\
+        The language, with more examples: docs/cli.md"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -127,7 +127,7 @@ pub(crate) static OPS: &[OpSpec] = &[
             pos("end", Int, ""),
             pos("step", Int, "1"),
         ],
-        about: "the integers from START (default 0) up to END, by STEP: `range 10`, `range 1 10 2`",
+        about: "the integers from START (default 0) up to, not including, END, by STEP: `range 10`, `range 1 10 2`",
     },
     OpSpec {
         name: "values",
@@ -346,7 +346,7 @@ pub(crate) static OPS: &[OpSpec] = &[
         name: "scatter",
         role: Transform,
         params: &[],
-        about: "run the following map, filter, accumulate, flatten on the thread pool (--executor rayon or any with the rayon feature)",
+        about: "send elements to the thread pool: the stages up to `gather` run there, in parallel (needs the rayon feature)",
     },
     // on the pool
     OpSpec {
@@ -460,8 +460,10 @@ impl<'s> Args<'s> {
         }
         for p in op.params {
             if p.default.is_none() && !given.contains_key(p.name) {
+                // range's one required number is its end, as in Python
+                let name = if op.name == "range" { "END" } else { p.name };
                 return Err(CliError::at(
-                    format!("`{}` needs {} ({})", op.name, p.name, p.kind.describe()),
+                    format!("`{}` needs {name} ({})", op.name, p.kind.describe()),
                     stage.span.clone(),
                 )
                 .help(usage(op)));
@@ -597,6 +599,10 @@ fn offset_of(text: &str, line: usize, column: usize) -> usize {
 
 /// `range START [END] [STEP]`-style usage of an operator.
 pub(crate) fn usage(op: &OpSpec) -> String {
+    if op.name == "range" {
+        // as Python's range: one number is the end
+        return "usage: range [START] END [STEP]".to_owned();
+    }
     let mut s = format!("usage: {}", op.name);
     for p in op.params {
         let arg = if p.positional {
@@ -644,6 +650,7 @@ pub(crate) fn listing() -> String {
                 .params
                 .iter()
                 .filter(|p| p.default.is_some_and(|d| !d.is_empty()))
+                .filter(|_| op.name != "range")
             {
                 out.push_str(&format!(
                     "      {}: default {}\n",
@@ -684,7 +691,9 @@ mod tests {
                 .message
                 .contains("at most 3")
         );
-        assert!(bind("range").unwrap_err().message.contains("needs start"));
+        let err = bind("range").unwrap_err();
+        assert_eq!(err.message, "`range` needs END (INT)");
+        assert_eq!(err.help.unwrap(), "usage: range [START] END [STEP]");
         let err = bind("sliding_window 2 retrun_partial=false").unwrap_err();
         assert!(err.help.unwrap().contains("return_partial"));
         assert!(bind("zip a b c").is_ok());

@@ -1,0 +1,66 @@
+//! docs/cli.md stays true: each `$ command` of its `console` blocks is run by `sh` with this
+//! build's `streamz` first on the PATH, and must print (stdout and stderr together) the lines
+//! that follow it.
+
+use std::path::Path;
+use std::process::Command;
+
+/// (command, expected output) for every `$ ` line of the chapter's `console` blocks.
+fn examples(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut in_console = false;
+    for line in text.lines() {
+        if line.starts_with("```") {
+            in_console = line == "```console";
+            continue;
+        }
+        if !in_console {
+            continue;
+        }
+        match line.strip_prefix("$ ") {
+            Some(command) => out.push((command.to_owned(), String::new())),
+            None => {
+                let (_, expected) = out.last_mut().expect("a console block starts with `$ `");
+                expected.push_str(line);
+                expected.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_command_line_chapter_is_true() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("docs/cli.md")).unwrap();
+    let examples = examples(&text);
+    assert!(examples.len() >= 15, "{} examples", examples.len());
+    let bin = Path::new(env!("CARGO_BIN_EXE_streamz")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut wrong = Vec::new();
+    for (command, expected) in &examples {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{command} 2>&1"))
+            .env("PATH", &path)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let got = String::from_utf8_lossy(&out.stdout);
+        if got != *expected {
+            wrong.push(format!(
+                "$ {command}\n--- the chapter says\n{expected}--- it prints\n{got}"
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "docs/cli.md is out of date:\n\n{}",
+        wrong.join("\n")
+    );
+}
