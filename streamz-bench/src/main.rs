@@ -45,11 +45,13 @@ enum Scenario {
     RayonOffload,
     MemoryChain,
     Limit,
+    /// map10 with per-node metrics off and on: what counting costs.
+    Metrics,
     /// Every scenario but memory_chain, which needs a process of its own.
     All,
 }
 
-const EVERY: [Scenario; 9] = [
+const EVERY: [Scenario; 10] = [
     Scenario::Map1,
     Scenario::Map10,
     Scenario::AccumulateFilter,
@@ -59,6 +61,7 @@ const EVERY: [Scenario; 9] = [
     Scenario::TimedWindow,
     Scenario::Buffer,
     Scenario::RayonOffload,
+    Scenario::Metrics,
 ];
 
 fn main() {
@@ -102,6 +105,7 @@ fn run(scenario: Scenario, n: Option<u64>) -> Value {
         Scenario::RayonOffload => rayon_offload(n.unwrap_or(2000)),
         Scenario::MemoryChain => memory_chain(n.unwrap_or(100_000)),
         Scenario::Limit => limit(n.unwrap_or(1_000_000)),
+        Scenario::Metrics => metrics(n.unwrap_or(1_000_000)),
         Scenario::All => unreachable!("expanded in main"),
     }
 }
@@ -127,6 +131,23 @@ fn map_chain(name: &str, maps: usize, n: u64) -> Value {
     let ns = best_ns(n, || pipelines::emit_all(&source, n));
     black_box(total.load(Ordering::Relaxed));
     json!({"scenario": name, "n": n, "ns_per_element": round(ns, 2), "ns_per_stage": round(ns / maps as f64, 2)})
+}
+
+/// map10 without and with metrics; the source, ten maps and the sink are 12 metered nodes.
+fn metrics(n: u64) -> Value {
+    let (plain, total) = pipelines::map_chain(10);
+    let off = best_ns(n, || pipelines::emit_all(&plain, n));
+    let (metered, total2) = pipelines::map_chain(10);
+    metered.enable_metrics();
+    let on = best_ns(n, || pipelines::emit_all(&metered, n));
+    black_box(total.load(Ordering::Relaxed) + total2.load(Ordering::Relaxed));
+    json!({
+        "scenario": "metrics",
+        "n": n,
+        "off_ns_per_element": round(off, 2),
+        "on_ns_per_element": round(on, 2),
+        "ns_per_node": round((on - off) / 12.0, 2),
+    })
 }
 
 fn accumulate_filter(n: u64) -> Value {

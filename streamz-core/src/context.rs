@@ -2,6 +2,7 @@
 //! waiting for.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::emit::Cx;
@@ -15,6 +16,8 @@ pub(crate) struct Context {
     pub(crate) executor: Option<Arc<dyn Executor>>,
     /// The graph's error stream, made on first use by [`Stream::errors`].
     errors: OnceLock<Stream<StreamError>>,
+    /// Whether nodes built in this graph count their elements.
+    metrics: AtomicBool,
 }
 
 impl fmt::Debug for Context {
@@ -30,7 +33,16 @@ impl Context {
         Arc::new(Context {
             executor,
             errors: OnceLock::new(),
+            metrics: AtomicBool::new(false),
         })
+    }
+
+    pub(crate) fn metrics_enabled(&self) -> bool {
+        self.metrics.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn enable_metrics(&self) {
+        self.metrics.store(true, Ordering::Relaxed);
     }
 
     /// The executor, for operators that cannot work without one.

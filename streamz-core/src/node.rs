@@ -14,6 +14,7 @@ use crate::context::Context;
 use crate::edges::{DirectArc, Edges};
 use crate::emit::{Cx, Emit};
 use crate::error::{BoxError, NodeRef, StreamError};
+use crate::metrics::Meter;
 
 /// Locks a mutex, ignoring poisoning: a user function that panicked while we held a lock has
 /// been turned into an error already, and every guarded state stays consistent because user
@@ -96,6 +97,7 @@ pub(crate) struct NodeInfo {
     /// Elements accepted by this node and not yet handed on (buffers, timers, async work).
     in_flight: AtomicUsize,
     changed: Event,
+    pub(crate) meter: Meter,
 }
 
 impl NodeInfo {
@@ -106,12 +108,13 @@ impl NodeInfo {
             func,
             name: Mutex::new(None),
             links: Mutex::new(Links::default()),
-            ctx,
             next_port: AtomicU32::new(0),
             open_upstreams: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             changed: Event::new(),
+            meter: Meter::new(ctx.metrics_enabled()),
+            ctx,
         })
     }
 
@@ -145,8 +148,15 @@ impl NodeInfo {
         }
     }
 
+    /// A panic in a user function at this node.
+    pub(crate) fn panic_error(&self, payload: Box<dyn std::any::Any + Send>) -> StreamError {
+        self.meter.count_error();
+        StreamError::from_panic(self.node_ref(), payload)
+    }
+
     /// A user error at this node.
     pub(crate) fn user_error(&self, err: BoxError) -> StreamError {
+        self.meter.count_error();
         StreamError::from_user(self.node_ref(), err)
     }
 
@@ -304,6 +314,7 @@ impl<T: Clone> Outlet<T> {
     /// last downstream gets `x` itself, the others a clone.
     #[inline]
     pub(crate) fn push(&self, x: T, cx: &mut Cx<'_>) {
+        self.info.meter.count_out();
         match self.edges.read(cx.guard()) {
             // The common case, kept to a stack check and a tail call.
             [only] if cx.has_stack() => only.inlet.push(only.port, x, cx),
@@ -445,6 +456,7 @@ impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
     #[inline]
     fn push(&self, port: Port, x: T, cx: &mut Cx<'_>) {
         // The upstream's outlet has checked the stack.
+        self.out.info.meter.count_in();
         self.op.push(port, x, &self.out, cx);
     }
 
@@ -480,7 +492,7 @@ pub(crate) fn guard<R>(info: &NodeInfo, cx: &mut Cx<'_>, f: impl FnOnce() -> R) 
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => Some(r),
         Err(payload) => {
-            cx.fail(StreamError::from_panic(info.node_ref(), payload));
+            cx.fail(info.panic_error(payload));
             None
         }
     }

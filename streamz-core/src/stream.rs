@@ -268,6 +268,7 @@ impl<T: Element> Stream<T> {
             );
             return Emit::failed(err, self.out.info.ctx.clone());
         }
+        self.out.info.meter.count_in();
         Cx::run(&self.out.info.ctx, blocking, |cx| self.out.push(x, cx))
     }
 
@@ -499,6 +500,36 @@ impl<T> Stream<T> {
     /// ```
     pub fn visualize(&self) -> String {
         crate::visualize::to_dot(&self.out.info)
+    }
+
+    /// Turns on per-node metrics for the whole graph this node belongs to, and for nodes built
+    /// in it later: elements in and out of each node, besides the errors, elements held and
+    /// async latencies that are always kept. Read them with [`graph`](Stream::graph)`()
+    /// .snapshot()`. Each node then costs two relaxed atomic increments per element.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::Stream;
+    ///
+    /// let source = Stream::new();
+    /// source.enable_metrics();
+    /// let evens = source.filter(|x: &u32| x % 2 == 0); // built later: metered too
+    /// for x in 0..5 {
+    ///     source.emit_blocking(x).unwrap();
+    /// }
+    /// let node = &evens.graph().snapshot().nodes[1];
+    /// assert_eq!((node.operator, node.elements_in, node.elements_out), ("filter", 5, 3));
+    /// ```
+    pub fn enable_metrics(&self) {
+        self.graph().enable_metrics();
+    }
+
+    /// A type-erased handle on the graph this node belongs to, to read its structure and
+    /// figures ([`Graph::snapshot`](crate::Graph::snapshot)) from code that does not know its
+    /// element types, such as a dashboard.
+    pub fn graph(&self) -> crate::Graph {
+        crate::Graph::new(self.out.info.clone())
     }
 }
 

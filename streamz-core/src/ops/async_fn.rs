@@ -7,6 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Instant;
 
 use async_channel::{Receiver, Sender};
 use futures_util::stream::{FuturesOrdered, FuturesUnordered};
@@ -29,10 +30,15 @@ async fn run_user<R>(
     node: Arc<NodeInfo>,
     work: impl Future<Output = Result<R, BoxError>>,
 ) -> Result<R, StreamError> {
-    match AssertUnwindSafe(work).catch_unwind().await {
+    let started = node.meter.is_on().then(Instant::now);
+    let outcome = AssertUnwindSafe(work).catch_unwind().await;
+    if let Some(started) = started {
+        node.meter.record_latency(started.elapsed());
+    }
+    match outcome {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => Err(node.user_error(e)),
-        Err(panic) => Err(StreamError::from_panic(node.node_ref(), panic)),
+        Err(panic) => Err(node.panic_error(panic)),
     }
 }
 
@@ -139,10 +145,7 @@ async fn map_async_task<T, U, F>(
         let node = out.info.clone();
         match catch_unwind(AssertUnwindSafe(|| f(x))) {
             Ok(work) => Box::pin(run_user(node, work)),
-            Err(panic) => Box::pin(std::future::ready(Err(StreamError::from_panic(
-                node.node_ref(),
-                panic,
-            )))),
+            Err(panic) => Box::pin(std::future::ready(Err(node.panic_error(panic)))),
         }
     };
     poll_fn(|task| {
@@ -258,7 +261,7 @@ where
         match first_poll(&mut work, cx) {
             Ok(Poll::Ready(Ok(y))) => out.push(y, cx),
             Ok(Poll::Ready(Err(e))) => cx.fail(out.info.user_error(e)),
-            Err(panic) => cx.fail(StreamError::from_panic(out.info.node_ref(), panic)),
+            Err(panic) => cx.fail(out.info.panic_error(panic)),
             Ok(Poll::Pending) => {
                 let (node, out) = (out.info.clone(), out.clone());
                 let in_flight = InFlight::new(&node);
@@ -291,7 +294,7 @@ where
         match first_poll(&mut work, cx) {
             Ok(Poll::Ready(Ok(()))) => {}
             Ok(Poll::Ready(Err(e))) => cx.fail(out.info.user_error(e)),
-            Err(panic) => cx.fail(StreamError::from_panic(out.info.node_ref(), panic)),
+            Err(panic) => cx.fail(out.info.panic_error(panic)),
             Ok(Poll::Pending) => {
                 let node = out.info.clone();
                 let in_flight = InFlight::new(&node);

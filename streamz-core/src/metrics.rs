@@ -1,0 +1,212 @@
+//! Per-node metrics: elements in and out, errors, elements held, and the latency of
+//! asynchronous work; and [`Graph`], a type-erased handle to read them with the graph's
+//! structure ([`Graph::snapshot`]).
+//!
+//! Counting is off until [`Stream::enable_metrics`](crate::Stream::enable_metrics): a node
+//! then pays two relaxed atomic increments per element (see DESIGN.md for the measured cost);
+//! before, one predictable branch.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::node::NodeInfo;
+use crate::stream::{Direction, reachable};
+
+/// A node's counters.
+#[derive(Debug, Default)]
+pub(crate) struct Meter {
+    on: AtomicBool,
+    input: AtomicU64,
+    output: AtomicU64,
+    errors: AtomicU64,
+    /// A moving average of asynchronous work's duration, in nanoseconds (0: none yet).
+    latency_ns: AtomicU64,
+}
+
+impl Meter {
+    pub(crate) fn new(on: bool) -> Self {
+        Meter {
+            on: AtomicBool::new(on),
+            ..Meter::default()
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn is_on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn turn_on(&self) {
+        self.on.store(true, Ordering::Relaxed);
+    }
+
+    #[inline(always)]
+    pub(crate) fn count_in(&self) {
+        if self.is_on() {
+            self.input.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn count_out(&self) {
+        if self.is_on() {
+            self.output.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A failed element (always counted: failures are rare).
+    pub(crate) fn count_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Folds one duration of asynchronous work into the average (weight 1/8 for the new one).
+    pub(crate) fn record_latency(&self, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let _ = self
+            .latency_ns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 { ns } else { old - old / 8 + ns / 8 })
+            });
+    }
+}
+
+/// A handle on the graph around a stream, for reading its structure and metrics from code that
+/// does not know the streams' element types (a dashboard, a metrics exporter). It does not
+/// keep the graph alive.
+///
+/// # Examples
+///
+/// ```
+/// use streamz_core::Stream;
+///
+/// let source = Stream::new();
+/// let doubled = source.map(|x: u64| x * 2).named("double");
+/// let _out = doubled.filter(|x| x % 3 == 0).sink_to_vec();
+/// source.enable_metrics();
+/// for x in 0..10 {
+///     source.emit_blocking(x).unwrap();
+/// }
+/// let snapshot = source.graph().snapshot();
+/// let double = snapshot.nodes.iter().find(|n| n.name == "double").unwrap();
+/// assert_eq!((double.elements_in, double.elements_out), (10, 10));
+/// let filter = snapshot.nodes.iter().find(|n| n.operator == "filter").unwrap();
+/// assert_eq!((filter.elements_in, filter.elements_out), (10, 4));
+/// assert_eq!(snapshot.edges.len(), 3);
+/// ```
+#[derive(Clone)]
+pub struct Graph {
+    start: Arc<NodeInfo>,
+}
+
+impl std::fmt::Debug for Graph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Graph")
+            .field("node", &self.start.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Graph {
+    pub(crate) fn new(start: Arc<NodeInfo>) -> Self {
+        Graph { start }
+    }
+
+    /// Turns metrics on for every node of the graph, and for nodes built later in it.
+    pub fn enable_metrics(&self) {
+        for node in reachable(&self.start, Direction::Both) {
+            node.meter.turn_on();
+            node.ctx.enable_metrics();
+        }
+    }
+
+    /// The graph's nodes (in order of id, which is the order they were built) with their
+    /// figures at this moment, and its edges.
+    pub fn snapshot(&self) -> GraphSnapshot {
+        let mut nodes = reachable(&self.start, Direction::Both);
+        nodes.sort_by_key(|n| n.id);
+        let mut edges = Vec::new();
+        for node in &nodes {
+            for down in node.downstreams() {
+                edges.push(EdgeSnapshot {
+                    from: node.id,
+                    to: down.id,
+                });
+            }
+        }
+        GraphSnapshot {
+            nodes: nodes.iter().map(|n| NodeSnapshot::of(n)).collect(),
+            edges,
+        }
+    }
+}
+
+/// A graph's structure and figures at one moment: see [`Graph::snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GraphSnapshot {
+    /// The nodes, in the order they were built.
+    pub nodes: Vec<NodeSnapshot>,
+    /// Each connection, from upstream to downstream, in connection order.
+    pub edges: Vec<EdgeSnapshot>,
+}
+
+/// One connection of a graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct EdgeSnapshot {
+    /// The upstream node's id.
+    pub from: u64,
+    /// The downstream node's id.
+    pub to: u64,
+}
+
+/// One node's figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeSnapshot {
+    /// Unique in the process ([`GraphNode::node_id`](crate::GraphNode::node_id)).
+    pub id: u64,
+    /// Its name: the one given with `named`, else the operator and function (`map: inc`).
+    pub name: String,
+    /// The operator (`map`, `buffer`, `stream` for a source, …).
+    pub operator: &'static str,
+    /// Its shape in [`visualize`](crate::Stream::visualize)'s drawing (a Graphviz shape).
+    pub shape: &'static str,
+    /// Whether the node counts elements (see [`Stream::enable_metrics`](crate::Stream::enable_metrics)).
+    pub metered: bool,
+    /// Elements that arrived (for a source: that were emitted into it).
+    pub elements_in: u64,
+    /// Elements it handed on.
+    pub elements_out: u64,
+    /// Elements it failed on (a user function's panic or `Err`), counted whether metered or
+    /// not.
+    pub errors: u64,
+    /// Elements it holds now: queued in a buffer, waiting on a timer, in an asynchronous call.
+    pub in_flight: usize,
+    /// A moving average of how long its asynchronous calls take, for `map_async`, `then`,
+    /// `sink_async` and the stages a thread pool runs; `None` for other nodes.
+    pub latency: Option<Duration>,
+    /// Whether it has reached end of stream.
+    pub closed: bool,
+}
+
+impl NodeSnapshot {
+    fn of(node: &NodeInfo) -> Self {
+        let m = &node.meter;
+        let latency = m.latency_ns.load(Ordering::Relaxed);
+        NodeSnapshot {
+            id: node.id,
+            name: node.display_name().to_string(),
+            operator: node.kind.op,
+            shape: node.kind.shape.dot(),
+            metered: m.is_on(),
+            elements_in: m.input.load(Ordering::Relaxed),
+            elements_out: m.output.load(Ordering::Relaxed),
+            errors: m.errors.load(Ordering::Relaxed),
+            in_flight: node.in_flight(),
+            latency: (latency > 0).then(|| Duration::from_nanos(latency)),
+            closed: node.is_closed(),
+        }
+    }
+}
