@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use streamz_core::{Executor, GraphNode, Stream, VirtualExecutor};
 
-fn node<'a>(snapshot: &'a streamz_core::GraphSnapshot, id: u64) -> &'a streamz_core::NodeSnapshot {
+fn node(snapshot: &streamz_core::GraphSnapshot, id: u64) -> &streamz_core::NodeSnapshot {
     snapshot
         .nodes
         .iter()
@@ -109,7 +109,7 @@ fn buffered_and_async_nodes_show_what_they_hold_and_how_long_calls_take() {
     let buffered = slow.graph().snapshot().nodes[1].id;
     executor.block_on(async {
         for x in 0..4 {
-            let _ = source.emit(x); // queued; the Emit detaches
+            drop(source.emit(x)); // queued; the Emit detaches
         }
     });
     executor.run_until_stalled();
