@@ -95,6 +95,10 @@ struct RunArgs {
     /// Threads of the pool that runs `scatter`ed stages (0: one per core).
     #[arg(long, default_value_t = 0, value_name = "N")]
     threads: usize,
+    /// Serve a live dashboard of the running graph: http://ADDR/status, /metrics
+    /// (Prometheus), /api/graph (JSON).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8787")]
+    dashboard: Option<String>,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -239,7 +243,7 @@ fn prepare(
     threads: usize,
     stats: bool,
     json: bool,
-) -> Result<build::Graph, CliError> {
+) -> Result<(build::Graph, build::Runtime), CliError> {
     let program = parse::parse(src)?;
     #[cfg(feature = "rayon")]
     let pool = streamz_rayon::Pool::new(threads)
@@ -257,7 +261,7 @@ fn prepare(
         stats,
         json_input: json,
     };
-    build::build(&program, src, &rt)
+    Ok((build::build(&program, src, &rt)?, rt))
 }
 
 fn run_command(args: RunArgs) -> ExitCode {
@@ -267,7 +271,11 @@ fn run_command(args: RunArgs) -> ExitCode {
     };
     let rt = runtime();
     let outcome = rt.block_on(async {
-        let graph = prepare(&src, args.executor, args.threads, args.stats, args.json)?;
+        let (graph, runtime) = prepare(&src, args.executor, args.threads, args.stats, args.json)?;
+        let _dashboard = match &args.dashboard {
+            Some(addr) => Some(dashboard(&graph, &runtime, addr).await?),
+            None => None,
+        };
         Ok::<_, CliError>(run::run(graph, args.on_error, args.stats).await)
     });
     rt.shutdown_background();
@@ -278,6 +286,30 @@ fn run_command(args: RunArgs) -> ExitCode {
     }
 }
 
+/// Serves the graph's dashboard on `addr` while it runs.
+async fn dashboard(
+    graph: &build::Graph,
+    runtime: &build::Runtime,
+    addr: &str,
+) -> Result<streamz_dashboard::Server, CliError> {
+    let mut dashboard = streamz_dashboard::Dashboard::new();
+    for feed in &graph.feeds {
+        dashboard = dashboard.watch(&feed.stream);
+    }
+    #[cfg(feature = "rayon")]
+    if let Some(pool) = &runtime.pool {
+        dashboard = dashboard.pool("scatter", pool);
+    }
+    #[cfg(not(feature = "rayon"))]
+    let _ = runtime;
+    let server = dashboard.serve(addr).await.map_err(|e| {
+        CliError::new(format!("cannot serve the dashboard on {addr}: {e}"))
+            .help("choose another address with --dashboard ADDR, such as 127.0.0.1:0")
+    })?;
+    eprintln!("dashboard: {}", server.url());
+    Ok(server)
+}
+
 fn graph(args: GraphArgs) -> ExitCode {
     let src = match pipeline_text(&args.pipeline) {
         Ok(src) => src,
@@ -285,7 +317,7 @@ fn graph(args: GraphArgs) -> ExitCode {
     };
     let rt = runtime();
     let dot = rt.block_on(async {
-        let graph = prepare(&src, ExecutorChoice::Tokio, 1, false, false)?;
+        let (graph, _) = prepare(&src, ExecutorChoice::Tokio, 1, false, false)?;
         let mut seen = std::collections::HashSet::new();
         let mut out = String::new();
         for feed in &graph.feeds {

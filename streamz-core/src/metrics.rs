@@ -142,7 +142,7 @@ impl Graph {
 }
 
 /// A graph's structure and figures at one moment: see [`Graph::snapshot`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct GraphSnapshot {
     /// The nodes, in the order they were built.

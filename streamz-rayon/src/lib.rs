@@ -33,5 +33,5 @@ mod pool;
 mod remote;
 mod scattered;
 
-pub use pool::Pool;
+pub use pool::{Pool, PoolSnapshot};
 pub use scattered::{ScatterExt, Scatterable, Scattered};

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use streamz_core::{BoxFuture, Clock, Executor};
@@ -40,6 +41,31 @@ pub struct Pool {
 struct Inner {
     threads: Arc<rayon::ThreadPool>,
     clock: Arc<dyn Clock>,
+    jobs: Arc<Jobs>,
+}
+
+/// The pooled functions' jobs, for [`Pool::snapshot`].
+#[derive(Default)]
+struct Jobs {
+    /// Submitted and not finished (queued or running).
+    in_flight: AtomicUsize,
+    /// Running on a thread now.
+    running: AtomicUsize,
+    completed: AtomicU64,
+}
+
+/// A pool's figures at one moment: see [`Pool::snapshot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolSnapshot {
+    /// The rayon pool's threads.
+    pub threads: usize,
+    /// Calls of pooled functions submitted and not yet finished (queued or running).
+    pub in_flight: usize,
+    /// Calls running on a thread now.
+    pub running: usize,
+    /// Calls finished since the pool was made.
+    pub completed: u64,
 }
 
 impl fmt::Debug for Pool {
@@ -103,6 +129,7 @@ impl Pool {
             inner: Arc::new(Inner {
                 threads,
                 clock: Arc::new(TimerClock),
+                jobs: Arc::default(),
             }),
         })
     }
@@ -114,6 +141,7 @@ impl Pool {
             inner: Arc::new(Inner {
                 threads: self.inner.threads.clone(),
                 clock: Arc::new(clock),
+                jobs: self.inner.jobs.clone(),
             }),
         }
     }
@@ -128,9 +156,53 @@ impl Pool {
         &self.inner.threads
     }
 
-    /// Runs `job` on the rayon pool.
+    /// Its threads and the pooled functions' calls at this moment (for a dashboard).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::Stream;
+    /// use streamz_rayon::{Pool, ScatterExt};
+    ///
+    /// let pool = Pool::new(2).unwrap();
+    /// let source = Stream::new();
+    /// let _out = source.scatter(&pool).map(|x: u32| x + 1).gather().sink_to_vec();
+    /// source.emit_blocking(1).unwrap();
+    /// // the call's job ends just after it hands its result on
+    /// while pool.snapshot().completed < 1 {
+    ///     std::thread::yield_now();
+    /// }
+    /// let now = pool.snapshot();
+    /// assert_eq!((now.threads, now.in_flight, now.running), (2, 0, 0));
+    /// ```
+    pub fn snapshot(&self) -> PoolSnapshot {
+        let jobs = &self.inner.jobs;
+        PoolSnapshot {
+            threads: self.threads(),
+            in_flight: jobs.in_flight.load(Ordering::Relaxed),
+            running: jobs.running.load(Ordering::Relaxed),
+            completed: jobs.completed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs `job` (a pooled function's call) on the rayon pool.
     pub(crate) fn run(&self, job: impl FnOnce() + Send + 'static) {
-        self.inner.threads.spawn(job);
+        let jobs = self.inner.jobs.clone();
+        jobs.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.inner.threads.spawn(move || {
+            jobs.running.fetch_add(1, Ordering::Relaxed);
+            // counted as done even if the job unwinds
+            struct Done(Arc<Jobs>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.running.fetch_sub(1, Ordering::Relaxed);
+                    self.0.completed.fetch_add(1, Ordering::Relaxed);
+                    self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            let _done = Done(jobs);
+            job();
+        });
     }
 }
 
