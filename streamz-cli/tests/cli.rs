@@ -291,6 +291,60 @@ fn from_http_server_takes_bodies_and_refuses_big_ones() {
     assert_eq!(out, "1\n2\n");
 }
 
+fn get(addr: &str, path: &str) -> String {
+    let mut socket = TcpStream::connect(addr).unwrap();
+    write!(
+        socket,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    socket.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+/// The issue's own example, on a free port: the page is served and the counts move.
+#[test]
+fn dashboard_serves_the_running_graph() {
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("streamz"))
+        .args([
+            "run",
+            "--dashboard",
+            "127.0.0.1:0",
+            r#"range 1000000 | rate_limit 1ms | map "x * 2" | sink null"#,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("dashboard: http://")
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let addr = url.strip_suffix("/status").unwrap().to_owned();
+    assert!(get(&addr, "/status").contains("EventSource"));
+    let out_of_map = || {
+        let reply = get(&addr, "/metrics");
+        reply
+            .lines()
+            .find(|l| {
+                l.starts_with("streamz_node_elements_out_total{") && l.contains("operator=\"map\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no map count in {reply}"))
+    };
+    let first = out_of_map();
+    std::thread::sleep(Duration::from_millis(300));
+    let second = out_of_map();
+    assert!(second > first, "{first} then {second}");
+    let (out, _) = interrupt(&mut child);
+    assert_eq!(out, "");
+}
+
 #[test]
 fn sinks_null_and_count() {
     run("range 5 | sink null").success().stdout("");

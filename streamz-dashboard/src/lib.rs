@@ -216,7 +216,7 @@ impl Dashboard {
     pub fn prometheus(&self) -> String {
         let snapshot = self.snapshot();
         let mut out = String::new();
-        let families: [(&str, &str, &str, fn(&streamz_core::NodeSnapshot) -> f64); 6] = [
+        let families: [Family<streamz_core::NodeSnapshot>; 6] = [
             (
                 "streamz_node_elements_in_total",
                 "counter",
@@ -274,13 +274,10 @@ impl Dashboard {
                 .iter()
                 .map(|(name, pool)| (name, pool.snapshot()))
                 .collect();
-            let families: [(&str, &str, &str, fn(&streamz_rayon::PoolSnapshot) -> f64); 4] = [
-                (
-                    "streamz_pool_threads",
-                    "gauge",
-                    "Threads of a pool.",
-                    |p| p.threads as f64,
-                ),
+            let families: [Family<streamz_rayon::PoolSnapshot>; 4] = [
+                ("streamz_pool_threads", "gauge", "Threads of a pool.", |p| {
+                    p.threads as f64
+                }),
                 (
                     "streamz_pool_in_flight",
                     "gauge",
@@ -323,7 +320,10 @@ impl Dashboard {
                     let state = state.clone();
                     move || async move {
                         (
-                            [(CONTENT_TYPE, "application/json"), (CACHE_CONTROL, "no-store")],
+                            [
+                                (CONTENT_TYPE, "application/json"),
+                                (CACHE_CONTROL, "no-store"),
+                            ],
                             state.figures().to_string(),
                         )
                     }
@@ -475,12 +475,17 @@ fn events(state: Arc<Dashboard>) -> impl IntoResponse {
         if !first {
             tokio::time::sleep(state.every).await;
         }
-        let event = Event::default().event("figures").data(state.figures().to_string());
+        let event = Event::default()
+            .event("figures")
+            .data(state.figures().to_string());
         Some((Ok::<_, Infallible>(event), (state, false)))
     });
     Sse::new(Box::pin(updates) as std::pin::Pin<Box<dyn FuturesStream<Item = _> + Send>>)
         .keep_alive(KeepAlive::default())
 }
+
+/// A Prometheus metric family: name, type, help, and how to read it off a snapshot.
+type Family<S> = (&'static str, &'static str, &'static str, fn(&S) -> f64);
 
 /// A Prometheus label value: backslash, double quote and newline escaped.
 fn label(s: &str) -> String {
