@@ -42,6 +42,11 @@ use futures_util::Stream as FuturesStream;
 use serde_json::{Value, json};
 use streamz_core::{Element, Graph, GraphSnapshot, Stream};
 
+/// The user guide's chapter, whose examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/dashboard.md")]
+pub struct Guide;
+
 /// Where [`serve`] listens: the address of Dask's dashboard.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8787";
 
