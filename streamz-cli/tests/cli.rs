@@ -150,8 +150,17 @@ fn a_text_file_is_read_and_written() {
 /// Starts `streamz run PIPELINE` in the background and returns it with the address it
 /// printed for its server.
 fn serve(pipeline: &str) -> (Child, String, BufReader<std::process::ChildStderr>) {
+    spawn_announcing(&["run", "--on-error", "skip", pipeline], "listening on ")
+}
+
+/// Starts `streamz ARGS` in the background and returns it with what its first line on stderr
+/// says after `prefix` (an address).
+fn spawn_announcing(
+    args: &[&str],
+    prefix: &str,
+) -> (Child, String, BufReader<std::process::ChildStderr>) {
     let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("streamz"))
-        .args(["run", "--on-error", "skip", pipeline])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -159,12 +168,12 @@ fn serve(pipeline: &str) -> (Child, String, BufReader<std::process::ChildStderr>
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
-    let addr = line
+    let said = line
         .trim()
-        .strip_prefix("listening on ")
+        .strip_prefix(prefix)
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
-    (child, addr, stderr)
+    (child, said, stderr)
 }
 
 /// Ctrl-C: the sources close, and the command exits 0.
@@ -306,24 +315,15 @@ fn get(addr: &str, path: &str) -> String {
 /// The issue's own example, on a free port: the page is served and the counts move.
 #[test]
 fn dashboard_serves_the_running_graph() {
-    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("streamz"))
-        .args([
+    let (mut child, url, _stderr) = spawn_announcing(
+        &[
             "run",
             "--dashboard",
             "127.0.0.1:0",
             r#"range 1000000 | rate_limit 1ms | map "x * 2" | sink null"#,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("dashboard: http://")
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
+        ],
+        "dashboard: http://",
+    );
     let addr = url.strip_suffix("/status").unwrap().to_owned();
     assert!(get(&addr, "/status").contains("EventSource"));
     let out_of_map = || {

@@ -259,25 +259,30 @@ impl Dashboard {
                 |n| f64::from(u8::from(n.closed)),
             ),
         ];
-        for (name, kind, help, value) in families {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for node in &snapshot.nodes {
-                let _ = writeln!(
-                    out,
-                    "{name}{{node=\"{}\",name=\"{}\",operator=\"{}\"}} {}",
-                    node.id,
-                    label(&node.name),
-                    label(node.operator),
-                    value(node)
+        let rows: Vec<_> = snapshot
+            .nodes
+            .iter()
+            .map(|n| {
+                let labels = format!(
+                    "node=\"{}\",name=\"{}\",operator=\"{}\"",
+                    n.id,
+                    label(&n.name),
+                    label(n.operator)
                 );
-            }
-        }
+                (labels, n)
+            })
+            .collect();
+        write_families(&mut out, &families, &rows);
         #[cfg(feature = "rayon")]
         if !self.pools.is_empty() {
             let pools: Vec<_> = self
                 .pools
                 .iter()
-                .map(|(name, pool)| (name, pool.snapshot()))
+                .map(|(name, pool)| (format!("pool=\"{}\"", label(name)), pool.snapshot()))
+                .collect();
+            let rows: Vec<_> = pools
+                .iter()
+                .map(|(labels, now)| (labels.clone(), now))
                 .collect();
             let families: [Family<streamz_rayon::PoolSnapshot>; 4] = [
                 ("streamz_pool_threads", "gauge", "Threads of a pool.", |p| {
@@ -302,12 +307,7 @@ impl Dashboard {
                     |p| p.completed as f64,
                 ),
             ];
-            for (name, kind, help, value) in families {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-                for (pool, now) in &pools {
-                    let _ = writeln!(out, "{name}{{pool=\"{}\"}} {}", label(pool), value(now));
-                }
-            }
+            write_families(&mut out, &families, &rows);
         }
         out
     }
@@ -491,6 +491,16 @@ fn events(state: Arc<Dashboard>) -> impl IntoResponse {
 
 /// A Prometheus metric family: name, type, help, and how to read it off a snapshot.
 type Family<S> = (&'static str, &'static str, &'static str, fn(&S) -> f64);
+
+/// Writes each family's HELP and TYPE lines and one sample per row (its labels, rendered).
+fn write_families<S>(out: &mut String, families: &[Family<S>], rows: &[(String, &S)]) {
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, row) in rows {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", value(row));
+        }
+    }
+}
 
 /// A Prometheus label value: backslash, double quote and newline escaped.
 fn label(s: &str) -> String {
