@@ -96,8 +96,16 @@ struct RunArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     threads: usize,
     /// Serve a live dashboard of the running graph: http://ADDR/status, /metrics
-    /// (Prometheus), /api/graph (JSON).
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8787")]
+    /// (Prometheus), /api/graph (JSON). `--dashboard` alone serves on 127.0.0.1:8787;
+    /// `--dashboard=ADDR` on ADDR.
+    // The address needs `=`, so that `--dashboard 'PIPELINE'` reads PIPELINE as the pipeline.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "127.0.0.1:8787"
+    )]
     dashboard: Option<String>,
 }
 
@@ -304,7 +312,7 @@ async fn dashboard(
     let _ = runtime;
     let server = dashboard.serve(addr).await.map_err(|e| {
         CliError::new(format!("cannot serve the dashboard on {addr}: {e}"))
-            .help("choose another address with --dashboard ADDR, such as 127.0.0.1:0")
+            .help("choose another address with --dashboard=ADDR, such as --dashboard=127.0.0.1:0")
     })?;
     eprintln!("dashboard: {}", server.url());
     Ok(server)
