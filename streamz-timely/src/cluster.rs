@@ -254,6 +254,8 @@ pub(crate) struct Shared {
     threads: Mutex<Vec<Thread>>,
     /// Global worker 0's thread (on process 0 only).
     leader: OnceLock<Thread>,
+    /// Whether global worker 0 may be about to park: only then does a new element wake it.
+    leader_idle: AtomicBool,
     stopping: AtomicBool,
     failure: OnceLock<ClusterError>,
     running: AtomicUsize,
@@ -299,8 +301,13 @@ impl Shared {
         }
     }
 
+    /// After an element is queued: wakes global worker 0 if it may be parking. (It marks
+    /// itself idle before its last look at the queues, so either it sees the element or this
+    /// sees the mark; an unpark before its park makes the park return at once.)
     pub(crate) fn wake_leader(&self) {
-        if let Some(thread) = self.leader.get() {
+        if self.leader_idle.load(Ordering::SeqCst)
+            && let Some(thread) = self.leader.get()
+        {
             thread.unpark();
         }
     }
@@ -465,6 +472,7 @@ impl Cluster {
             pending: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
             leader: OnceLock::new(),
+            leader_idle: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             failure: OnceLock::new(),
             running: AtomicUsize::new(config.workers),
@@ -651,6 +659,12 @@ fn serve(worker: &mut Worker, shared: &Shared, feeds: bool) {
         for input in &mut inputs {
             moved |= input.pump();
         }
+        if feeds && !moved {
+            shared.leader_idle.store(true, Ordering::SeqCst);
+            for input in &mut inputs {
+                moved |= input.pump();
+            }
+        }
         if shared.failure.get().is_some() {
             break;
         }
@@ -663,6 +677,7 @@ fn serve(worker: &mut Worker, shared: &Shared, feeds: bool) {
             break;
         }
         worker.step_or_park(Some(if moved { Duration::ZERO } else { PARK }));
+        shared.leader_idle.store(false, Ordering::SeqCst);
     }
     // Closing the inputs completes every dataflow, on every worker.
     drop(inputs);

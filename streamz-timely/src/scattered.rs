@@ -592,7 +592,7 @@ impl<S: Exchangeable> Feed for Feeder<S> {
             moved = true;
         }
         if moved {
-            // one timestamp a batch: the batch travels together
+            // one timestamp a batch: advancing it is what sends the batch on
             let next = *self.input.time() + 1;
             self.input.advance_to(next);
         }

@@ -124,8 +124,8 @@ fn failing_process() {
     let out = source
         .scatter(&cluster)
         .try_map(|x: u32| {
-            assert!(x % 4 != 0 || x == 0, "{x} is a multiple of four");
-            if x % 5 == 0 && x > 0 {
+            assert!(!x.is_multiple_of(4) || x == 0, "{x} is a multiple of four");
+            if x.is_multiple_of(5) && x > 0 {
                 Err(format!("{x} is a multiple of five"))
             } else {
                 Ok(x * 10)
