@@ -399,6 +399,30 @@ fn killing_a_process_mid_run_is_a_clear_error_within_seconds() {
     eprintln!("    process 0 reported the lost process in {took:?}: {first}");
 }
 
+/// The other way round: process 0 dies, and process 1's `finish` says so.
+fn killing_process_0_ends_the_others_with_a_clear_error() {
+    let mut children = start("endless", 2, &[]);
+    let mut leader_out = BufReader::new(children[0].stdout.take().unwrap());
+    let mut line = String::new();
+    leader_out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "started");
+    let killed = Instant::now();
+    children[0].kill().unwrap();
+    let _ = children[0].wait();
+    let follower = children.swap_remove(1);
+    let out = follower.wait_with_output().unwrap();
+    let took = killed.elapsed();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        took < Duration::from_secs(10),
+        "process 1 took {took:?}: {said}"
+    );
+    assert!(
+        said.starts_with("error from finish: process 1 lost process 0"),
+        "process 1 said: {said}"
+    );
+}
+
 fn a_process_that_cannot_connect_says_which_and_where() {
     let hosts = hostfile(2);
     let addresses: Vec<String> = std::fs::read_to_string(&hosts)
@@ -495,7 +519,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let cases: [(&str, fn()); 7] = [
+    let cases: [(&str, fn()); 8] = [
         (
             "the_example_prints_one_to_ten_in_order_across_two_processes",
             the_example_prints_one_to_ten_in_order_across_two_processes,
@@ -511,6 +535,10 @@ fn main() {
         (
             "killing_a_process_mid_run_is_a_clear_error_within_seconds",
             killing_a_process_mid_run_is_a_clear_error_within_seconds,
+        ),
+        (
+            "killing_process_0_ends_the_others_with_a_clear_error",
+            killing_process_0_ends_the_others_with_a_clear_error,
         ),
         (
             "a_process_that_cannot_connect_says_which_and_where",
