@@ -363,12 +363,18 @@ fn a_remote_panic_or_error_names_the_element_and_the_process() {
     );
 }
 
-fn killing_a_process_mid_run_is_a_clear_error_within_seconds() {
+/// Starts an endless two-process pipeline, once process 0 has had its first result.
+fn start_endless() -> (Vec<Child>, BufReader<std::process::ChildStdout>) {
     let mut children = start("endless", 2, &[]);
     let mut leader_out = BufReader::new(children[0].stdout.take().unwrap());
     let mut line = String::new();
     leader_out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "started");
+    (children, leader_out)
+}
+
+fn killing_a_process_mid_run_is_a_clear_error_within_seconds() {
+    let (mut children, leader_out) = start_endless();
     std::thread::sleep(Duration::from_millis(200));
     let killed = Instant::now();
     children[1].kill().unwrap();
@@ -401,11 +407,7 @@ fn killing_a_process_mid_run_is_a_clear_error_within_seconds() {
 
 /// The other way round: process 0 dies, and process 1's `finish` says so.
 fn killing_process_0_ends_the_others_with_a_clear_error() {
-    let mut children = start("endless", 2, &[]);
-    let mut leader_out = BufReader::new(children[0].stdout.take().unwrap());
-    let mut line = String::new();
-    leader_out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "started");
+    let (mut children, _leader_out) = start_endless();
     let killed = Instant::now();
     children[0].kill().unwrap();
     let _ = children[0].wait();
