@@ -356,12 +356,7 @@ fn watch_connections() {
                     .and_then(|n| n.parse::<usize>().ok())
             });
             if let Some(peer) = peer {
-                let cause = info
-                    .payload()
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
+                let cause = panic_message(info.payload());
                 let clusters: Vec<_> = lock(&LIVE).iter().filter_map(Weak::upgrade).collect();
                 for shared in clusters {
                     if !shared.is_stopping() {
