@@ -488,6 +488,54 @@ fn bad_arguments_are_refused_with_what_was_wrong() {
     }
 }
 
+/// `buffer(3)`: three elements may be out on the cluster, and the fourth `emit` waits until
+/// one comes back.
+fn the_window_bounds_what_is_on_the_cluster_and_emit_waits() {
+    use std::sync::{Arc, Condvar, Mutex, mpsc};
+    let cluster = Cluster::start(ClusterConfig::new().workers(2)).unwrap();
+    let executor = TokioExecutor::background().unwrap();
+    let source = Stream::with_executor(executor.clone());
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let held = gate.clone();
+    let out = source
+        .scatter(&cluster)
+        .map(move |x: u64| {
+            let (open, opened) = &*held;
+            let mut open = open.lock().unwrap();
+            while !*open {
+                open = opened.wait(open).unwrap();
+            }
+            x
+        })
+        .buffer(3)
+        .gather()
+        .sink_to_vec();
+    for x in 0..3 {
+        source.emit_blocking(x).unwrap(); // returns at once: the window has room
+    }
+    let (returned, fourth) = mpsc::channel();
+    let feeder = std::thread::spawn({
+        let source = source.clone();
+        move || {
+            source.emit_blocking(3).unwrap();
+            returned.send(()).unwrap();
+        }
+    });
+    assert!(
+        fourth.recv_timeout(Duration::from_millis(300)).is_err(),
+        "the fourth emit returned while three elements were out"
+    );
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    fourth
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the fourth emit returns once the window has room");
+    feeder.join().unwrap();
+    executor.block_on(source.flush());
+    assert_eq!(out.to_vec(), vec![0, 1, 2, 3]);
+    cluster.finish().unwrap();
+}
+
 fn a_finished_cluster_refuses_elements() {
     let cluster = Cluster::start(ClusterConfig::new()).unwrap();
     let source = Stream::new();
@@ -521,7 +569,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let cases: [(&str, fn()); 8] = [
+    let cases: [(&str, fn()); 9] = [
         (
             "the_example_prints_one_to_ten_in_order_across_two_processes",
             the_example_prints_one_to_ten_in_order_across_two_processes,
@@ -549,6 +597,10 @@ fn main() {
         (
             "bad_arguments_are_refused_with_what_was_wrong",
             bad_arguments_are_refused_with_what_was_wrong,
+        ),
+        (
+            "the_window_bounds_what_is_on_the_cluster_and_emit_waits",
+            the_window_bounds_what_is_on_the_cluster_and_emit_waits,
         ),
         (
             "a_finished_cluster_refuses_elements",
