@@ -573,6 +573,14 @@ impl Cluster {
         if let Some(failure) = shared.failure() {
             return Err(failure);
         }
+        // an element emitted on another thread while the cluster stopped never reached it
+        let pending: Vec<_> = lock(&shared.pending)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for p in pending {
+            p.cancel();
+        }
         // Joins the workers, then timely's network threads, which end once every peer has
         // said goodbye. A peer lost at this point makes a join panic.
         if let Some(guards) = lock(&shared.guards).take() {
