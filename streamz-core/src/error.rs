@@ -142,14 +142,7 @@ impl StreamError {
     }
 
     pub(crate) fn from_panic(node: NodeRef, payload: Box<dyn Any + Send>) -> Self {
-        let message = if let Some(s) = payload.downcast_ref::<&str>() {
-            (*s).to_owned()
-        } else if let Some(s) = payload.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "a panic with a non-string payload".to_owned()
-        };
-        StreamError::new(ErrorKind::Panic, Some(node), message)
+        StreamError::new(ErrorKind::Panic, Some(node), panic_message(&*payload))
     }
 
     /// Adds a later failure of the same element; see [`others`](StreamError::others).
@@ -223,5 +216,24 @@ impl StdError for StreamError {
             .source
             .as_deref()
             .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+/// The text of a panic's payload, as this crate's errors give it: for crates that run users'
+/// functions elsewhere (a thread pool, a cluster) and report their panics.
+///
+/// # Examples
+///
+/// ```
+/// let payload = std::panic::catch_unwind(|| panic!("at {}", 3)).unwrap_err();
+/// assert_eq!(streamz_core::panic_message(&*payload), "at 3");
+/// ```
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
     }
 }

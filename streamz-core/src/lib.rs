@@ -43,10 +43,11 @@ mod visualize;
 
 pub use clock::{Clock, IntoInterval};
 pub use emit::{BoxFuture, Emit};
-pub use error::{BoxError, ErrorKind, NodeRef, StreamError};
+pub use error::{BoxError, ErrorKind, NodeRef, StreamError, panic_message};
 pub use executor::Executor;
 pub use manual_clock::ManualClock;
 pub use metrics::{EdgeSnapshot, Graph, GraphSnapshot, NodeSnapshot};
+pub use node::fn_name;
 pub use ops::{ApplyTuple, Collector, Idx, Keep, Pluck, Sink, Subscription, VecSink, ZipInput};
 pub use stream::{Element, GraphNode, Stream};
 pub use virtual_executor::VirtualExecutor;

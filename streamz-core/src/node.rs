@@ -65,8 +65,22 @@ impl Kind {
     }
 }
 
-/// The name of a user function, when it has one (`inc` for `fn inc`; none for a closure).
-pub(crate) fn fn_name<F>() -> Option<&'static str> {
+/// The name of a user function, when it has one (`inc` for `fn inc`; none for a closure): what
+/// nodes are named after, for crates that label steps of their own.
+///
+/// # Examples
+///
+/// ```
+/// fn increment(x: u32) -> u32 {
+///     x + 1
+/// }
+/// fn name_of<F: Fn(u32) -> u32>(_: &F) -> Option<&'static str> {
+///     streamz_core::fn_name::<F>()
+/// }
+/// assert_eq!(name_of(&increment), Some("increment"));
+/// assert_eq!(name_of(&|x| x * 2), None);
+/// ```
+pub fn fn_name<F>() -> Option<&'static str> {
     let full = type_name::<F>();
     if full.contains("{{closure}}") || full.contains('<') {
         return None;

@@ -46,11 +46,7 @@ pub(crate) struct PoolFailure(Arc<str>);
 
 impl PoolFailure {
     pub(crate) fn panicked(node: &str, payload: &(dyn std::any::Any + Send)) -> Self {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
+        let message = streamz_core::panic_message(payload);
         PoolFailure(Arc::from(format!("{node} panicked on the pool: {message}")))
     }
 

@@ -1,24 +1,20 @@
 //! [`Scattered`]: the part of a graph between `scatter` and `gather`, whose functions run on
 //! the pool.
 
-use std::any::type_name;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
-use streamz_core::{ApplyTuple, BoxError, Element, IntoInterval, Stream};
+use streamz_core::{ApplyTuple, BoxError, Element, IntoInterval, Stream, fn_name};
 
 use crate::pool::Pool;
 use crate::remote::{Items, Outcome, PoolFailure, Promise, Remote, Window};
 
-/// The label of a scattered node: the operator, with the function's name when it has one.
+/// The label of a step: the operator, with the function's name when it has one.
 fn label<F>(op: &str) -> String {
-    let full = type_name::<F>();
-    match full.rsplit("::").next() {
-        Some(name) if !full.contains("{{closure}}") && !full.contains('<') => {
-            format!("{op}: {name}")
-        }
-        _ => op.to_owned(),
+    match fn_name::<F>() {
+        Some(name) => format!("{op}: {name}"),
+        None => op.to_owned(),
     }
 }
 

@@ -6,7 +6,6 @@
 //! results are routed back to worker 0, which completes the element's ticket; `gather` waits
 //! on the tickets.
 
-use std::any::type_name;
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -17,7 +16,7 @@ use async_lock::{Semaphore, SemaphoreGuardArc};
 use futures_channel::oneshot;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use streamz_core::{ApplyTuple, BoxError, Element, Stream};
+use streamz_core::{ApplyTuple, BoxError, Element, Stream, fn_name, panic_message};
 use timely::dataflow::InputHandle;
 use timely::dataflow::channels::pact::Exchange as ExchangePact;
 use timely::dataflow::operators::generic::operator::Operator;
@@ -25,7 +24,7 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Exchange, Input};
 use timely::worker::Worker;
 
-use crate::cluster::{Cluster, Feed, Pending, Plan, Shared, lock, panic_message};
+use crate::cluster::{Cluster, Feed, Pending, Plan, Shared, lock};
 use crate::error::ClusterError;
 
 /// Elements that may cross processes: sent with serde (timely encodes them with bincode).
@@ -51,12 +50,9 @@ type Chain<S, T> = Arc<dyn Fn(S, Out<'_, T>) -> Result<(), String> + Send + Sync
 
 /// The label of a step: the operator, with the function's name when it has one.
 fn label<F>(op: &str) -> String {
-    let full = type_name::<F>();
-    match full.rsplit("::").next() {
-        Some(name) if !full.contains("{{closure}}") && !full.contains('<') => {
-            format!("{op}: {name}")
-        }
-        _ => op.to_owned(),
+    match fn_name::<F>() {
+        Some(name) => format!("{op}: {name}"),
+        None => op.to_owned(),
     }
 }
 
