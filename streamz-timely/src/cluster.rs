@@ -251,7 +251,8 @@ pub(crate) struct Shared {
     stopping: AtomicBool,
     failure: OnceLock<ClusterError>,
     running: AtomicUsize,
-    /// Signalled when a worker ends, the cluster fails, or a pending element completes.
+    /// Signalled when a worker ends or the cluster fails; waiters also look again every
+    /// `PARK` (an element completing does not signal, to keep that path free of it).
     changed: Condvar,
     changes: Mutex<()>,
     guards: Mutex<Option<WorkerGuards<()>>>,
@@ -275,6 +276,12 @@ impl Shared {
         if self.failure.set(err).is_err() {
             return;
         }
+        self.cancel_pending();
+        self.notify();
+    }
+
+    /// Fails every element still waiting on the cluster (their tickets see a cancellation).
+    fn cancel_pending(&self) {
         let pending: Vec<_> = lock(&self.pending)
             .iter()
             .filter_map(Weak::upgrade)
@@ -282,7 +289,6 @@ impl Shared {
         for p in pending {
             p.cancel();
         }
-        self.notify();
     }
 
     pub(crate) fn notify(&self) {
@@ -566,13 +572,7 @@ impl Cluster {
             return Err(failure);
         }
         // an element emitted on another thread while the cluster stopped never reached it
-        let pending: Vec<_> = lock(&shared.pending)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        for p in pending {
-            p.cancel();
-        }
+        shared.cancel_pending();
         // Joins the workers, then timely's network threads, which end once every peer has
         // said goodbye. A peer lost at this point makes a join panic.
         if let Some(guards) = lock(&shared.guards).take() {
