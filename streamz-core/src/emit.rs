@@ -88,6 +88,34 @@ impl<'g> Cx<'g> {
         self.pending.push(Box::pin(work));
     }
 
+    /// How much work is pending so far: a mark for [`Cx::then_after`].
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Makes the work added since `mark` a prerequisite of `then`: it is replaced by one
+    /// pending item that waits for that work, then runs `then` and waits for the `Emit` it
+    /// returns. The close protocol: a node whose end-of-stream flush must wait downstream
+    /// closes its outlet only once the flushed elements are in.
+    pub(crate) fn then_after(&mut self, mark: usize, then: impl FnOnce() -> Emit + Send + 'static) {
+        let before = Waiting {
+            error: None,
+            work: self.pending.drain(mark..).map(Some).collect(),
+        };
+        self.pending.push(Box::pin(async move {
+            let first = before.await;
+            let second = then().await;
+            match (first, second) {
+                (Ok(()), second) => second,
+                (Err(e), Ok(())) => Err(e),
+                (Err(mut e), Err(other)) => {
+                    e.push_other(other);
+                    Err(e)
+                }
+            }
+        }));
+    }
+
     /// True under `emit_blocking`, where waiting on the caller's own thread would deadlock.
     pub(crate) fn is_blocking(&self) -> bool {
         self.blocking

@@ -108,6 +108,9 @@ pub(crate) struct NodeInfo {
     /// Upstreams attached and not yet closed.
     open_upstreams: AtomicUsize,
     closed: AtomicBool,
+    /// Set once the node's close has gone all the way down: everything it flushed at end of
+    /// stream has been handled, and its downstreams have been closed (see `close_from_task`).
+    finished: AtomicBool,
     /// Elements accepted by this node and not yet handed on (buffers, timers, async work).
     in_flight: AtomicUsize,
     changed: Event,
@@ -125,6 +128,7 @@ impl NodeInfo {
             next_port: AtomicU32::new(0),
             open_upstreams: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             changed: Event::new(),
             meter: Meter::new(ctx.metrics_enabled()),
@@ -246,6 +250,16 @@ impl NodeInfo {
         first
     }
 
+    /// True once a node with a task has emitted what it held and its close has completed.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    fn mark_finished(&self) {
+        self.finished.store(true, Ordering::Release);
+        self.changed.notify(usize::MAX);
+    }
+
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
     }
@@ -353,11 +367,13 @@ impl<T: Clone> Outlet<T> {
     }
 
     /// Closes this node's output from its task, once the task has emitted what it held;
-    /// errors go to the error stream.
+    /// errors go to the error stream. When the close has gone all the way down, the `Emit` of
+    /// the `close()` that reached this node resolves (see `OpNode::close`).
     pub(crate) async fn close_from_task(&self) {
         if let Err(e) = Cx::run(&self.info.ctx, false, |cx| self.close(cx)).await {
             self.info.ctx.report(e);
         }
+        self.info.mark_finished();
     }
 
     /// Ends this node's output: marks it closed and passes completion downstream.
@@ -474,11 +490,31 @@ impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
         self.op.push(port, x, &self.out, cx);
     }
 
+    /// The close protocol (DESIGN.md, "How completion travels"): the node's flush goes first,
+    /// and completion goes downstream only once what was flushed is in. When the flush had to
+    /// wait (a full buffer, a rate limit's turn, an async sink), the outlet is closed after
+    /// that wait, inside the same `close()`'s `Emit`; a node with a task closes its outlet
+    /// from the task, and the `Emit` waits for that too. So `close()` resolves once everything
+    /// flushed has reached the sinks.
     fn close(&self, _port: Port, cx: &mut Cx<'_>) {
         if self.out.info.upstream_closed() {
             cx.descend(|cx| {
-                if let Finish::Now = self.op.finish(&self.out, cx) {
-                    self.out.close(cx);
+                let mark = cx.pending_len();
+                match self.op.finish(&self.out, cx) {
+                    Finish::Now if cx.pending_len() == mark => self.out.close(cx),
+                    Finish::Now => {
+                        let out = self.out.clone();
+                        cx.then_after(mark, move || {
+                            Cx::run(&out.info.ctx, false, |cx| out.close(cx))
+                        });
+                    }
+                    Finish::Later => {
+                        let info = self.out.info.clone();
+                        cx.wait(async move {
+                            info.wait_until(NodeInfo::is_finished).await;
+                            Ok(())
+                        });
+                    }
                 }
             });
         }

@@ -277,8 +277,13 @@ impl<T: Element> Stream<T> {
     /// unmatched elements as an [`ErrorKind::Unflushed`] error. A node with several upstreams
     /// completes when all of them have. Later `emit`s on this handle are errors.
     ///
-    /// The returned [`Emit`] resolves once the elements flushed at close have been handled;
-    /// use [`closed`](Stream::closed) to wait for the whole graph below to drain.
+    /// The returned [`Emit`] resolves once everything flushed at close has reached the sinks:
+    /// a flush into a downstream that must wait (a full [`buffer`](Stream::buffer), a
+    /// [`rate_limit`](Stream::rate_limit)'s turn, an async sink) is waited for before that
+    /// downstream is closed, and nodes with a task (buffers, timers, async functions) have
+    /// emitted what they held. Nothing accepted is dropped at end of stream. A node with
+    /// another upstream still open does not complete, and this `Emit` does not wait for it;
+    /// [`closed`](Stream::closed) waits for the whole graph below, from any handle.
     ///
     /// # Examples
     ///

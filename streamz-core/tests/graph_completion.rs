@@ -58,3 +58,126 @@ fn a_dropped_vec_sink_stops_keeping_elements() {
 }
 
 use std::future::Future;
+
+mod close_protocol {
+    //! The close protocol: a flush at end of stream into a downstream that must wait is
+    //! delivered, and `close()` resolves once everything flushed has reached the sinks.
+
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use streamz_core::{Executor, Stream, VirtualExecutor};
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// `range 7 | partition 2 | buffer 1 | slow sink`: the remainder `[6]` is flushed into a
+    /// full buffer at close; it used to be dropped when the buffer closed under it.
+    #[test]
+    fn a_partition_remainder_flushed_into_a_full_buffer_is_delivered() {
+        let ex = VirtualExecutor::new();
+        let source = Stream::with_executor(ex.clone());
+        let clock = ex.clone();
+        let out = source
+            .partition(2)
+            .buffer(1)
+            .then(move |x: Vec<u32>| {
+                let clock = clock.clone();
+                async move {
+                    clock.clock().sleep(ms(4)).await;
+                    x
+                }
+            })
+            .sink_to_vec();
+        ex.block_on(async {
+            for x in 0..7 {
+                source.emit(x).await.unwrap();
+            }
+            source.close().await.unwrap();
+            // close() resolved: everything flushed is at the sink, and the sink is closed
+            assert_eq!(
+                out.to_vec(),
+                vec![vec![0, 1], vec![2, 3], vec![4, 5], vec![6]]
+            );
+            assert!(out.is_closed());
+        });
+    }
+
+    #[test]
+    fn a_flush_into_a_rate_limit_and_an_async_sink_is_delivered_before_close_resolves() {
+        let ex = VirtualExecutor::new();
+        let source = Stream::with_executor(ex.clone());
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let (log, clock) = (written.clone(), ex.clone());
+        let sink =
+            source
+                .partition(10)
+                .buffer(5)
+                .rate_limit(ms(1))
+                .sink_async(move |x: Vec<u32>| {
+                    let (log, clock) = (log.clone(), clock.clone());
+                    async move {
+                        clock.clock().sleep(ms(3)).await;
+                        log.lock().unwrap().push(x.len());
+                    }
+                });
+        ex.block_on(async {
+            for x in 0..1001 {
+                source.emit(x).await.unwrap();
+            }
+            source.close().await.unwrap();
+            let written = written.lock().unwrap();
+            assert_eq!(written.len(), 101);
+            assert_eq!(written.iter().sum::<usize>(), 1001);
+            assert!(sink.is_closed());
+        });
+    }
+
+    #[test]
+    fn close_waits_through_a_chain_of_tasks() {
+        let ex = VirtualExecutor::new();
+        let source = Stream::with_executor(ex.clone());
+        let out = source
+            .partition(2)
+            .buffer(1)
+            .delay(ms(5))
+            .flatten()
+            .timed_window(ms(7))
+            .flatten()
+            .buffer(1)
+            .rate_limit(ms(2))
+            .sink_to_vec();
+        ex.block_on(async {
+            for x in 0..9 {
+                source.emit(x).await.unwrap();
+            }
+            source.close().await.unwrap();
+            assert_eq!(out.to_vec(), (0..9).collect::<Vec<u32>>());
+            assert!(out.is_closed());
+        });
+    }
+
+    /// A node with an upstream still open does not complete, and `close()` of the other
+    /// upstream does not wait for it.
+    #[test]
+    fn close_of_one_input_does_not_wait_for_the_other() {
+        let ex = VirtualExecutor::new();
+        let (a, b) = (
+            Stream::with_executor(ex.clone()),
+            Stream::with_executor(ex.clone()),
+        );
+        let out = a.buffer(1).union([&b.buffer(1)]).sink_to_vec();
+        ex.block_on(async {
+            a.emit(1).await.unwrap();
+            b.emit(2).await.unwrap();
+            a.close().await.unwrap();
+            assert!(!out.is_closed());
+            b.close().await.unwrap();
+            assert!(out.is_closed());
+            let mut got = out.to_vec();
+            got.sort();
+            assert_eq!(got, vec![1, 2]);
+        });
+    }
+}

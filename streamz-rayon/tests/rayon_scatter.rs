@@ -263,7 +263,11 @@ fn both_ways(input: &[i64], threads: usize, buffer: Option<usize>) -> (Vec<i64>,
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
+    #![proptest_config(ProptestConfig {
+        cases: 32,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn the_pool_gives_what_the_serial_pipeline_gives(

@@ -132,11 +132,15 @@ where
     }
 
     /// End of stream: emit each unfinished batch, shorter than `n`, in the order it started.
+    /// With a timeout, the task does that once it has handed on the batch it may be emitting
+    /// now, so the remainder never overtakes it and the outlet closes only after both.
     fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) -> Finish {
+        if self.timeout.is_some() {
+            lock(&self.shared.batches).closed = true;
+            self.shared.changed.notify(usize::MAX);
+            return Finish::Later;
+        }
         for batch in self.shared.close() {
-            if self.timeout.is_some() {
-                out.info.release(batch.len());
-            }
             out.push(batch, cx);
         }
         Finish::Now
@@ -166,6 +170,16 @@ async fn partition_timeout_task<K: Send + 'static, T: Element>(
             )
         };
         if closed {
+            // End of stream (or the node was dropped): the rest, in the order it started.
+            let rest = shared.close();
+            for batch in rest {
+                let n = batch.len();
+                if let Err(e) = out.emit(batch).await {
+                    out.info.ctx.report(e);
+                }
+                out.info.release(n);
+            }
+            out.close_from_task().await;
             return;
         }
         let Some(due) = due else {

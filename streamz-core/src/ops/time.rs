@@ -42,15 +42,28 @@ pub(crate) fn enqueue<I: Send + 'static>(
         Err(TrySendError::Full(item)) => {
             let (queue, info) = (queue.clone(), info.clone());
             cx.wait(async move {
-                if queue.send(item).await.is_ok() {
-                    info.hold(1);
+                match queue.send(item).await {
+                    Ok(()) => {
+                        info.hold(1);
+                        Ok(())
+                    }
+                    Err(_) => Err(closed_before_queued(&info)),
                 }
-                Ok(())
             });
         }
-        // The node is closing: end of stream has passed it.
-        Err(TrySendError::Closed(_)) => {}
+        Err(TrySendError::Closed(_)) => cx.fail(closed_before_queued(info)),
     }
+}
+
+/// An element reached a node whose queue had closed: end of stream passed the node first
+/// (an `emit` racing `close()` from another thread) or the node is gone. It is not lost
+/// silently: its `Emit` says so.
+pub(crate) fn closed_before_queued(info: &NodeInfo) -> StreamError {
+    StreamError::new(
+        crate::error::ErrorKind::Closed,
+        Some(info.node_ref()),
+        "the element arrived after end of stream had closed this node; it was not delivered",
+    )
 }
 
 /// Sleeps until `deadline` on `executor`'s clock; returns at once, without a timer, when it
@@ -96,18 +109,23 @@ impl<T: Element> Operator<T> for RateLimit<T> {
         drop(state);
         // The element waits for its turn; its `Emit` resolves when it has been handled.
         let (done, turn) = oneshot::channel();
+        let info = out.info.clone();
         match self.queue.try_send((x, done)) {
-            Ok(()) => cx.wait(async move { turn.await.unwrap_or(Ok(())) }),
+            Ok(()) => cx.wait(async move { turn.await.unwrap_or_else(|_| Err(dropped(&info))) }),
             Err(TrySendError::Full(item)) => {
-                let queue = self.queue.clone();
+                let (queue, state) = (self.queue.clone(), self.state.clone());
                 cx.wait(async move {
                     if queue.send(item).await.is_err() {
-                        return Ok(());
+                        lock(&state).queued -= 1;
+                        return Err(closed_before_queued(&info));
                     }
-                    turn.await.unwrap_or(Ok(()))
+                    turn.await.unwrap_or_else(|_| Err(dropped(&info)))
                 });
             }
-            Err(TrySendError::Closed(_)) => lock(&self.state).queued -= 1,
+            Err(TrySendError::Closed(_)) => {
+                lock(&self.state).queued -= 1;
+                cx.fail(closed_before_queued(&info));
+            }
         }
     }
 
@@ -115,6 +133,15 @@ impl<T: Element> Operator<T> for RateLimit<T> {
         self.queue.close();
         Finish::Later
     }
+}
+
+/// The node's task went away with the element still queued (the graph was dropped).
+fn dropped(info: &NodeInfo) -> StreamError {
+    StreamError::new(
+        crate::error::ErrorKind::Abandoned,
+        Some(info.node_ref()),
+        "the node was dropped with the element still queued",
+    )
 }
 
 async fn rate_limit_task<T: Element>(
