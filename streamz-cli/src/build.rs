@@ -43,6 +43,7 @@ pub(crate) enum Source {
         host: String,
         port: u16,
         max_line: usize,
+        max_connections: usize,
         json: bool,
     },
     Http {
@@ -101,6 +102,9 @@ pub(crate) struct Graph {
     pub(crate) stages: Vec<StageStats>,
     /// Set when stdout is gone (a closed pipe): the sources stop.
     pub(crate) stdout_closed: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether a sink writes somewhere other than stdout (a file), so a closed stdout still
+    /// leaves something to drain into.
+    pub(crate) file_sinks: bool,
 }
 
 /// The elements into and out of one stage, for `--stats`: sources have no input, sinks no
@@ -135,6 +139,7 @@ pub(crate) fn build(program: &Program, src: &str, rt: &Runtime) -> Result<Graph,
         counts: Vec::new(),
         stages: Vec::new(),
         stdout_closed: Arc::default(),
+        file_sinks: false,
     };
     // Names first, so lines may refer to streams defined further down.
     let mut names: HashMap<String, usize> = HashMap::new();
@@ -467,6 +472,11 @@ fn source(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
             host: args.text("host").unwrap_or_default(),
             port: args.port("port")?.unwrap_or(0),
             max_line: positive(args, "max_line", args.count("max_line")?.unwrap_or(65536))?,
+            max_connections: positive(
+                args,
+                "max_connections",
+                args.count("max_connections")?.unwrap_or(512),
+            )?,
             json: json(args)?,
         },
         "from_http_server" => Source::Http {
@@ -806,6 +816,7 @@ fn sink(
                         args.stage().span.clone(),
                     )
                 })?;
+            graph.file_sinks = true;
             let file = Mutex::new(std::io::LineWriter::new(file));
             s.try_sink(move |x: Value| {
                 let mut file = file.lock().unwrap_or_else(|e| e.into_inner());

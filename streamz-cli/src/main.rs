@@ -52,8 +52,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a pipeline until its sources end (or Ctrl-C, which closes them so that windows
-    /// flush and nothing accepted is lost).
+    /// Run a pipeline until its sources end, or until SIGINT (Ctrl-C) or SIGTERM, which close
+    /// the sources so that windows flush and nothing accepted is lost; a second signal stops
+    /// at once, saying how many accepted elements it abandoned.
     #[command(after_help = "Examples:\n  \
         streamz run 'range 10 | map \"x + 1\" | rate_limit 500ms | sink stdout'\n  \
         streamz run 'range 7 | partition 3'\n  \
@@ -92,6 +93,11 @@ struct RunArgs {
     /// Print progress on stderr every second, and a summary at the end.
     #[arg(long)]
     stats: bool,
+    /// After SIGINT or SIGTERM, how long the drain may take (e.g. `20s`) before the run stops
+    /// anyway, as a second signal would: exit 130 or 143, with the count abandoned. Default:
+    /// no limit.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    drain_timeout: Option<std::time::Duration>,
     /// Threads of the pool that runs `scatter`ed stages (0: one per core).
     #[arg(long, default_value_t = 0, value_name = "N")]
     threads: usize,
@@ -174,6 +180,11 @@ fn main() -> ExitCode {
 }
 
 /// Reads the pipeline text; an error is already printed.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); try `30s`"))
+}
+
 fn pipeline_text(p: &Pipeline) -> Result<String, ExitCode> {
     match (&p.pipeline, &p.file) {
         (Some(text), _) => Ok(text.clone()),
@@ -284,7 +295,10 @@ fn run_command(args: RunArgs) -> ExitCode {
             Some(addr) => Some(dashboard(&graph, &runtime, addr).await?),
             None => None,
         };
-        Ok::<_, CliError>(run::run(graph, args.on_error, args.stats).await)
+        let shutdown = run::Shutdown {
+            drain_timeout: args.drain_timeout,
+        };
+        Ok::<_, CliError>(run::run(graph, args.on_error, args.stats, shutdown).await)
     });
     rt.shutdown_background();
     match outcome {

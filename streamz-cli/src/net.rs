@@ -29,37 +29,84 @@ pub(crate) async fn tcp(
     host: &str,
     port: u16,
     max_line: usize,
+    max_connections: usize,
     json: bool,
     mut control: Control,
 ) -> Result<(), String> {
     let listener = listen(host, port).await?;
     let mut clients = tokio::task::JoinSet::new();
+    let mut refused: u64 = 0;
     loop {
-        let (socket, peer) = tokio::select! {
-            accepted = listener.accept() => accepted.map_err(|e| e.to_string())?,
+        // Finished clients leave the set as they end, so it holds only live ones.
+        while clients.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = control.stopped() => break,
         };
+        let (socket, peer) = match accepted {
+            Ok(client) => client,
+            Err(e) => {
+                // Out of file descriptors (EMFILE/ENFILE), or a connection reset before it
+                // was accepted: refuse this one, keep serving the others, and back off a
+                // little so a flood does not spin.
+                refused += 1;
+                if refused.is_power_of_two() {
+                    eprintln!(
+                        "warning: from_tcp: cannot accept a connection ({e}); {refused} refused so far"
+                    );
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                    () = control.stopped() => break,
+                }
+                continue;
+            }
+        };
+        if clients.len() >= max_connections {
+            refused += 1;
+            if refused.is_power_of_two() {
+                eprintln!(
+                    "warning: from_tcp: {peer} refused: {max_connections} connections open \
+                     (max_connections); {refused} refused so far"
+                );
+            }
+            drop(socket);
+            continue;
+        }
         let (stream, mut control) = (stream.clone(), control.clone());
         clients.spawn(async move {
             let origin = format!("tcp {peer}");
             let mut reader = tokio::io::BufReader::new(socket);
             let mut number = 0;
-            while !control.stopping() {
-                let next = tokio::select! {
-                    next = read_line_capped(&mut reader, max_line) => next,
-                    () = control.stopped() => break,
+            loop {
+                // Once the run stops, the complete lines already read from the socket are
+                // still delivered (they were accepted); nothing more is read.
+                let next = if control.stopping() {
+                    if !reader.buffer().contains(&b'\n') {
+                        break;
+                    }
+                    read_line_capped(&mut reader, max_line).await
+                } else {
+                    tokio::select! {
+                        next = read_line_capped(&mut reader, max_line) => next,
+                        () = control.stopped() => continue,
+                    }
                 };
                 number += 1;
                 match next {
                     Ok(None) => break,
                     Ok(Some(Ok(line))) => {
                         if let Some(x) = control.parse(line, json, &origin, number) {
+                            // never cancelled: an element taken is delivered
                             let _ = control.emit_for_client(&stream, x).await;
                         }
                     }
                     Ok(Some(Err(TooLong))) => control.bad_input(format!(
                         "{origin}:{number}: a line over {max_line} bytes was dropped"
                     )),
+                    Ok(Some(Err(BadUtf8))) => {
+                        control.bad_input(format!("{origin}:{number}: the line is not valid UTF-8"))
+                    }
                     Err(e) => {
                         eprintln!("warning: {origin}: {e}");
                         break;
@@ -68,19 +115,28 @@ pub(crate) async fn tcp(
             }
         });
     }
-    clients.shutdown().await;
+    // Each client ends at its next read, after the element it is pushing, if any.
+    drop(listener);
+    while clients.join_next().await.is_some() {}
     Ok(())
 }
 
-/// A line longer than the limit.
-struct TooLong;
+/// Why a line was not an element.
+pub(crate) enum BadLine {
+    /// Longer than the limit: read to its end and dropped, never held whole.
+    TooLong,
+    /// Not valid UTF-8.
+    BadUtf8,
+}
+use BadLine::{BadUtf8, TooLong};
 
 /// The next line (without its newline), never holding more than `max` bytes of it: a longer
-/// line is read to its end and dropped. `None` at end of input.
-async fn read_line_capped<R: AsyncBufRead + Unpin>(
+/// line is read to its end and dropped. `None` at end of input. A line that is not valid UTF-8
+/// is an error of that line only (every source treats it alike: `--on-error` decides).
+pub(crate) async fn read_line_capped<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     max: usize,
-) -> std::io::Result<Option<Result<String, TooLong>>> {
+) -> std::io::Result<Option<Result<String, BadLine>>> {
     let mut line = Vec::new();
     let mut too_long = false;
     loop {
@@ -114,7 +170,7 @@ async fn read_line_capped<R: AsyncBufRead + Unpin>(
     if line.last() == Some(&b'\r') {
         line.pop();
     }
-    Ok(Some(Ok(String::from_utf8_lossy(&line).into_owned())))
+    Ok(Some(String::from_utf8(line).map_err(|_| BadUtf8)))
 }
 
 #[derive(Clone)]

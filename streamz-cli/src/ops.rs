@@ -170,9 +170,10 @@ pub(crate) static OPS: &[OpSpec] = &[
             req("port", Port),
             opt("host", Text, "127.0.0.1"),
             opt("max_line", Count, "65536"),
+            opt("max_connections", Count, "512"),
             opt("json", Bool, "false"),
         ],
-        about: "lines sent by TCP clients; a line over max_line bytes is reported and dropped",
+        about: "lines sent by TCP clients; a line over max_line bytes, or not UTF-8, is reported and dropped; clients past max_connections (or past the open-file limit) are refused while the others are served",
     },
     OpSpec {
         name: "from_http_server",

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use serde_json::Value;
+use std::panic::AssertUnwindSafe;
 use streamz_core::{Stream, StreamError};
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
 use tokio::sync::watch;
@@ -28,6 +30,8 @@ pub(crate) struct Control {
     on_error: OnError,
     failed: Arc<AtomicBool>,
     emitted: Arc<AtomicU64>,
+    /// Emits whose `Emit` has resolved: `emitted - completed` are still being pushed.
+    completed: Arc<AtomicU64>,
     errors: Arc<AtomicU64>,
 }
 
@@ -70,7 +74,9 @@ impl Control {
 
     async fn emit(&self, stream: &Stream<Value>, x: Value) {
         self.emitted.fetch_add(1, Ordering::Relaxed);
-        if let Err(err) = stream.emit(x).await {
+        let result = stream.emit(x).await;
+        self.completed.fetch_add(1, Ordering::Relaxed);
+        if let Err(err) = result {
             self.element_failed(&err);
         }
     }
@@ -100,9 +106,122 @@ pub(crate) struct Outcome {
     pub(crate) elapsed: Duration,
 }
 
-/// Feeds every source until it ends, or until Ctrl-C or a fatal error, then closes the
+/// How a run may be stopped from outside.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shutdown {
+    /// After SIGINT or SIGTERM, how long the drain may take before the run stops anyway.
+    pub(crate) drain_timeout: Option<Duration>,
+}
+
+/// Elements accepted and not yet through the graph: emits still being pushed, and what the
+/// nodes hold (buffers, timers, windows, async calls).
+fn in_flight(control: &Control, graphs: &[streamz_core::Graph]) -> u64 {
+    let pushing = control
+        .emitted
+        .load(Ordering::Relaxed)
+        .saturating_sub(control.completed.load(Ordering::Relaxed));
+    let mut seen = std::collections::HashSet::new();
+    let held: u64 = graphs
+        .iter()
+        .flat_map(|g| g.snapshot().nodes)
+        .filter(|n| seen.insert(n.id))
+        .map(|n| n.in_flight as u64)
+        .sum();
+    pushing + held
+}
+
+/// The stop signals: SIGINT and SIGTERM (systemd, docker and Kubernetes stop with SIGTERM).
+/// Once these are installed, neither signal kills the process: each is seen here.
+struct Signals {
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// The next signal's name and number.
+    async fn next(&mut self) -> (&'static str, i32) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = recv(&mut self.int) => ("SIGINT", 2),
+                () = recv(&mut self.term) => ("SIGTERM", 15),
+            }
+        }
+        #[cfg(not(unix))]
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => ("Ctrl-C", 2),
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// The first SIGINT or SIGTERM closes the sources and lets the graph drain, saying so; a
+/// second one, or the drain outliving `--drain-timeout`, stops the run at once, saying how
+/// many accepted elements it abandoned, with the signal's exit status (130, 143).
+async fn watch_signals(
+    mut signals: Signals,
+    control: Control,
+    graphs: Vec<streamz_core::Graph>,
+    shutdown: Shutdown,
+) {
+    let (name, number) = signals.next().await;
+    control.stop();
+    let limit = match shutdown.drain_timeout {
+        Some(t) => format!(", for at most {}", humantime::format_duration(t)),
+        None => String::new(),
+    };
+    eprintln!(
+        "streamz: {name}: the sources are closed; draining {} element(s) in flight{limit} \
+         (send the signal again to stop now)",
+        in_flight(&control, &graphs)
+    );
+    let why = tokio::select! {
+        (second, _) = signals.next() => format!("{second} again"),
+        () = async {
+            match shutdown.drain_timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        } => "the drain timed out (--drain-timeout)".to_owned(),
+    };
+    eprintln!(
+        "streamz: {why}: stopped before the drain finished; {} accepted element(s) abandoned",
+        in_flight(&control, &graphs)
+    );
+    std::process::exit(128 + number);
+}
+
+/// Feeds every source until it ends, or until a signal or a fatal error, then closes the
 /// sources and waits for the graph to drain.
-pub(crate) async fn run(graph: Graph, on_error: OnError, stats: bool) -> Outcome {
+pub(crate) async fn run(
+    graph: Graph,
+    on_error: OnError,
+    stats: bool,
+    shutdown: Shutdown,
+) -> Outcome {
     let (stop_tx, stop) = watch::channel(false);
     let control = Control {
         stop,
@@ -110,25 +229,31 @@ pub(crate) async fn run(graph: Graph, on_error: OnError, stats: bool) -> Outcome
         on_error,
         failed: Arc::default(),
         emitted: Arc::default(),
+        completed: Arc::default(),
         errors: Arc::default(),
     };
     let start = Instant::now();
-    // Ctrl-C closes the sources: windows flush, nothing accepted is lost.
-    {
-        let control = control.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                control.stop();
-            }
-        });
-    }
-    // A closed stdout stops the sources too.
+    let graphs: Vec<streamz_core::Graph> = graph.feeds.iter().map(|f| f.stream.graph()).collect();
+    // SIGINT and SIGTERM close the sources: windows flush, nothing accepted is lost.
+    tokio::spawn(watch_signals(
+        Signals::install(),
+        control.clone(),
+        graphs,
+        shutdown,
+    ));
+    // A closed stdout (`| head`): nothing more can be shown, so the run ends at once and
+    // quietly, as Unix tools do, unless a file sink still wants the rest: then the sources
+    // stop and the graph drains into it.
     {
         let control = control.clone();
         let closed = graph.stdout_closed.clone();
+        let file_sinks = graph.file_sinks;
         tokio::spawn(async move {
             while !closed.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if !file_sinks {
+                std::process::exit(0);
             }
             control.stop();
         });
@@ -158,7 +283,19 @@ pub(crate) async fn run(graph: Graph, on_error: OnError, stats: bool) -> Outcome
         let control = control.clone();
         let (stream, source, name) = (feed.stream.clone(), feed.source.clone(), feed.name.clone());
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = feed_source(&stream, source, control.clone()).await {
+            // A panic in a source (a bug) still closes it, so the rest drains, and fails the run.
+            let fed = AssertUnwindSafe(feed_source(&stream, source, control.clone()))
+                .catch_unwind()
+                .await;
+            let failure = match fed {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(panic) => Some(format!(
+                    "panicked (a bug in streamz): {}",
+                    streamz_core::panic_message(&*panic)
+                )),
+            };
+            if let Some(e) = failure {
                 eprintln!("error: source `{name}`: {e}");
                 control.failed.store(true, Ordering::Relaxed);
                 control.stop();
@@ -170,7 +307,10 @@ pub(crate) async fn run(graph: Graph, on_error: OnError, stats: bool) -> Outcome
         }));
     }
     for task in tasks {
-        let _ = task.await;
+        if let Err(e) = task.await {
+            eprintln!("error: a source's task ended abnormally (a bug in streamz): {e}");
+            control.failed.store(true, Ordering::Relaxed);
+        }
     }
     let outcome = Outcome {
         failed: control.failed.load(Ordering::Relaxed),
@@ -364,9 +504,19 @@ async fn feed_source(
             host,
             port,
             max_line,
+            max_connections,
             json,
         } => {
-            crate::net::tcp(stream, &host, port, max_line, json, control.clone()).await?;
+            crate::net::tcp(
+                stream,
+                &host,
+                port,
+                max_line,
+                max_connections,
+                json,
+                control.clone(),
+            )
+            .await?;
         }
         Source::Http {
             host,
@@ -410,7 +560,9 @@ impl Control {
         x: Value,
     ) -> Result<(), String> {
         self.emitted.fetch_add(1, Ordering::Relaxed);
-        stream.emit(x).await.map_err(|err| {
+        let result = stream.emit(x).await;
+        self.completed.fetch_add(1, Ordering::Relaxed);
+        result.map_err(|err| {
             self.element_failed(&err);
             describe(&err)
         })
