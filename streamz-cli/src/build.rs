@@ -26,6 +26,7 @@ pub(crate) enum Source {
     Values(Vec<Value>),
     Stdin {
         json: bool,
+        max_line: usize,
     },
     TextFile {
         path: String,
@@ -33,6 +34,7 @@ pub(crate) enum Source {
         follow: bool,
         poll: Duration,
         json: bool,
+        max_line: usize,
     },
     Filenames {
         glob: String,
@@ -56,6 +58,7 @@ pub(crate) enum Source {
     Process {
         command: String,
         json: bool,
+        max_line: usize,
     },
     Periodic {
         expr: Expr,
@@ -69,12 +72,12 @@ impl Source {
     pub(crate) fn len(&self) -> Option<u64> {
         match self {
             Source::Range { start, end, step } => {
-                let span = if *step > 0 { end - start } else { start - end };
-                let step = step.unsigned_abs();
+                let (start, end, step) = (i128::from(*start), i128::from(*end), i128::from(*step));
+                let span = if step > 0 { end - start } else { start - end };
                 Some(if span <= 0 {
                     0
                 } else {
-                    (span as u64).div_ceil(step)
+                    (span as u128).div_ceil(step.unsigned_abs()) as u64
                 })
             }
             Source::Values(v) => Some(v.len() as u64),
@@ -425,6 +428,11 @@ fn positive(args: &Args<'_>, name: &str, value: usize) -> Result<usize, CliError
     Ok(value)
 }
 
+/// The line cap of `stdin`, `from_textfile` and `from_process`.
+fn max_line(args: &Args<'_>) -> Result<usize, CliError> {
+    positive(args, "max_line", args.count("max_line")?.unwrap_or(1 << 20))
+}
+
 fn source(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
     let op = args.stage().op.text.as_str();
     let json =
@@ -451,7 +459,10 @@ fn source(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
                 ));
             }
         },
-        "stdin" => Source::Stdin { json: json(args)? },
+        "stdin" => Source::Stdin {
+            json: json(args)?,
+            max_line: max_line(args)?,
+        },
         "from_textfile" => Source::TextFile {
             path: args.text("path").unwrap_or_default(),
             from_end: args.flag("from_end")?,
@@ -460,6 +471,7 @@ fn source(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
                 .interval("poll_interval")?
                 .unwrap_or(Duration::from_millis(100)),
             json: json(args)?,
+            max_line: max_line(args)?,
         },
         "filenames" => Source::Filenames {
             glob: args.text("glob").unwrap_or_default(),
@@ -489,6 +501,7 @@ fn source(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
         "from_process" => Source::Process {
             command: args.text("command").unwrap_or_default(),
             json: json(args)?,
+            max_line: max_line(args)?,
         },
         "from_periodic" => Source::Periodic {
             expr: args.expr("expr", &["x"])?.expect("required"),

@@ -11,6 +11,7 @@ mod error;
 #[cfg(test)]
 mod fuzz;
 mod lex;
+mod lines;
 mod net;
 mod ops;
 mod parse;
@@ -248,6 +249,9 @@ fn executor(
     }
 }
 
+/// The most threads `--threads` starts: far past any core count a pool can use.
+const MAX_THREADS: usize = 1024;
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -264,6 +268,11 @@ fn prepare(
     json: bool,
 ) -> Result<(build::Graph, build::Runtime), CliError> {
     let program = parse::parse(src)?;
+    if threads > MAX_THREADS {
+        return Err(CliError::new(format!(
+            "--threads {threads}: at most {MAX_THREADS} threads (0 is one per core)"
+        )));
+    }
     #[cfg(feature = "rayon")]
     let pool = streamz_rayon::Pool::new(threads)
         .map_err(|e| CliError::new(format!("cannot start the thread pool: {e}")))?;

@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde_json::Value;
 use streamz_core::Stream;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio::net::TcpListener;
 
+use crate::lines::read_line_capped;
 use crate::run::Control;
 
 async fn listen(host: &str, port: u16) -> Result<TcpListener, String> {
@@ -82,7 +82,7 @@ pub(crate) async fn tcp(
                 // Once the run stops, the complete lines already read from the socket are
                 // still delivered (they were accepted); nothing more is read.
                 let next = if control.stopping() {
-                    if !reader.buffer().contains(&b'\n') {
+                    if control.failing() || !reader.buffer().contains(&b'\n') {
                         break;
                     }
                     read_line_capped(&mut reader, max_line).await
@@ -101,11 +101,8 @@ pub(crate) async fn tcp(
                             let _ = control.emit_for_client(&stream, x).await;
                         }
                     }
-                    Ok(Some(Err(TooLong))) => control.bad_input(format!(
-                        "{origin}:{number}: a line over {max_line} bytes was dropped"
-                    )),
-                    Ok(Some(Err(BadUtf8))) => {
-                        control.bad_input(format!("{origin}:{number}: the line is not valid UTF-8"))
+                    Ok(Some(Err(bad))) => {
+                        control.bad_input(bad.describe(&origin, number, max_line))
                     }
                     Err(e) => {
                         eprintln!("warning: {origin}: {e}");
@@ -119,58 +116,6 @@ pub(crate) async fn tcp(
     drop(listener);
     while clients.join_next().await.is_some() {}
     Ok(())
-}
-
-/// Why a line was not an element.
-pub(crate) enum BadLine {
-    /// Longer than the limit: read to its end and dropped, never held whole.
-    TooLong,
-    /// Not valid UTF-8.
-    BadUtf8,
-}
-use BadLine::{BadUtf8, TooLong};
-
-/// The next line (without its newline), never holding more than `max` bytes of it: a longer
-/// line is read to its end and dropped. `None` at end of input. A line that is not valid UTF-8
-/// is an error of that line only (every source treats it alike: `--on-error` decides).
-pub(crate) async fn read_line_capped<R: AsyncBufRead + Unpin>(
-    reader: &mut R,
-    max: usize,
-) -> std::io::Result<Option<Result<String, BadLine>>> {
-    let mut line = Vec::new();
-    let mut too_long = false;
-    loop {
-        let buf = reader.fill_buf().await?;
-        if buf.is_empty() {
-            if line.is_empty() && !too_long {
-                return Ok(None);
-            }
-            break;
-        }
-        let (chunk, used, end) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (&buf[..i], i + 1, true),
-            None => (buf, buf.len(), false),
-        };
-        if !too_long {
-            if line.len() + chunk.len() > max {
-                too_long = true;
-                line = Vec::new();
-            } else {
-                line.extend_from_slice(chunk);
-            }
-        }
-        reader.consume(used);
-        if end {
-            break;
-        }
-    }
-    if too_long {
-        return Ok(Some(Err(TooLong)));
-    }
-    if line.last() == Some(&b'\r') {
-        line.pop();
-    }
-    Ok(Some(String::from_utf8(line).map_err(|_| BadUtf8)))
 }
 
 #[derive(Clone)]

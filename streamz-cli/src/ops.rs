@@ -138,8 +138,11 @@ pub(crate) static OPS: &[OpSpec] = &[
     OpSpec {
         name: "stdin",
         role: Source,
-        params: &[opt("json", Bool, "false")],
-        about: "lines of standard input, as strings (as JSON with json=true or --json)",
+        params: &[
+            opt("json", Bool, "false"),
+            opt("max_line", Count, "1048576"),
+        ],
+        about: "lines of standard input, as strings (as JSON with json=true or --json); a line over max_line bytes, or not UTF-8, is reported and dropped (--on-error)",
     },
     OpSpec {
         name: "from_textfile",
@@ -150,8 +153,9 @@ pub(crate) static OPS: &[OpSpec] = &[
             opt("follow", Bool, "true"),
             opt("poll_interval", Duration, "100ms"),
             opt("json", Bool, "false"),
+            opt("max_line", Count, "1048576"),
         ],
-        about: "lines of a file, following it as it grows (like `tail -f`) until Ctrl-C unless follow=false",
+        about: "lines of a file, following it as it grows (like `tail -f`) until Ctrl-C unless follow=false; a line over max_line bytes, or not UTF-8, is reported and dropped",
     },
     OpSpec {
         name: "filenames",
@@ -190,8 +194,12 @@ pub(crate) static OPS: &[OpSpec] = &[
     OpSpec {
         name: "from_process",
         role: Source,
-        params: &[req("command", Text), opt("json", Bool, "false")],
-        about: "lines a shell command writes to its standard output, until it exits",
+        params: &[
+            req("command", Text),
+            opt("json", Bool, "false"),
+            opt("max_line", Count, "1048576"),
+        ],
+        about: "lines a shell command writes to its standard output, until it exits; a line over max_line bytes, or not UTF-8, is reported and dropped",
     },
     OpSpec {
         name: "from_periodic",

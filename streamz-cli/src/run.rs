@@ -8,10 +8,11 @@ use futures_util::FutureExt;
 use serde_json::Value;
 use std::panic::AssertUnwindSafe;
 use streamz_core::{Stream, StreamError};
-use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
+use tokio::io::{AsyncSeekExt, BufReader};
 use tokio::sync::watch;
 
 use crate::build::{Graph, Source, show};
+use crate::lines::{BadLine, Partial, read_into, read_line_capped};
 
 /// What to do when an element fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,6 +39,12 @@ pub(crate) struct Control {
 impl Control {
     pub(crate) fn stopping(&self) -> bool {
         *self.stop.borrow()
+    }
+
+    /// True once the run is failing (`--on-error fail`, a source's error): then the lines a
+    /// source has read but not yet fed are not fed either; after a signal they are.
+    pub(crate) fn failing(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
     }
 
     fn stop(&self) {
@@ -357,13 +364,15 @@ async fn feed_source(
 ) -> Result<(), String> {
     match source {
         Source::Range { start, end, step } => {
-            let mut x = start;
-            while (step > 0 && x < end) || (step < 0 && x > end) {
+            // Python's range: the last element is the last one before `end`; a step past
+            // i64's limits ends the range rather than wrapping.
+            let mut next = Some(start);
+            while let Some(x) = next.filter(|&x| (step > 0 && x < end) || (step < 0 && x > end)) {
                 if control.stopping() {
                     break;
                 }
                 control.emit(stream, Value::from(x)).await;
-                x += step;
+                next = x.checked_add(step);
             }
         }
         Source::Values(items) => {
@@ -374,11 +383,15 @@ async fn feed_source(
                 control.emit(stream, x).await;
             }
         }
-        Source::Stdin { json } => {
-            let lines = BufReader::new(tokio::io::stdin()).lines();
-            feed_lines(stream, lines, json, "stdin", &mut control).await?;
+        Source::Stdin { json, max_line } => {
+            let reader = BufReader::new(tokio::io::stdin());
+            feed_lines(stream, reader, json, max_line, "stdin", &mut control).await?;
         }
-        Source::Process { command, json } => {
+        Source::Process {
+            command,
+            json,
+            max_line,
+        } => {
             let mut child = tokio::process::Command::new("sh")
                 .arg("-c")
                 .arg(&command)
@@ -388,8 +401,8 @@ async fn feed_source(
                 .spawn()
                 .map_err(|e| format!("cannot start `{command}`: {e}"))?;
             let stdout = child.stdout.take().expect("piped");
-            let lines = BufReader::new(stdout).lines();
-            feed_lines(stream, lines, json, &command, &mut control).await?;
+            let reader = BufReader::new(stdout);
+            feed_lines(stream, reader, json, max_line, &command, &mut control).await?;
             if control.stopping() {
                 let _ = child.kill().await;
             } else {
@@ -405,6 +418,7 @@ async fn feed_source(
             follow,
             poll,
             json,
+            max_line,
         } => {
             let mut file = tokio::fs::File::open(&path)
                 .await
@@ -415,40 +429,56 @@ async fn feed_source(
                     .map_err(|e| e.to_string())?;
             }
             let mut reader = BufReader::new(file);
-            let mut pending = String::new();
+            // a line still being written stays here until its newline comes
+            let mut partial = Partial::default();
             let mut number = 0;
-            while !control.stopping() {
-                let mut chunk = String::new();
-                let read = tokio::select! {
-                    r = reader.read_line(&mut chunk) => r.map_err(|e| format!("reading `{path}`: {e}"))?,
-                    () = control.stopped() => break,
-                };
-                if read == 0 {
+            loop {
+                let whole = if control.stopping() {
+                    // stopped: the whole lines already read are delivered, nothing more
+                    if control.failing() || !reader.buffer().contains(&b'\n') {
+                        break;
+                    }
+                    read_into(&mut reader, max_line, &mut partial).await
+                } else {
+                    tokio::select! {
+                        r = read_into(&mut reader, max_line, &mut partial) => r,
+                        () = control.stopped() => continue,
+                    }
+                }
+                .map_err(|e| format!("reading `{path}`: {e}"))?;
+                if !whole {
                     if !follow {
                         break;
                     }
                     tokio::select! {
                         () = tokio::time::sleep(poll) => continue,
-                        () = control.stopped() => break,
+                        () = control.stopped() => continue,
                     }
                 }
-                pending.push_str(&chunk);
-                if !pending.ends_with('\n') {
-                    continue; // a line still being written
-                }
                 number += 1;
-                let line = std::mem::take(&mut pending)
-                    .trim_end_matches(['\n', '\r'])
-                    .to_owned();
-                if let Some(x) = line_value(line, json, &path, number, &control) {
-                    control.emit(stream, x).await;
-                }
+                feed_line(
+                    stream,
+                    partial.take(),
+                    json,
+                    max_line,
+                    &path,
+                    number,
+                    &control,
+                )
+                .await;
             }
-            if !pending.is_empty() && !follow {
+            if !partial.is_empty() && !follow {
                 number += 1;
-                if let Some(x) = line_value(pending, json, &path, number, &control) {
-                    control.emit(stream, x).await;
-                }
+                feed_line(
+                    stream,
+                    partial.take(),
+                    json,
+                    max_line,
+                    &path,
+                    number,
+                    &control,
+                )
+                .await;
             }
         }
         Source::Filenames { glob, follow, poll } => {
@@ -531,26 +561,56 @@ async fn feed_source(
     Ok(())
 }
 
-async fn feed_lines<R: tokio::io::AsyncBufRead + Unpin>(
+/// Feeds each line of `reader`; once the run stops, the whole lines already read are still
+/// delivered (they were taken), and nothing more is read.
+async fn feed_lines<R: tokio::io::AsyncRead + Unpin>(
     stream: &Stream<Value>,
-    mut lines: tokio::io::Lines<R>,
+    mut reader: BufReader<R>,
     json: bool,
+    max_line: usize,
     origin: &str,
     control: &mut Control,
 ) -> Result<(), String> {
     let mut number = 0;
-    while !control.stopping() {
-        let line = tokio::select! {
-            line = lines.next_line() => line.map_err(|e| format!("reading {origin}: {e}"))?,
-            () = control.stopped() => break,
+    loop {
+        let next = if control.stopping() {
+            if control.failing() || !reader.buffer().contains(&b'\n') {
+                break;
+            }
+            read_line_capped(&mut reader, max_line).await
+        } else {
+            tokio::select! {
+                line = read_line_capped(&mut reader, max_line) => line,
+                () = control.stopped() => continue,
+            }
         };
-        let Some(line) = line else { break };
+        let Some(line) = next.map_err(|e| format!("reading {origin}: {e}"))? else {
+            break;
+        };
         number += 1;
-        if let Some(x) = line_value(line, json, origin, number, control) {
-            control.emit(stream, x).await;
-        }
+        feed_line(stream, line, json, max_line, origin, number, control).await;
     }
     Ok(())
+}
+
+/// One line read: an element, or its error reported as bad input.
+async fn feed_line(
+    stream: &Stream<Value>,
+    line: Result<String, BadLine>,
+    json: bool,
+    max_line: usize,
+    origin: &str,
+    number: u64,
+    control: &Control,
+) {
+    match line {
+        Ok(line) => {
+            if let Some(x) = line_value(line, json, origin, number, control) {
+                control.emit(stream, x).await;
+            }
+        }
+        Err(bad) => control.bad_input(bad.describe(origin, number, max_line)),
+    }
 }
 
 impl Control {

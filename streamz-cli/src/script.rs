@@ -105,7 +105,29 @@ fn from_dynamic(value: &Dynamic) -> Result<Value, String> {
     if value.is_unit() {
         return Ok(Value::Null);
     }
+    if let Some(bad) = non_finite(value) {
+        return Err(format!(
+            "the result holds {bad}, which JSON cannot hold (a division by zero?)"
+        ));
+    }
     rhai::serde::from_dynamic(value).map_err(|e| format!("the result is not a JSON value: {e}"))
+}
+
+/// An infinite or NaN number anywhere in `value`: JSON has none, and serde would write
+/// `null`, silently.
+fn non_finite(value: &Dynamic) -> Option<f64> {
+    if let Ok(x) = value.as_float() {
+        return (!x.is_finite()).then_some(x);
+    }
+    if value.is_array() {
+        let items = value.read_lock::<rhai::Array>()?;
+        return items.iter().find_map(non_finite);
+    }
+    if value.is_map() {
+        let map = value.read_lock::<rhai::Map>()?;
+        return map.values().find_map(non_finite);
+    }
+    None
 }
 
 /// The byte offset in `text` of rhai's (line, column) position.

@@ -37,6 +37,7 @@ mod manual_clock;
 mod metrics;
 mod node;
 mod ops;
+mod queue;
 mod stream;
 mod virtual_executor;
 mod visualize;

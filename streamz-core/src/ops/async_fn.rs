@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
-use async_channel::{Receiver, Sender};
+use crate::queue::{Receiver, Sender};
 use futures_util::stream::{FuturesOrdered, FuturesUnordered};
 use futures_util::{FutureExt, StreamExt};
 
@@ -547,7 +547,7 @@ impl<T: Element> Stream<T> {
             MAP_ASYNC_UNORDERED
         };
         self.attach_with(kind, name, |out| {
-            let (queue, rx) = async_channel::bounded(parallelism);
+            let (queue, rx) = crate::queue::bounded(parallelism);
             executor.spawn(Box::pin(map_async_task(
                 rx,
                 out.clone(),

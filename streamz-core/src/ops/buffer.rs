@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use async_channel::{Receiver, Sender};
+use crate::queue::{Receiver, Sender};
 use event_listener::Event;
 
 use crate::emit::Cx;
@@ -160,7 +160,7 @@ impl<T: Element> Stream<T> {
         );
         let executor = self.ctx().require_executor("buffer");
         self.attach_with(BUFFER, None, |out| {
-            let (queue, rx) = async_channel::bounded(n);
+            let (queue, rx) = crate::queue::bounded(n);
             executor.spawn(Box::pin(buffer_task(rx, out.clone())));
             Buffer {
                 info: out.info.clone(),

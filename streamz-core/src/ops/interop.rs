@@ -6,7 +6,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use async_channel::{Receiver, Sender, TrySendError};
+use async_channel::TrySendError;
+
+use crate::queue::{Receiver, Sender};
 use futures_util::StreamExt;
 
 use crate::emit::Cx;
@@ -119,7 +121,7 @@ impl<T: Element> Stream<T> {
     /// ```
     pub fn subscribe(&self, capacity: usize) -> Subscription<T> {
         assert!(capacity >= 1, "subscribe: capacity must be at least 1");
-        let (queue, items) = async_channel::bounded(capacity);
+        let (queue, items) = crate::queue::bounded(capacity);
         self.attach(SUBSCRIBE, None, Subscribe(queue));
         Subscription {
             items: Box::pin(items),

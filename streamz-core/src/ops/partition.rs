@@ -102,7 +102,8 @@ where
         let batch = entry.or_insert_with(|| {
             started = true;
             Batch {
-                items: Vec::with_capacity(self.n),
+                // at most a few slots up front, whatever `n` is; it grows with what it holds
+                items: Vec::with_capacity(self.n.min(16)),
                 due: self.timeout.as_ref().map(|(t, ex)| ex.clock().now() + *t),
             }
         });

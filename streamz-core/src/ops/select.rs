@@ -3,9 +3,10 @@
 
 use std::collections::HashSet;
 use std::hash::Hash;
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use std::num::NonZeroUsize;
 
 use lru::LruCache;
 
@@ -21,17 +22,16 @@ enum History<K> {
     /// Every key ever seen.
     All(HashSet<K>),
     /// The `maxsize` most recently seen keys; seeing a key again makes it the most recent.
-    Recent(LruCache<K, ()>),
+    /// The cache grows with what it holds (`maxsize` sizes nothing up front).
+    Recent(LruCache<K, ()>, usize),
 }
 
 impl<K: Hash + Eq> History<K> {
     fn new(maxsize: Option<usize>) -> Self {
         match maxsize {
             None => History::All(HashSet::new()),
-            Some(n) => match NonZeroUsize::new(n) {
-                Some(n) => History::Recent(LruCache::new(n)),
-                None => panic!("unique: maxsize must be at least 1, or None for no limit"),
-            },
+            Some(0) => panic!("unique: maxsize must be at least 1, or None for no limit"),
+            Some(n) => History::Recent(LruCache::unbounded(), n),
         }
     }
 
@@ -39,11 +39,16 @@ impl<K: Hash + Eq> History<K> {
     fn insert(&mut self, key: K) -> bool {
         match self {
             History::All(seen) => seen.insert(key),
-            History::Recent(recent) => {
+            History::Recent(recent, maxsize) => {
                 if recent.get(&key).is_some() {
                     false
                 } else {
                     recent.put(key, ());
+                    if recent.len() == *maxsize && recent.cap().get() > *maxsize {
+                        // full for the first time: from now on each new key reuses the
+                        // evicted one's slot, so the steady state allocates nothing
+                        recent.resize(NonZeroUsize::new(*maxsize).unwrap_or(NonZeroUsize::MIN));
+                    }
                     true
                 }
             }

@@ -7,7 +7,9 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_channel::{Receiver, Sender, TrySendError};
+use async_channel::TrySendError;
+
+use crate::queue::{Receiver, Sender};
 use event_listener::Event;
 use futures_channel::oneshot;
 use futures_util::future::{Either, select};
@@ -427,7 +429,7 @@ impl<T: Element> Stream<T> {
                 next_free: None,
                 queued: 0,
             }));
-            let (queue, rx) = async_channel::bounded(QUEUE);
+            let (queue, rx) = crate::queue::bounded(QUEUE);
             executor.spawn(Box::pin(rate_limit_task(
                 rx,
                 out.clone(),
@@ -477,7 +479,7 @@ impl<T: Element> Stream<T> {
         let interval = interval.into_interval();
         let executor = self.ctx().require_executor("delay");
         self.attach_with(DELAY, None, |out| {
-            let (queue, rx) = async_channel::bounded(QUEUE);
+            let (queue, rx) = crate::queue::bounded(QUEUE);
             executor.spawn(Box::pin(delay_task(rx, out.clone(), executor.clone())));
             Delay {
                 interval,

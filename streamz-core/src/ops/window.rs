@@ -163,7 +163,8 @@ impl<T: Element> Stream<T> {
             SLIDING_WINDOW,
             None,
             SlidingWindow {
-                window: Mutex::new(VecDeque::with_capacity(n)),
+                // grows with what it holds: `n` sizes nothing up front
+                window: Mutex::new(VecDeque::new()),
                 n,
                 return_partial,
             },
