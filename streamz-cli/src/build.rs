@@ -52,8 +52,8 @@ pub(crate) enum Source {
         host: String,
         port: u16,
         path: String,
-        max_body: usize,
         json: bool,
+        limits: crate::net::HttpLimits,
     },
     Process {
         command: String,
@@ -428,6 +428,29 @@ fn positive(args: &Args<'_>, name: &str, value: usize) -> Result<usize, CliError
     Ok(value)
 }
 
+/// `from_http_server`'s path: refused when the pipeline is read, not when the server starts.
+fn http_path(args: &Args<'_>) -> Result<String, CliError> {
+    let path = args.text("path").unwrap_or_else(|| "/".into());
+    let fine = path.starts_with('/')
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-._~%!$&'()+,;=@".contains(c));
+    if fine {
+        return Ok(path);
+    }
+    let span = args
+        .stage()
+        .options
+        .iter()
+        .find(|(k, _)| k.text == "path")
+        .map_or(args.stage().span.clone(), |(_, v)| v.span.clone());
+    Err(
+        CliError::at(format!("path `{path}` is not a plain URL path"), span).help(
+            "it starts with `/` and has no wildcards or captures (`*`, `:`, `{}`): path=/ingest",
+        ),
+    )
+}
+
 /// The line cap of `stdin`, `from_textfile` and `from_process`.
 fn max_line(args: &Args<'_>) -> Result<usize, CliError> {
     positive(args, "max_line", args.count("max_line")?.unwrap_or(1 << 20))
@@ -494,9 +517,20 @@ fn source(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
         "from_http_server" => Source::Http {
             host: args.text("host").unwrap_or_default(),
             port: args.port("port")?.unwrap_or(0),
-            path: args.text("path").unwrap_or_else(|| "/".into()),
-            max_body: args.count("max_body")?.unwrap_or(1 << 20),
+            path: http_path(args)?,
             json: json(args)?,
+            limits: crate::net::HttpLimits {
+                max_body: args.count_within("max_body", 1, 1 << 30)?,
+                max_requests: args.count_within("max_requests", 1, 1 << 16)?,
+                max_connections: args.count_within("max_connections", 1, 1 << 20)?,
+                header_timeout: args
+                    .interval("header_timeout")?
+                    .unwrap_or(Duration::from_secs(10)),
+                body_timeout: args
+                    .interval("body_timeout")?
+                    .unwrap_or(Duration::from_secs(30)),
+                grace: args.duration("grace")?.unwrap_or(Duration::from_secs(5)),
+            },
         },
         "from_process" => Source::Process {
             command: args.text("command").unwrap_or_default(),

@@ -2,13 +2,21 @@
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde_json::Value;
 use streamz_core::Stream;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::lines::read_line_capped;
 use crate::run::Control;
@@ -118,43 +126,166 @@ pub(crate) async fn tcp(
     Ok(())
 }
 
+/// The bounds of `from_http_server`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HttpLimits {
+    /// The largest body taken (413 past it).
+    pub(crate) max_body: usize,
+    /// Requests handled at once; more wait for a turn (their bodies unread). Memory for bodies
+    /// is at most `max_requests × max_body`.
+    pub(crate) max_requests: usize,
+    /// Connections open at once; more are refused.
+    pub(crate) max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    pub(crate) header_timeout: Duration,
+    /// How long a client may take to send a request's body (408 past it).
+    pub(crate) body_timeout: Duration,
+    /// After the run stops, how long requests still being sent may take before their
+    /// connections are dropped. Requests whose body was read are delivered regardless.
+    pub(crate) grace: Duration,
+}
+
 #[derive(Clone)]
 struct Http {
     stream: Stream<Value>,
     control: Control,
     json: bool,
+    limits: HttpLimits,
+    /// One permit per request being handled, held until its element is through `emit`.
+    turns: Arc<Semaphore>,
 }
 
 /// Each body POSTed to `path` is an element; the reply waits until the pipeline has taken
 /// it (so a client feels backpressure), and says whether it failed. A body over `max_body`
-/// bytes gets 413.
+/// bytes gets 413; one not sent within `body_timeout`, 408.
 pub(crate) async fn http(
     stream: &Stream<Value>,
     host: &str,
     port: u16,
     path: &str,
-    max_body: usize,
     json: bool,
+    limits: HttpLimits,
     control: Control,
 ) -> Result<(), String> {
     let listener = listen(host, port).await?;
+    let turns = Arc::new(Semaphore::new(limits.max_requests));
     let state = Http {
         stream: stream.clone(),
         control: control.clone(),
         json,
+        limits,
+        turns: turns.clone(),
     };
-    let app = Router::new()
-        .route(path, post(receive))
-        .layer(DefaultBodyLimit::max(max_body))
-        .with_state(state);
+    let app = Router::new().route(path, post(receive)).with_state(state);
+    let service = TowerToHyperService::new(app);
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
     let mut stop = control.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.stopped().await })
+    let mut refused: u64 = 0;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop.stopped() => break,
+        };
+        let socket = match accepted {
+            Ok((socket, _)) => socket,
+            Err(e) => {
+                refused += 1;
+                if refused.is_power_of_two() {
+                    eprintln!(
+                        "warning: from_http_server: cannot accept a connection ({e}); {refused} refused so far"
+                    );
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                    () = stop.stopped() => break,
+                }
+            }
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                eprintln!(
+                    "warning: from_http_server: a connection refused: {} open (max_connections); {refused} refused so far",
+                    limits.max_connections
+                );
+            }
+            continue;
+        };
+        let connection =
+            graceful.watch(http1.serve_connection(TokioIo::new(socket), service.clone()));
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    // Idle connections close now, requests being handled finish; requests still being sent
+    // get the grace period.
+    if tokio::time::timeout(limits.grace, graceful.shutdown())
         .await
-        .map_err(|e| e.to_string())
+        .is_err()
+    {
+        eprintln!(
+            "warning: from_http_server: requests still being sent {} after the stop were dropped",
+            humantime::format_duration(limits.grace)
+        );
+    }
+    // Every request whose body was read is delivered before the source closes.
+    let _ = turns.acquire_many(limits.max_requests as u32).await;
+    Ok(())
 }
 
-async fn receive(State(http): State<Http>, body: String) -> (StatusCode, String) {
+async fn receive(State(http): State<Http>, body: Body) -> (StatusCode, String) {
+    let Ok(turn) = http.turns.clone().acquire_owned().await else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n".to_owned(),
+        );
+    };
+    let read = tokio::time::timeout(
+        http.limits.body_timeout,
+        axum::body::to_bytes(body, http.limits.max_body),
+    )
+    .await;
+    let bytes = match read {
+        Err(_) => {
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                "the body took too long\n".to_owned(),
+            );
+        }
+        Ok(Err(e)) => {
+            let too_big = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            return if too_big {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the body is over {} bytes (max_body)\n",
+                        http.limits.max_body
+                    ),
+                )
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {e}\n"),
+                )
+            };
+        }
+        Ok(Ok(bytes)) => bytes,
+    };
+    // no copy: the collected body becomes the string's buffer
+    let Ok(body) = String::from_utf8(Vec::from(bytes)) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "the body is not valid UTF-8\n".to_owned(),
+        );
+    };
     let value = if http.json {
         match serde_json::from_str(&body) {
             Ok(v) => v,
@@ -163,8 +294,17 @@ async fn receive(State(http): State<Http>, body: String) -> (StatusCode, String)
     } else {
         Value::String(body)
     };
-    match http.control.emit_for_client(&http.stream, value).await {
-        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+    // The element is accepted: it goes through `emit` in a task of its own, so a client
+    // that hangs up, or the end of the grace period, does not cancel it.
+    let (stream, control) = (http.stream.clone(), http.control.clone());
+    let emitted = tokio::spawn(async move {
+        let result = control.emit_for_client(&stream, value).await;
+        drop(turn);
+        result
+    });
+    match emitted.await {
+        Ok(Ok(())) => (StatusCode::OK, "ok\n".to_owned()),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     }
 }

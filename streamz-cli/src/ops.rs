@@ -187,9 +187,14 @@ pub(crate) static OPS: &[OpSpec] = &[
             opt("host", Text, "127.0.0.1"),
             opt("path", Text, "/"),
             opt("max_body", Count, "1048576"),
+            opt("max_requests", Count, "64"),
+            opt("max_connections", Count, "512"),
+            opt("header_timeout", Duration, "10s"),
+            opt("body_timeout", Duration, "30s"),
+            opt("grace", Duration, "5s"),
             opt("json", Bool, "false"),
         ],
-        about: "bodies POSTed to http://HOST:PORT/PATH; the reply waits for the pipeline (backpressure); over max_body: 413",
+        about: "bodies POSTed to http://HOST:PORT/PATH; the reply waits for the pipeline (backpressure); over max_body: 413. At most max_requests are read at once (memory ≈ max_requests × max_body, 64 MiB by default), the rest wait; headers must come within header_timeout, a body within body_timeout (408); after a stop, requests still being sent get `grace`",
     },
     OpSpec {
         name: "from_process",
@@ -516,6 +521,26 @@ impl<'s> Args<'s> {
 
     pub(crate) fn count(&self, name: &str) -> Result<Option<usize>, CliError> {
         self.parsed(name, "a whole number ≥ 0", |s| s.parse::<usize>().ok())
+    }
+
+    /// A whole number from `min` to `max` (the parameter's default when not given).
+    pub(crate) fn count_within(
+        &self,
+        name: &str,
+        min: usize,
+        max: usize,
+    ) -> Result<usize, CliError> {
+        let n = self
+            .count(name)?
+            .or_else(|| self.default(name)?.parse().ok())
+            .unwrap_or(min);
+        if (min..=max).contains(&n) {
+            return Ok(n);
+        }
+        let span = self
+            .word(name)
+            .map_or(self.stage.span.clone(), |w| w.span.clone());
+        Err(CliError::at(format!("{name} must be from {min} to {max}"), span).help(usage(self.op)))
     }
 
     pub(crate) fn int(&self, name: &str) -> Result<Option<i64>, CliError> {

@@ -552,10 +552,10 @@ async fn feed_source(
             host,
             port,
             path,
-            max_body,
             json,
+            limits,
         } => {
-            crate::net::http(stream, &host, port, &path, max_body, json, control.clone()).await?;
+            crate::net::http(stream, &host, port, &path, json, limits, control.clone()).await?;
         }
     }
     Ok(())
