@@ -45,8 +45,6 @@ pub(crate) async fn tcp(
     let mut clients = tokio::task::JoinSet::new();
     let mut refused: u64 = 0;
     loop {
-        // Finished clients leave the set as they end, so it holds only live ones.
-        while clients.try_join_next().is_some() {}
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = control.stopped() => break,
@@ -70,6 +68,8 @@ pub(crate) async fn tcp(
                 continue;
             }
         };
+        // Finished clients leave the set, so it holds only live ones.
+        while clients.try_join_next().is_some() {}
         if clients.len() >= max_connections {
             refused += 1;
             if refused.is_power_of_two() {

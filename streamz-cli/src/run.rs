@@ -187,7 +187,8 @@ impl Signals {
 
 /// The first SIGINT or SIGTERM closes the sources and lets the graph drain, saying so; a
 /// second one, or the drain outliving `--drain-timeout`, stops the run at once, saying how
-/// many accepted elements it abandoned, with the signal's exit status (130, 143).
+/// many accepted elements it abandoned, with the exit status of the signal that stopped it
+/// (130 for SIGINT, 143 for SIGTERM; the first signal's after a drain timeout).
 async fn watch_signals(
     mut signals: Signals,
     control: Control,
@@ -205,14 +206,14 @@ async fn watch_signals(
          (send the signal again to stop now)",
         in_flight(&control, &graphs)
     );
-    let why = tokio::select! {
-        (second, _) = signals.next() => format!("{second} again"),
+    let (why, number) = tokio::select! {
+        (second, number) = signals.next() => (format!("{second} again"), number),
         () = async {
             match shutdown.drain_timeout {
                 Some(t) => tokio::time::sleep(t).await,
                 None => std::future::pending().await,
             }
-        } => "the drain timed out (--drain-timeout)".to_owned(),
+        } => ("the drain timed out (--drain-timeout)".to_owned(), number),
     };
     eprintln!(
         "streamz: {why}: stopped before the drain finished; {} accepted element(s) abandoned",
