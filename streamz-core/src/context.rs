@@ -2,7 +2,9 @@
 //! waiting for.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use event_listener::Event;
 use std::sync::{Arc, OnceLock};
 
 use crate::emit::Cx;
@@ -18,6 +20,10 @@ pub(crate) struct Context {
     errors: OnceLock<Stream<StreamError>>,
     /// Whether nodes built in this graph count their elements.
     metrics: AtomicBool,
+    /// Elements' work detached from dropped `Emit`s (or from `emit_blocking` refused with
+    /// `WouldDeadlock`) still running on the executor: `flush` and `closed` wait for it.
+    detached: AtomicUsize,
+    detached_changed: Event,
 }
 
 impl fmt::Debug for Context {
@@ -34,7 +40,34 @@ impl Context {
             executor,
             errors: OnceLock::new(),
             metrics: AtomicBool::new(false),
+            detached: AtomicUsize::new(0),
+            detached_changed: Event::new(),
         })
+    }
+
+    /// Notes work detached onto the executor; `detach_finished` when it is done.
+    pub(crate) fn detach_started(&self) {
+        self.detached.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn detach_finished(&self) {
+        if self.detached.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.detached_changed.notify(usize::MAX);
+        }
+    }
+
+    /// Waits until no detached work of this graph is running.
+    pub(crate) async fn detached_done(&self) {
+        loop {
+            if self.detached.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            let listener = self.detached_changed.listen();
+            if self.detached.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            listener.await;
+        }
     }
 
     pub(crate) fn metrics_enabled(&self) -> bool {

@@ -318,7 +318,10 @@ impl Emit {
     /// The element's error, as for [`Stream::emit`](crate::Stream::emit). Called on one of the
     /// graph's own executor threads while work is pending, where blocking could deadlock, it
     /// returns an [`ErrorKind::WouldDeadlock`](crate::ErrorKind::WouldDeadlock) error at once
-    /// and lets the work finish in the background.
+    /// and lets the work finish in the background. The element is not withdrawn (it has
+    /// already gone through every synchronous node): it is delivered, possibly after elements
+    /// emitted later, and [`Stream::flush`](crate::Stream::flush) and
+    /// [`Stream::closed`](crate::Stream::closed) wait for it.
     pub fn wait(mut self) -> Result<(), StreamError> {
         match std::mem::replace(&mut self.state, State::Done) {
             State::Ready(result) => result,
@@ -407,10 +410,12 @@ impl Drop for Emit {
             State::Waiting(waiting) => match &ctx.executor {
                 Some(executor) => {
                     let report = ctx.clone();
+                    ctx.detach_started();
                     executor.spawn(Box::pin(async move {
                         if let Err(e) = waiting.await {
                             report.report(e);
                         }
+                        report.detach_finished();
                     }));
                 }
                 None => ctx.report(StreamError::new(

@@ -316,7 +316,9 @@ impl<T: Element> Stream<T> {
     }
 
     /// Waits until every node downstream of this one holds no element in flight (buffers,
-    /// timers, async work), without ending the stream.
+    /// timers, async work), without ending the stream. Work left running by dropped
+    /// [`Emit`]s of this graph, and by `emit_blocking` calls refused with
+    /// [`ErrorKind::WouldDeadlock`], is waited for too.
     ///
     /// The original streamz has no way to do this (its issue #449).
     ///
@@ -333,7 +335,11 @@ impl<T: Element> Stream<T> {
     /// ```
     pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
         let nodes = reachable(&self.out.info, Direction::Down);
+        let ctx = self.out.info.ctx.clone();
         async move {
+            // work of dropped `Emit`s (and of refused `emit_blocking`s) first: it may still
+            // be on its way into the nodes
+            ctx.detached_done().await;
             for node in nodes {
                 node.wait_until(|n| n.in_flight() == 0).await;
             }
@@ -359,7 +365,9 @@ impl<T: Element> Stream<T> {
     /// ```
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
         let nodes = reachable(&self.out.info, Direction::Down);
+        let ctx = self.out.info.ctx.clone();
         async move {
+            ctx.detached_done().await;
             for node in nodes {
                 node.wait_until(|n| n.is_closed() && n.in_flight() == 0)
                     .await;

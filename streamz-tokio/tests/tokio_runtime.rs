@@ -141,3 +141,22 @@ fn in_real_time_sleeps_never_end_early() {
         }
     });
 }
+
+/// `emit_blocking` refused with `WouldDeadlock` on the runtime's own thread: the element's
+/// work goes on in the background, and `flush()` waits for it (it used to return with `[0]`
+/// while `[1, 2]` came 20 ms later).
+#[tokio::test(start_paused = true)]
+async fn flush_waits_for_the_work_of_refused_emit_blocking_calls() {
+    let source = Stream::with_executor(TokioExecutor::current());
+    let out = source.rate_limit(Duration::from_millis(10)).sink_to_vec();
+    source.emit_blocking(0).unwrap(); // nothing owed
+    for x in 1..3 {
+        let err = source.emit_blocking(x).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WouldDeadlock);
+    }
+    assert_eq!(out.to_vec(), vec![0]);
+    source.flush().await;
+    let mut got = out.to_vec();
+    got.sort();
+    assert_eq!(got, vec![0, 1, 2]);
+}

@@ -1,7 +1,9 @@
 //! Sinks, the ends of a graph: `sink`, `try_sink`, `sink_to_vec`, and their handles.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::emit::Cx;
@@ -12,30 +14,90 @@ use crate::stream::{Element, GraphNode, Stream};
 const SINK: Kind = Kind::new("sink", Shape::Trapezium);
 const SINK_TO_VEC: Kind = Kind::new("sink_to_vec", Shape::Trapezium);
 
-struct SinkFn<F>(Mutex<F>);
+/// A sink's `FnMut`, called one element at a time, and safe to re-enter from its own thread.
+///
+/// A feedback loop (the function emits into a source upstream of itself, the original's
+/// `sink(source.emit)`) reaches the same sink again while its function is still running. An
+/// `FnMut` cannot be called inside itself, and waiting for the lock would deadlock, so such
+/// an element is queued and handled by the outer call as soon as the function returns, in the
+/// order they came: the loop runs to completion. Another thread waits for the lock as usual.
+struct Reentrant<F, T> {
+    f: Mutex<F>,
+    /// The thread calling `f` now (its marker's address), 0 when none.
+    owner: AtomicUsize,
+    /// Elements that arrived from inside `f` on the owner's thread, and how many.
+    deferred: Mutex<VecDeque<T>>,
+    waiting: AtomicUsize,
+}
 
-impl<T: 'static, F: FnMut(T) + Send + 'static> Operator<T> for SinkFn<F> {
-    type Out = ();
+thread_local! {
+    static THREAD_MARK: u8 = const { 0 };
+}
 
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<()>>, cx: &mut Cx<'_>) {
-        let mut f = lock(&self.0);
-        guard(&out.info, cx, || (f)(x));
+fn this_thread() -> usize {
+    THREAD_MARK.with(|m| m as *const u8 as usize)
+}
+
+impl<F, T> Reentrant<F, T> {
+    fn new(f: F) -> Self {
+        Reentrant {
+            f: Mutex::new(f),
+            owner: AtomicUsize::new(0),
+            deferred: Mutex::new(VecDeque::new()),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Calls `call(f, x)`, and then for every element that arrived meanwhile from inside it.
+    #[inline]
+    fn call(&self, x: T, cx: &mut Cx<'_>, mut call: impl FnMut(&mut F, T, &mut Cx<'_>)) {
+        let me = this_thread();
+        if self.owner.load(Ordering::Relaxed) == me {
+            lock(&self.deferred).push_back(x);
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut f = lock(&self.f);
+        self.owner.store(me, Ordering::Relaxed);
+        call(&mut f, x, cx);
+        // only this thread defers, and only while it owns `f`: no lock unless it did
+        while self.waiting.load(Ordering::Relaxed) > 0 {
+            let next = lock(&self.deferred).pop_front();
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            if let Some(y) = next {
+                call(&mut f, y, cx);
+            }
+        }
+        self.owner.store(0, Ordering::Relaxed);
     }
 }
 
-struct TrySinkFn<F>(Mutex<F>);
+struct SinkFn<F, T>(Reentrant<F, T>);
 
-impl<T, E, F> Operator<T> for TrySinkFn<F>
+impl<T: Send + 'static, F: FnMut(T) + Send + 'static> Operator<T> for SinkFn<F, T> {
+    type Out = ();
+
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<()>>, cx: &mut Cx<'_>) {
+        self.0.call(x, cx, |f, x, cx| {
+            guard(&out.info, cx, || (f)(x));
+        });
+    }
+}
+
+struct TrySinkFn<F, T>(Reentrant<F, T>);
+
+impl<T, E, F> Operator<T> for TrySinkFn<F, T>
 where
-    T: 'static,
+    T: Send + 'static,
     E: Into<BoxError>,
     F: FnMut(T) -> Result<(), E> + Send + 'static,
 {
     type Out = ();
 
     fn push(&self, _: Port, x: T, out: &Arc<Outlet<()>>, cx: &mut Cx<'_>) {
-        let mut f = lock(&self.0);
-        guard_try(&out.info, cx, || (f)(x));
+        self.0.call(x, cx, |f, x, cx| {
+            guard_try(&out.info, cx, || (f)(x));
+        });
     }
 }
 
@@ -211,6 +273,20 @@ impl<T: Element> Stream<T> {
     /// A panic in `f` becomes an error from the `emit` of that element; the sink goes on with
     /// the next one.
     ///
+    /// `f` may emit into a stream upstream of itself (a feedback loop, the original's
+    /// `sink(source.emit)`): an element that comes back to this sink while `f` is running is
+    /// handled as soon as `f` returns, in order, so the loop runs to its end without
+    /// deadlocking or growing the stack. Calls from other threads wait their turn.
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::<u64>::new();
+    /// let steps = source.sink_to_vec();
+    /// let again = source.clone();
+    /// source.sink(move |n| if n > 1 { again.emit_blocking(n / 2).unwrap() });
+    /// source.emit_blocking(20).unwrap();
+    /// assert_eq!(steps.to_vec(), vec![20, 10, 5, 2, 1]);
+    /// ```
+    ///
     /// # Examples
     ///
     /// ```
@@ -228,7 +304,7 @@ impl<T: Element> Stream<T> {
     where
         F: FnMut(T) + Send + 'static,
     {
-        Sink::of(&self.attach(SINK, fn_name::<F>(), SinkFn(Mutex::new(f))))
+        Sink::of(&self.attach(SINK, fn_name::<F>(), SinkFn(Reentrant::new(f))))
     }
 
     /// Calls `f` on every element; an `Err` is an error from the `emit` of that element.
@@ -246,7 +322,7 @@ impl<T: Element> Stream<T> {
         E: Into<BoxError>,
         F: FnMut(T) -> Result<(), E> + Send + 'static,
     {
-        Sink::of(&self.attach(SINK, fn_name::<F>(), TrySinkFn(Mutex::new(f))))
+        Sink::of(&self.attach(SINK, fn_name::<F>(), TrySinkFn(Reentrant::new(f))))
     }
 
     /// Keeps every element in a `Vec` that the returned handle reads (the original's
