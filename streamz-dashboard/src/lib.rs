@@ -76,6 +76,10 @@ pub struct Dashboard {
     pools: Vec<(String, streamz_rayon::Pool)>,
     every: Duration,
     started: Instant,
+    /// Host names besides the bound address and localhost that requests may name.
+    hosts: Vec<String>,
+    /// Turns true when the server stops: open event streams end, so shutdown is prompt.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for Dashboard {
@@ -102,7 +106,19 @@ impl Dashboard {
             pools: Vec::new(),
             every: Duration::from_millis(500),
             started: Instant::now(),
+            hosts: Vec::new(),
+            stopping: tokio::sync::watch::channel(false).1,
         }
+    }
+
+    /// Also answers requests whose `Host` is `name` (with or without a port), as when the
+    /// dashboard is reached through a proxy or by a machine's name. By default a served
+    /// dashboard answers only requests naming its bound address, `localhost`, `127.0.0.1` or
+    /// `[::1]`, and refuses others with 421: a web page of another site that resolves its
+    /// own name to 127.0.0.1 (DNS rebinding) cannot read the pipeline's figures.
+    pub fn allow_host(mut self, name: &str) -> Self {
+        self.hosts.push(name.to_ascii_lowercase());
+        self
     }
 
     /// Shows the graph `stream` belongs to (turning its metrics on). Several graphs may be
@@ -352,6 +368,45 @@ impl Dashboard {
             )
     }
 
+    /// The router a served dashboard runs: the routes behind the `Host` check, and the
+    /// sender that ends the event streams when the server stops.
+    fn served_router(mut self, addr: SocketAddr) -> (Router, tokio::sync::watch::Sender<bool>) {
+        let (stopping, stopped) = tokio::sync::watch::channel(false);
+        self.stopping = stopped;
+        let mut allowed = vec![
+            addr.ip().to_string(),
+            format!("[{}]", addr.ip()),
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "[::1]".to_owned(),
+        ];
+        allowed.append(&mut self.hosts);
+        let allowed = Arc::new(allowed);
+        let router = self.router().layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let allowed = allowed.clone();
+                async move {
+                    let host = request
+                        .headers()
+                        .get(axum::http::header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("");
+                    if host_allowed(host, &allowed) {
+                        next.run(request).await
+                    } else {
+                        (
+                            axum::http::StatusCode::MISDIRECTED_REQUEST,
+                            "this dashboard answers requests for its own address or localhost \
+                             (see Dashboard::allow_host)\n",
+                        )
+                            .into_response()
+                    }
+                }
+            },
+        ));
+        (router, stopping)
+    }
+
     /// Serves the dashboard on `addr` from the current tokio runtime, until the returned
     /// [`Server`] is stopped or dropped.
     ///
@@ -363,11 +418,12 @@ impl Dashboard {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let router = self.router();
+        let (router, stopping) = self.served_router(addr);
         tokio::spawn(async move {
             let _ = axum::serve(listener, router)
                 .with_graceful_shutdown(async move {
                     let _ = stopped.await;
+                    stopping.send_replace(true);
                 })
                 .await;
         });
@@ -391,7 +447,7 @@ impl Dashboard {
             .enable_all()
             .build()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let router = self.router();
+        let (router, stopping) = self.served_router(addr);
         let thread = std::thread::Builder::new()
             .name("streamz-dashboard".to_owned())
             .spawn(move || {
@@ -402,6 +458,7 @@ impl Dashboard {
                     let _ = axum::serve(listener, router)
                         .with_graceful_shutdown(async move {
                             let _ = stopped.await;
+                            stopping.send_replace(true);
                         })
                         .await;
                 });
@@ -474,11 +531,35 @@ fn bind(addr: impl ToSocketAddrs) -> std::io::Result<std::net::TcpListener> {
     Ok(listener)
 }
 
-/// The figures every `every`, as server-sent events.
+/// True when `host` (a `Host` header: a name or address, maybe with a port) is one of
+/// `allowed`.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let host = host.to_ascii_lowercase();
+    let name = match host.rsplit_once(':') {
+        // `[::1]:8787`, `localhost:8787`; not the colons inside `[::1]`
+        Some((name, port)) if !port.contains(']') => name,
+        _ => host.as_str(),
+    };
+    allowed.iter().any(|a| a == name)
+}
+
+/// The figures every `every`, as server-sent events, until the server stops.
 fn events(state: Arc<Dashboard>) -> impl IntoResponse {
     let updates = futures_util::stream::unfold((state, true), |(state, first)| async move {
         if !first {
-            tokio::time::sleep(state.every).await;
+            let mut stopping = state.stopping.clone();
+            tokio::select! {
+                () = tokio::time::sleep(state.every) => {}
+                () = async {
+                    // a router nested in someone's app has no server to stop it: never
+                    if stopping.wait_for(|s| *s).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                } => return None,
+            }
+        }
+        if *state.stopping.borrow() {
+            return None;
         }
         let event = Event::default()
             .event("figures")

@@ -10,9 +10,19 @@ use tokio::net::TcpStream;
 
 /// `METHOD path` on `addr`: (status line, headers and body).
 async fn request(addr: std::net::SocketAddr, method: &str, path: &str) -> (String, String) {
+    request_for(addr, &addr.to_string(), method, path).await
+}
+
+/// The same, naming `host` in the `Host` header.
+async fn request_for(
+    addr: std::net::SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+) -> (String, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
     );
     stream.write_all(req.as_bytes()).await.unwrap();
     let mut out = String::new();
@@ -146,7 +156,7 @@ async fn the_page_and_the_event_stream_are_served_and_nothing_can_be_changed() {
     // two events from the stream
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
-        .write_all(b"GET /api/events HTTP/1.1\r\nHost: test\r\n\r\n")
+        .write_all(format!("GET /api/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut seen = String::new();
@@ -227,4 +237,65 @@ fn a_background_server_serves_from_its_own_thread_and_refuses_a_used_address() {
     let taken = Dashboard::new().serve_in_background(server.local_addr());
     assert_eq!(taken.unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
     server.stop();
+}
+
+#[tokio::test]
+async fn requests_for_another_host_are_refused_unless_allowed() {
+    let source = Stream::<u8>::new();
+    let server = Dashboard::new()
+        .watch(&source)
+        .allow_host("dashboard.internal")
+        .serve("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let port = addr.port();
+    for host in [
+        addr.to_string(),
+        format!("localhost:{port}"),
+        "LOCALHOST".to_owned(),
+        format!("[::1]:{port}"),
+        "dashboard.internal:80".to_owned(),
+    ] {
+        let (status, _) = request_for(addr, &host, "GET", "/api/graph").await;
+        assert!(status.ends_with("200 OK"), "{host}: {status}");
+    }
+    // a page of another site whose name resolves to 127.0.0.1 (DNS rebinding)
+    for host in [
+        "evil.example",
+        "evil.example:8787",
+        "127.0.0.1.evil.example",
+        "",
+    ] {
+        let (status, body) = request_for(addr, host, "GET", "/api/graph").await;
+        assert!(status.contains("421"), "{host}: {status}");
+        assert!(!body.contains("nodes"), "{host}: {body}");
+    }
+}
+
+#[test]
+fn dropping_a_background_server_with_an_open_event_stream_returns_promptly() {
+    let source = Stream::<u8>::new();
+    let server = Dashboard::new()
+        .watch(&source)
+        .serve_in_background("127.0.0.1:0")
+        .unwrap();
+    let addr = server.local_addr();
+    // an open /status page: its event stream, one chunk read
+    let mut events = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(
+        &mut events,
+        format!("GET /api/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut chunk = [0u8; 256];
+    let n = std::io::Read::read(&mut events, &mut chunk).unwrap();
+    assert!(String::from_utf8_lossy(&chunk[..n]).contains("200 OK"));
+    let start = std::time::Instant::now();
+    drop(server);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
 }
