@@ -6,7 +6,11 @@ use std::sync::{Arc, Mutex};
 use streamz_core::Stream;
 
 fn collatz_step(n: u64) -> u64 {
-    if n.is_multiple_of(2) { n / 2 } else { 3 * n + 1 }
+    if n.is_multiple_of(2) {
+        n / 2
+    } else {
+        3 * n + 1
+    }
 }
 
 /// The Collatz sequence of 27 (111 steps to 1), made by feeding each step back into the

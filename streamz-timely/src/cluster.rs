@@ -569,14 +569,16 @@ impl Cluster {
             shared.failure.get().is_some() || shared.running.load(Ordering::Acquire) == 0
         });
         if let Some(failure) = shared.failure() {
+            // timely's threads panicked when the peer went: join them here, where their
+            // panics are caught, rather than in a destructor, where a second panic aborts
+            let _ = shared.join_threads();
             return Err(failure);
         }
         // an element emitted on another thread while the cluster stopped never reached it
         shared.cancel_pending();
         // Joins the workers, then timely's network threads, which end once every peer has
         // said goodbye. A peer lost at this point makes a join panic.
-        if let Some(guards) = lock(&shared.guards).take() {
-            let joined = catch_unwind(AssertUnwindSafe(|| guards.join()));
+        if let Some(joined) = shared.join_threads() {
             match joined {
                 Ok(results) => {
                     if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
@@ -599,6 +601,40 @@ impl Cluster {
             }
         }
         Ok(())
+    }
+}
+
+impl Shared {
+    /// Joins timely's worker and network threads, catching the panics with which timely's
+    /// guards report a thread that panicked (as its network threads do when a peer is lost).
+    /// `None` when they were joined already, or when called on one of those threads.
+    fn join_threads(&self) -> Option<std::thread::Result<Vec<Result<(), String>>>> {
+        let mut slot = lock(&self.guards);
+        let me = std::thread::current().id();
+        if slot
+            .as_ref()?
+            .guards()
+            .iter()
+            .any(|g| g.thread().id() == me)
+        {
+            return None; // a worker cannot join itself; the guards stay for another thread
+        }
+        let guards = slot.take()?;
+        drop(slot);
+        Some(catch_unwind(AssertUnwindSafe(|| guards.join())))
+    }
+}
+
+impl Drop for Shared {
+    /// The last handle gone without `finish`, or after it failed: timely's guards would
+    /// join in their own destructors, where a lost peer's panic aborts the process.
+    fn drop(&mut self) {
+        if self.join_threads().is_none()
+            && let Some(guards) = lock(&self.guards).take()
+        {
+            // dropped on a worker thread: its siblings end on their own
+            std::mem::forget(guards);
+        }
     }
 }
 
