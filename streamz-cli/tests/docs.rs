@@ -1,4 +1,4 @@
-//! docs/cli.md stays true: each `$ command` of its `console` blocks is run by `sh` with this
+//! docs/cli.md and docs/delivery.md stay true: each `$ command` of its `console` blocks is run by `sh` with this
 //! build's `streamz` first on the PATH, and must print (stdout and stderr together) the lines
 //! that follow it.
 
@@ -29,12 +29,13 @@ fn examples(text: &str) -> Vec<(String, String)> {
     out
 }
 
-#[test]
-fn the_command_line_chapter_is_true() {
+/// Runs every example of `chapter` (at least `at_least` of them) and lists those whose output
+/// differs from what the chapter says.
+fn check_chapter(chapter: &str, at_least: usize) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let text = std::fs::read_to_string(root.join("docs/cli.md")).unwrap();
+    let text = std::fs::read_to_string(root.join(chapter)).unwrap();
     let examples = examples(&text);
-    assert!(examples.len() >= 15, "{} examples", examples.len());
+    assert!(examples.len() >= at_least, "{} examples", examples.len());
     let bin = Path::new(env!("CARGO_BIN_EXE_streamz")).parent().unwrap();
     let path = format!(
         "{}:{}",
@@ -60,7 +61,17 @@ fn the_command_line_chapter_is_true() {
     }
     assert!(
         wrong.is_empty(),
-        "docs/cli.md is out of date:\n\n{}",
+        "{chapter} is out of date:\n\n{}",
         wrong.join("\n")
     );
+}
+
+#[test]
+fn the_command_line_chapter_is_true() {
+    check_chapter("docs/cli.md", 15);
+}
+
+#[test]
+fn the_delivery_chapter_is_true() {
+    check_chapter("docs/delivery.md", 6);
 }

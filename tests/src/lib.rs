@@ -42,6 +42,11 @@ pub mod interleave;
 #[doc = include_str!("../../docs/async.md")]
 pub mod guide_async {}
 
+/// The user guide's chapter on what is delivered at end of stream, on signals and within
+/// limits, whose Rust examples run here (its command lines run in `streamz-cli`'s tests).
+#[doc = include_str!("../../docs/delivery.md")]
+pub mod guide_delivery {}
+
 /// The user guide's chapter on offloading to a thread pool, whose examples run here.
 #[doc = include_str!("../../docs/offload.md")]
 pub mod guide_offload {}
