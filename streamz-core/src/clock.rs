@@ -33,8 +33,18 @@ impl dyn Clock + '_ {
     /// assert_eq!(clock.now() - start, Duration::from_secs(5));
     /// ```
     pub fn sleep(&self, duration: Duration) -> BoxFuture<()> {
-        self.sleep_until(self.now() + duration)
+        self.sleep_until(after(self.now(), duration))
     }
+}
+
+/// `now + wait`, or a hundred years from now when that is past what an `Instant` can hold
+/// (`Duration::MAX`, a user's `500000000y`): a wait that long is a wait for ever, not a
+/// panic.
+pub(crate) fn after(now: Instant, wait: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(wait.min(CENTURY))
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 /// A time interval for the time-based operators: a [`Duration`], or a human-readable string

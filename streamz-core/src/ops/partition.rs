@@ -104,7 +104,10 @@ where
             Batch {
                 // at most a few slots up front, whatever `n` is; it grows with what it holds
                 items: Vec::with_capacity(self.n.min(16)),
-                due: self.timeout.as_ref().map(|(t, ex)| ex.clock().now() + *t),
+                due: self
+                    .timeout
+                    .as_ref()
+                    .map(|(t, ex)| crate::clock::after(ex.clock().now(), *t)),
             }
         });
         batch.items.push(x);

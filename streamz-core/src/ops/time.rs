@@ -15,7 +15,7 @@ use futures_channel::oneshot;
 use futures_util::future::{Either, select};
 use indexmap::IndexMap;
 
-use crate::clock::IntoInterval;
+use crate::clock::{IntoInterval, after};
 use crate::emit::Cx;
 use crate::error::StreamError;
 use crate::executor::Executor;
@@ -102,7 +102,7 @@ impl<T: Element> Operator<T> for RateLimit<T> {
         let mut state = lock(&self.state);
         if state.queued == 0 && state.next_free.is_none_or(|t| t <= now) {
             // Nothing is owed: pass it on now, without a timer.
-            state.next_free = Some(now + self.interval);
+            state.next_free = Some(after(now, self.interval));
             drop(state);
             out.push(x, cx);
             return;
@@ -163,7 +163,7 @@ async fn rate_limit_task<T: Element>(
         let now = executor.clock().now();
         {
             let mut state = lock(&state);
-            state.next_free = Some(now + interval);
+            state.next_free = Some(after(now, interval));
             state.queued -= 1;
         }
         let result = out.emit(x).await;
@@ -188,7 +188,7 @@ impl<T: Element> Operator<T> for Delay<T> {
     type Out = T;
 
     fn push(&self, _: Port, x: T, _out: &Arc<Outlet<T>>, cx: &mut Cx<'_>) {
-        let due = self.executor.clock().now() + self.interval;
+        let due = after(self.executor.clock().now(), self.interval);
         enqueue(&self.queue, (due, x), &self.info, cx);
     }
 
@@ -344,13 +344,13 @@ async fn timed_window_task<T: Element, B: WindowBuffer<T>>(
     out: Arc<Outlet<Vec<T>>>,
     executor: Arc<dyn Executor>,
     interval: Duration,
-    start: Instant,
+    mut start: Instant,
     skip_empty: bool,
 ) {
     let mut tick: u32 = 1;
     loop {
         // A fixed schedule, start + k·interval: no drift, whatever the downstream costs.
-        let deadline = start + interval * tick;
+        let deadline = after(start, interval.saturating_mul(tick));
         let listener = shared.changed.listen();
         let closed = lock(&shared.state).closed;
         if !closed {
@@ -386,6 +386,12 @@ async fn timed_window_task<T: Element, B: WindowBuffer<T>>(
         let elapsed = executor.clock().now().saturating_duration_since(start);
         let due = u32::try_from(elapsed.as_nanos() / interval.as_nanos()).unwrap_or(u32::MAX);
         tick = tick.saturating_add(1).max(due.saturating_add(1));
+        if tick >= 1 << 30 {
+            // the same schedule from a later start, before the count runs out (49 days of
+            // 1 ms windows reach 2^32)
+            start = after(start, interval.saturating_mul(tick - 1));
+            tick = 1;
+        }
     }
 }
 
