@@ -84,17 +84,3 @@ pub(crate) async fn read_into<R: AsyncBufRead + Unpin>(
         }
     }
 }
-
-/// The next line (without its newline), or `None` at end of input; a last line without a
-/// newline counts.
-pub(crate) async fn read_line_capped<R: AsyncBufRead + Unpin>(
-    reader: &mut R,
-    max: usize,
-) -> std::io::Result<Option<Result<String, BadLine>>> {
-    let mut partial = Partial::default();
-    let whole = read_into(reader, max, &mut partial).await?;
-    if !whole && partial.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(partial.take()))
-}

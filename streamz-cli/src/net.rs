@@ -18,7 +18,6 @@ use streamz_core::Stream;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::lines::read_line_capped;
 use crate::run::Control;
 
 async fn listen(host: &str, port: u16) -> Result<TcpListener, String> {
@@ -84,39 +83,19 @@ pub(crate) async fn tcp(
         let (stream, mut control) = (stream.clone(), control.clone());
         clients.spawn(async move {
             let origin = format!("tcp {peer}");
-            let mut reader = tokio::io::BufReader::new(socket);
-            let mut number = 0;
-            loop {
-                // Once the run stops, the complete lines already read from the socket are
-                // still delivered (they were accepted); nothing more is read.
-                let next = if control.stopping() {
-                    if control.failing() || !reader.buffer().contains(&b'\n') {
-                        break;
-                    }
-                    read_line_capped(&mut reader, max_line).await
-                } else {
-                    tokio::select! {
-                        next = read_line_capped(&mut reader, max_line) => next,
-                        () = control.stopped() => continue,
-                    }
-                };
-                number += 1;
-                match next {
-                    Ok(None) => break,
-                    Ok(Some(Ok(line))) => {
-                        if let Some(x) = control.parse(line, json, &origin, number) {
-                            // never cancelled: an element taken is delivered
-                            let _ = control.emit_for_client(&stream, x).await;
-                        }
-                    }
-                    Ok(Some(Err(bad))) => {
-                        control.bad_input(bad.describe(&origin, number, max_line))
-                    }
-                    Err(e) => {
-                        eprintln!("warning: {origin}: {e}");
-                        break;
-                    }
-                }
+            let reader = tokio::io::BufReader::new(socket);
+            // never cancelled: an element taken is delivered
+            let fed = crate::run::feed_lines(
+                &stream,
+                reader,
+                json,
+                max_line,
+                &origin,
+                None,
+                &mut control,
+            );
+            if let Err(e) = fed.await {
+                eprintln!("warning: {e}");
             }
         });
     }

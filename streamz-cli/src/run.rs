@@ -12,7 +12,7 @@ use tokio::io::{AsyncSeekExt, BufReader};
 use tokio::sync::watch;
 
 use crate::build::{Graph, Source, show};
-use crate::lines::{BadLine, Partial, read_into, read_line_capped};
+use crate::lines::{BadLine, Partial, read_into};
 
 /// What to do when an element fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -386,7 +386,7 @@ async fn feed_source(
         }
         Source::Stdin { json, max_line } => {
             let reader = BufReader::new(tokio::io::stdin());
-            feed_lines(stream, reader, json, max_line, "stdin", &mut control).await?;
+            feed_lines(stream, reader, json, max_line, "stdin", None, &mut control).await?;
         }
         Source::Process {
             command,
@@ -403,7 +403,7 @@ async fn feed_source(
                 .map_err(|e| format!("cannot start `{command}`: {e}"))?;
             let stdout = child.stdout.take().expect("piped");
             let reader = BufReader::new(stdout);
-            feed_lines(stream, reader, json, max_line, &command, &mut control).await?;
+            feed_lines(stream, reader, json, max_line, &command, None, &mut control).await?;
             if control.stopping() {
                 let _ = child.kill().await;
             } else {
@@ -429,58 +429,9 @@ async fn feed_source(
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            let mut reader = BufReader::new(file);
-            // a line still being written stays here until its newline comes
-            let mut partial = Partial::default();
-            let mut number = 0;
-            loop {
-                let whole = if control.stopping() {
-                    // stopped: the whole lines already read are delivered, nothing more
-                    if control.failing() || !reader.buffer().contains(&b'\n') {
-                        break;
-                    }
-                    read_into(&mut reader, max_line, &mut partial).await
-                } else {
-                    tokio::select! {
-                        r = read_into(&mut reader, max_line, &mut partial) => r,
-                        () = control.stopped() => continue,
-                    }
-                }
-                .map_err(|e| format!("reading `{path}`: {e}"))?;
-                if !whole {
-                    if !follow {
-                        break;
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(poll) => continue,
-                        () = control.stopped() => continue,
-                    }
-                }
-                number += 1;
-                feed_line(
-                    stream,
-                    partial.take(),
-                    json,
-                    max_line,
-                    &path,
-                    number,
-                    &control,
-                )
-                .await;
-            }
-            if !partial.is_empty() && !follow {
-                number += 1;
-                feed_line(
-                    stream,
-                    partial.take(),
-                    json,
-                    max_line,
-                    &path,
-                    number,
-                    &control,
-                )
-                .await;
-            }
+            let reader = BufReader::new(file);
+            let follow = follow.then_some(poll);
+            feed_lines(stream, reader, json, max_line, &path, follow, &mut control).await?;
         }
         Source::Filenames { glob, follow, poll } => {
             let mut seen = std::collections::HashSet::new();
@@ -562,34 +513,46 @@ async fn feed_source(
     Ok(())
 }
 
-/// Feeds each line of `reader`; once the run stops, the whole lines already read are still
-/// delivered (they were taken), and nothing more is read.
-async fn feed_lines<R: tokio::io::AsyncRead + Unpin>(
+/// Feeds each line of `reader` until its end (with `follow`, polling every so often for
+/// more, as `tail -f`, a line still being written waiting for its newline) or until the run
+/// stops; then the whole lines already read are still delivered (they were taken), and
+/// nothing more is read.
+pub(crate) async fn feed_lines<R: tokio::io::AsyncRead + Unpin>(
     stream: &Stream<Value>,
     mut reader: BufReader<R>,
     json: bool,
     max_line: usize,
     origin: &str,
+    follow: Option<Duration>,
     control: &mut Control,
 ) -> Result<(), String> {
+    let mut partial = Partial::default();
     let mut number = 0;
-    loop {
-        let next = if control.stopping() {
-            if control.failing() || !reader.buffer().contains(&b'\n') {
-                break;
-            }
-            read_line_capped(&mut reader, max_line).await
-        } else {
+    while let Some(read) = control.next_line(&mut reader, max_line, &mut partial).await {
+        let whole = read.map_err(|e| format!("reading {origin}: {e}"))?;
+        if let (false, Some(poll)) = (whole, follow) {
             tokio::select! {
-                line = read_line_capped(&mut reader, max_line) => line,
+                () = tokio::time::sleep(poll) => continue,
                 () = control.stopped() => continue,
             }
-        };
-        let Some(line) = next.map_err(|e| format!("reading {origin}: {e}"))? else {
-            break;
-        };
+        }
+        if !whole && partial.is_empty() {
+            break; // the end
+        }
         number += 1;
-        feed_line(stream, line, json, max_line, origin, number, control).await;
+        feed_line(
+            stream,
+            partial.take(),
+            json,
+            max_line,
+            origin,
+            number,
+            control,
+        )
+        .await;
+        if !whole {
+            break; // a last line without a newline
+        }
     }
     Ok(())
 }
@@ -615,6 +578,30 @@ async fn feed_line(
 }
 
 impl Control {
+    /// Reads the next line of `reader` into `partial` (`read_into`), until the run stops;
+    /// after a stop, only the whole lines `reader` already holds, unless the run is failing.
+    /// `None`: read no more. Cancel-safe: a line cut off by the stop stays in `partial`.
+    pub(crate) async fn next_line<R: tokio::io::AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut BufReader<R>,
+        max_line: usize,
+        partial: &mut Partial,
+    ) -> Option<std::io::Result<bool>> {
+        loop {
+            if self.stopping() {
+                if self.failing() || !reader.buffer().contains(&b'\n') {
+                    return None;
+                }
+                // completes from what is buffered, without waiting for input
+                return Some(read_into(reader, max_line, partial).await);
+            }
+            tokio::select! {
+                read = read_into(reader, max_line, partial) => return Some(read),
+                () = self.stopped() => continue,
+            }
+        }
+    }
+
     pub(crate) async fn emit_for_client(
         &self,
         stream: &Stream<Value>,
@@ -627,15 +614,5 @@ impl Control {
             self.element_failed(&err);
             describe(&err)
         })
-    }
-
-    pub(crate) fn parse(
-        &self,
-        text: String,
-        json: bool,
-        origin: &str,
-        number: u64,
-    ) -> Option<Value> {
-        line_value(text, json, origin, number, self)
     }
 }

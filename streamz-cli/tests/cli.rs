@@ -7,7 +7,10 @@ use std::process::{Child, Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use common::{post, spawn_announcing};
 use predicates::prelude::*;
+
+mod common;
 
 fn streamz() -> Command {
     Command::cargo_bin("streamz").unwrap()
@@ -153,29 +156,6 @@ fn serve(pipeline: &str) -> (Child, String, BufReader<std::process::ChildStderr>
     spawn_announcing(&["run", "--on-error", "skip", pipeline], "listening on ")
 }
 
-/// Starts `streamz ARGS` in the background and returns it with what its first line on stderr
-/// says after `prefix` (an address).
-fn spawn_announcing(
-    args: &[&str],
-    prefix: &str,
-) -> (Child, String, BufReader<std::process::ChildStderr>) {
-    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("streamz"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let said = line
-        .trim()
-        .strip_prefix(prefix)
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    (child, said, stderr)
-}
-
 /// Ctrl-C: the sources close, and the command exits 0.
 fn interrupt(child: &mut Child) -> (String, String) {
     let status = StdCommand::new("kill")
@@ -272,19 +252,6 @@ fn from_tcp_takes_lines_and_drops_overlong_ones() {
     std::thread::sleep(Duration::from_millis(300));
     let (out, _) = interrupt(&mut child);
     assert_eq!(out, "\"hello!\"\n\"bye!\"\n");
-}
-
-fn post(addr: &str, path: &str, body: &str) -> String {
-    let mut socket = TcpStream::connect(addr).unwrap();
-    write!(
-        socket,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut reply = String::new();
-    socket.read_to_string(&mut reply).unwrap();
-    reply
 }
 
 #[test]

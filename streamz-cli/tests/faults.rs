@@ -12,6 +12,10 @@ use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{post, spawn_announcing};
+
 fn streamz() -> Command {
     Command::new(assert_cmd::cargo::cargo_bin("streamz"))
 }
@@ -69,22 +73,9 @@ fn kill(pid: u32, signal: &str) {
 
 /// Starts `streamz run ARGS…` and returns it with the address it announced ("listening on").
 fn serve(args: &[&str]) -> (Child, String, BufReader<ChildStderr>) {
-    let mut child = streamz()
-        .arg("run")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    (child, addr, stderr)
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    spawn_announcing(&all, "listening on ")
 }
 
 /// Reads stderr lines until one contains `what`; returns everything read.
@@ -215,6 +206,19 @@ fn sigint_drains_what_from_tcp_took_including_the_element_waiting_for_room() {
     a_signal_drains_what_from_tcp_took("INT");
 }
 
+/// Starts `streamz run ARGS…` (a long drain, whose stdout nobody reads) and gives its stderr.
+fn start_slow(args: &[&str]) -> (Child, BufReader<ChildStderr>) {
+    let mut child = streamz()
+        .arg("run")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    (child, stderr)
+}
+
 #[test]
 fn a_second_signal_stops_within_a_second_and_counts_what_it_abandoned() {
     for (first, second, code) in [
@@ -222,16 +226,8 @@ fn a_second_signal_stops_within_a_second_and_counts_what_it_abandoned() {
         ("TERM", "TERM", 143),
         ("TERM", "INT", 130),
     ] {
-        let mut child = streamz()
-            .args([
-                "run",
-                "range 100000 | buffer 1000 | rate_limit 100ms | count",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let (mut child, mut stderr) =
+            start_slow(&["range 100000 | buffer 1000 | rate_limit 100ms | count"]);
         std::thread::sleep(Duration::from_millis(500));
         kill(child.id(), first);
         read_until(&mut stderr, "draining");
@@ -257,18 +253,11 @@ fn a_second_signal_stops_within_a_second_and_counts_what_it_abandoned() {
 
 #[test]
 fn the_drain_timeout_stops_a_long_drain() {
-    let mut child = streamz()
-        .args([
-            "run",
-            "--drain-timeout",
-            "300ms",
-            "range 100000 | buffer 1000 | rate_limit 100ms | count",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (mut child, mut stderr) = start_slow(&[
+        "--drain-timeout",
+        "300ms",
+        "range 100000 | buffer 1000 | rate_limit 100ms | count",
+    ]);
     std::thread::sleep(Duration::from_millis(300));
     let start = Instant::now();
     kill(child.id(), "TERM");
@@ -486,32 +475,12 @@ fn from_tcp_keeps_serving_when_file_descriptors_run_out() {
     kill(child.id(), "INT");
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let status = child.wait().unwrap();
+    let (out, _, status) = wait_within(child, Duration::from_secs(10));
     assert!(status.success(), "{status}: {rest}");
     let counted: u64 = out.trim().parse().unwrap();
     assert!(rest.contains("cannot accept a connection"), "{rest}");
     // the connected clients' lines and the late one are counted
     assert!(counted >= 20, "counted {counted}: {rest}");
-}
-
-fn post(addr: &str, body: &str) -> String {
-    let mut socket = TcpStream::connect(addr).unwrap();
-    write!(
-        socket,
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut reply = String::new();
-    socket.read_to_string(&mut reply).unwrap();
-    reply
 }
 
 #[test]
@@ -521,7 +490,7 @@ fn a_partial_http_request_holds_a_stop_only_for_the_grace_period() {
     partial
         .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n")
         .unwrap();
-    assert!(post(&addr, "hello").starts_with("HTTP/1.1 200"));
+    assert!(post(&addr, "/", "hello").starts_with("HTTP/1.1 200"));
     let start = Instant::now();
     kill(child.id(), "INT");
     let (out, _, status) = wait_within(child, Duration::from_secs(10));
