@@ -1,10 +1,12 @@
 //! A bounded queue whose memory follows what it holds, not its bound.
 //!
 //! `async_channel::bounded(n)` allocates `n` slots up front, so `buffer(100_000_000)` took
-//! 3.9 GB for three elements. Here the elements sit in an unbounded `async_channel` (which
-//! grows and shrinks in blocks of a few dozen slots) and the bound is a semaphore of `n`
-//! permits: a sender takes one, the receiver gives it back as it takes the element out.
-//! The API is the part of `async_channel`'s the nodes with a task use.
+//! 3.9 GB for three elements. Up to [`RING`] elements, the queue is such a channel (its
+//! slots cost at most `RING` of them, and it is the fastest); past that, the elements sit in
+//! an unbounded `async_channel` (which grows and shrinks in blocks of a few dozen slots) and
+//! the bound is a semaphore of `n` permits: a sender takes one, the receiver gives it back as
+//! it takes the element out. The API is the part of `async_channel`'s the nodes with a task
+//! use.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,10 +17,23 @@ use async_lock::Semaphore;
 use event_listener::Event;
 use futures_util::future::{Either, select};
 
+/// The largest bound kept in a preallocated ring.
+pub(crate) const RING: usize = 1024;
+
 struct Shared {
-    room: Semaphore,
+    /// The bound, for a queue past [`RING`]; `None` when the channel is bounded itself.
+    room: Option<Semaphore>,
     /// Notified when the queue closes, so senders waiting for room give up.
     closed: Event,
+}
+
+impl Shared {
+    /// One element left the queue: its room is free again.
+    fn give_back(&self) {
+        if let Some(room) = &self.room {
+            room.add_permits(1);
+        }
+    }
 }
 
 pub(crate) struct Sender<T> {
@@ -43,9 +58,16 @@ impl<T> Clone for Sender<T> {
 /// A queue that holds at most `cap` elements (past 2^62, which no memory holds, the bound
 /// is 2^62).
 pub(crate) fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
-    let (tx, rx) = async_channel::unbounded();
+    let ((tx, rx), room) = if cap <= RING {
+        (async_channel::bounded(cap.max(1)), None)
+    } else {
+        (
+            async_channel::unbounded(),
+            Some(Semaphore::new(cap.min(usize::MAX >> 2))),
+        )
+    };
     let shared = Arc::new(Shared {
-        room: Semaphore::new(cap.min(usize::MAX >> 2)),
+        room,
         closed: Event::new(),
     });
     (
@@ -63,10 +85,13 @@ pub(crate) fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 impl<T> Sender<T> {
     /// Queues `x` if there is room.
     pub(crate) fn try_send(&self, x: T) -> Result<(), TrySendError<T>> {
+        let Some(room) = &self.shared.room else {
+            return self.items.try_send(x);
+        };
         if self.items.is_closed() {
             return Err(TrySendError::Closed(x));
         }
-        match self.shared.room.try_acquire() {
+        match room.try_acquire() {
             Some(permit) => {
                 permit.forget();
                 self.push(x)
@@ -77,6 +102,9 @@ impl<T> Sender<T> {
 
     /// Queues `x`, waiting for room; gives `x` back if the queue closes first.
     pub(crate) async fn send(&self, x: T) -> Result<(), T> {
+        let Some(room) = &self.shared.room else {
+            return self.items.send(x).await.map_err(|e| e.into_inner());
+        };
         loop {
             if self.items.is_closed() {
                 return Err(x);
@@ -85,8 +113,8 @@ impl<T> Sender<T> {
             if self.items.is_closed() {
                 return Err(x);
             }
-            let room = std::pin::pin!(self.shared.room.acquire());
-            match select(room, closed).await {
+            let permit = std::pin::pin!(room.acquire());
+            match select(permit, closed).await {
                 Either::Left((permit, _)) => {
                     permit.forget();
                     return self.push(x).map_err(TrySendError::into_inner);
@@ -100,7 +128,7 @@ impl<T> Sender<T> {
         let pushed = self.items.try_send(x);
         if pushed.is_err() {
             // closed between the check and the push: the permit goes back
-            self.shared.room.add_permits(1);
+            self.shared.give_back();
         }
         pushed
     }
@@ -121,7 +149,7 @@ impl<T> Receiver<T> {
     /// The next element, or `Err` once the queue is closed and empty.
     pub(crate) async fn recv(&self) -> Result<T, async_channel::RecvError> {
         let x = self.items.recv().await?;
-        self.shared.room.add_permits(1);
+        self.shared.give_back();
         Ok(x)
     }
 }
@@ -133,7 +161,7 @@ impl<T> futures_core::Stream for Receiver<T> {
         let this = self.get_mut();
         let next = this.items.as_mut().poll_next(cx);
         if let Poll::Ready(Some(_)) = next {
-            this.shared.room.add_permits(1);
+            this.shared.give_back();
         }
         next
     }
@@ -174,6 +202,17 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         drop(rx);
         assert_eq!(handle.join().unwrap(), Err(2));
+    }
+
+    #[test]
+    fn past_the_ring_the_bound_is_kept_by_permits() {
+        let (tx, rx) = bounded(RING + 1);
+        for x in 0..=RING {
+            tx.try_send(x).unwrap();
+        }
+        assert!(matches!(tx.try_send(0), Err(TrySendError::Full(0))));
+        assert_eq!(futures_executor::block_on(rx.recv()), Ok(0));
+        assert!(tx.try_send(0).is_ok());
     }
 
     #[test]
