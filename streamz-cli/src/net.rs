@@ -15,8 +15,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde_json::Value;
 use streamz_core::Stream;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::run::Control;
 
@@ -27,6 +27,71 @@ async fn listen(host: &str, port: u16) -> Result<TcpListener, String> {
     let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!("listening on {addr}");
     Ok(listener)
+}
+
+/// Takes connections for a server, at most `max` open at once: past it, and when accepting
+/// fails (out of file descriptors, a connection reset before it was accepted), that client
+/// is refused and the others are served. Refusals are reported on stderr, the first and then
+/// at each power of two.
+struct Acceptor {
+    source: &'static str,
+    open: Arc<Semaphore>,
+    max: usize,
+    refused: u64,
+}
+
+impl Acceptor {
+    fn new(source: &'static str, max: usize) -> Self {
+        Acceptor {
+            source,
+            open: Arc::new(Semaphore::new(max)),
+            max,
+            refused: 0,
+        }
+    }
+
+    fn refuse(&mut self, why: std::fmt::Arguments<'_>) {
+        self.refused += 1;
+        if self.refused.is_power_of_two() {
+            eprintln!(
+                "warning: {}: {why}; {} refused so far",
+                self.source, self.refused
+            );
+        }
+    }
+
+    /// The next connection, with the permit that counts it open; `None` once the run stops.
+    async fn next(
+        &mut self,
+        listener: &TcpListener,
+        control: &mut Control,
+    ) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = control.stopped() => return None,
+            };
+            match accepted {
+                Ok((socket, peer)) => match self.open.clone().try_acquire_owned() {
+                    Ok(permit) => return Some((socket, peer, permit)),
+                    Err(_) => {
+                        let max = self.max;
+                        self.refuse(format_args!(
+                            "{peer} refused: {max} connections open (max_connections)"
+                        ));
+                    }
+                },
+                Err(e) => {
+                    self.refuse(format_args!("cannot accept a connection ({e})"));
+                    // back off a little, so that a flood does not spin
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                        () = control.stopped() => return None,
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Each line any client sends is an element; a line over `max_line` bytes is reported and
@@ -42,44 +107,10 @@ pub(crate) async fn tcp(
 ) -> Result<(), String> {
     let listener = listen(host, port).await?;
     let mut clients = tokio::task::JoinSet::new();
-    let mut refused: u64 = 0;
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = control.stopped() => break,
-        };
-        let (socket, peer) = match accepted {
-            Ok(client) => client,
-            Err(e) => {
-                // Out of file descriptors (EMFILE/ENFILE), or a connection reset before it
-                // was accepted: refuse this one, keep serving the others, and back off a
-                // little so a flood does not spin.
-                refused += 1;
-                if refused.is_power_of_two() {
-                    eprintln!(
-                        "warning: from_tcp: cannot accept a connection ({e}); {refused} refused so far"
-                    );
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
-                    () = control.stopped() => break,
-                }
-                continue;
-            }
-        };
-        // Finished clients leave the set, so it holds only live ones.
+    let mut acceptor = Acceptor::new("from_tcp", max_connections);
+    while let Some((socket, peer, permit)) = acceptor.next(&listener, &mut control).await {
+        // finished clients leave the set, so it holds only live ones
         while clients.try_join_next().is_some() {}
-        if clients.len() >= max_connections {
-            refused += 1;
-            if refused.is_power_of_two() {
-                eprintln!(
-                    "warning: from_tcp: {peer} refused: {max_connections} connections open \
-                     (max_connections); {refused} refused so far"
-                );
-            }
-            drop(socket);
-            continue;
-        }
         let (stream, mut control) = (stream.clone(), control.clone());
         clients.spawn(async move {
             let origin = format!("tcp {peer}");
@@ -97,6 +128,7 @@ pub(crate) async fn tcp(
             if let Err(e) = fed.await {
                 eprintln!("warning: {e}");
             }
+            drop(permit);
         });
     }
     // Each client ends at its next read, after the element it is pushing, if any.
@@ -162,39 +194,9 @@ pub(crate) async fn http(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let mut acceptor = Acceptor::new("from_http_server", limits.max_connections);
     let mut stop = control.clone();
-    let mut refused: u64 = 0;
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = stop.stopped() => break,
-        };
-        let socket = match accepted {
-            Ok((socket, _)) => socket,
-            Err(e) => {
-                refused += 1;
-                if refused.is_power_of_two() {
-                    eprintln!(
-                        "warning: from_http_server: cannot accept a connection ({e}); {refused} refused so far"
-                    );
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(50)) => continue,
-                    () = stop.stopped() => break,
-                }
-            }
-        };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            refused += 1;
-            if refused.is_power_of_two() {
-                eprintln!(
-                    "warning: from_http_server: a connection refused: {} open (max_connections); {refused} refused so far",
-                    limits.max_connections
-                );
-            }
-            continue;
-        };
+    while let Some((socket, _, permit)) = acceptor.next(&listener, &mut stop).await {
         let connection =
             graceful.watch(http1.serve_connection(TokioIo::new(socket), service.clone()));
         tokio::spawn(async move {
