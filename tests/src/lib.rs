@@ -37,6 +37,7 @@
 
 pub mod harness;
 pub mod interleave;
+pub mod model;
 
 /// The user guide's chapter on asynchronous computation, whose examples run here.
 #[doc = include_str!("../../docs/async.md")]

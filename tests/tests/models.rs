@@ -55,21 +55,7 @@ proptest! {
 
     #[test]
     fn unique(xs in small(), maxsize in prop::option::of(1usize..5)) {
-        // the last `maxsize` distinct elements seen, most recent last
-        let mut recent: VecDeque<i32> = VecDeque::new();
-        let mut model = Vec::new();
-        for &x in &xs {
-            if let Some(i) = recent.iter().position(|&r| r == x) {
-                recent.remove(i);
-                recent.push_back(x);
-                continue;
-            }
-            model.push(x);
-            recent.push_back(x);
-            if maxsize.is_some_and(|m| recent.len() > m) {
-                recent.pop_front();
-            }
-        }
+        let model = streamz_tests::model::unique(&xs, maxsize);
         prop_assert_eq!(run(&xs, |s| s.unique(maxsize)), model);
     }
 

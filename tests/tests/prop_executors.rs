@@ -73,23 +73,7 @@ fn model(ops: &[Op], input: &[i64]) -> Option<Vec<i64>> {
                     Some(next)
                 })
                 .collect(),
-            Op::Unique(maxsize) => {
-                let mut recent: std::collections::VecDeque<i64> = Default::default();
-                let mut out = Vec::new();
-                for x in xs {
-                    if let Some(i) = recent.iter().position(|&r| r == x) {
-                        recent.remove(i);
-                        recent.push_back(x);
-                        continue;
-                    }
-                    out.push(x);
-                    recent.push_back(x);
-                    if maxsize.is_some_and(|m| recent.len() > m) {
-                        recent.pop_front();
-                    }
-                }
-                out
-            }
+            Op::Unique(maxsize) => streamz_tests::model::unique(&xs, *maxsize),
             Op::WindowSum(n, partial) => (0..xs.len())
                 .map(|i| &xs[(i + 1).saturating_sub(*n)..=i])
                 .filter(|w| *partial || w.len() == *n)
