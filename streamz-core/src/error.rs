@@ -62,6 +62,27 @@ pub struct NodeRef {
 }
 
 impl NodeRef {
+    /// A reference to a stage that is not a node of a graph in this process, such as a step
+    /// that runs on a cluster: it gets an id of its own, that no node has.
+    ///
+    /// For a stage that is a node, [`Stream::node`](crate::Stream::node) gives its reference.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::NodeRef;
+    ///
+    /// let (a, b) = (NodeRef::detached("map: parse"), NodeRef::detached("map: parse"));
+    /// assert_eq!(a.name(), "map: parse");
+    /// assert_ne!(a.id(), b.id());
+    /// ```
+    pub fn detached(name: impl Into<Arc<str>>) -> Self {
+        NodeRef {
+            id: crate::node::next_id(),
+            name: name.into(),
+        }
+    }
+
     /// The node's id, unique in this process.
     pub fn id(&self) -> u64 {
         self.id
@@ -123,7 +144,30 @@ struct Inner {
 }
 
 impl StreamError {
-    pub(crate) fn new(kind: ErrorKind, node: Option<NodeRef>, message: impl Into<String>) -> Self {
+    /// An error of `kind` at `node`: for crates that run a stage's functions somewhere else
+    /// (a thread pool, a cluster) and report the stage's failure as the stage's own.
+    ///
+    /// Returned as the error of a `try_*` step (`try_map`, `try_then`, `try_map_async`, …), a
+    /// `StreamError` passes through unchanged: it already says where and how it failed, so
+    /// the element fails with it, not with a [`Failed`](ErrorKind::Failed) at that step.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::{ErrorKind, NodeRef, Stream, StreamError};
+    ///
+    /// let remote = NodeRef::detached("map: parse");
+    /// let source = Stream::<i32>::new();
+    /// source.try_map(move |x: i32| {
+    ///     // what a pool reports for the stage that panicked there
+    ///     Err::<i32, _>(StreamError::new(ErrorKind::Panic, Some(remote.clone()), format!("{x} is odd")))
+    /// });
+    /// let err = source.emit_blocking(3).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Panic);
+    /// assert_eq!(err.node().unwrap().name(), "map: parse");
+    /// assert_eq!(err.message(), "3 is odd");
+    /// ```
+    pub fn new(kind: ErrorKind, node: Option<NodeRef>, message: impl Into<String>) -> Self {
         StreamError {
             inner: Arc::new(Inner {
                 kind,
@@ -135,7 +179,20 @@ impl StreamError {
         }
     }
 
+    /// The same error, with `source` as its [`source`](StdError::source): the underlying
+    /// error, for those who want to look at it.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        Arc::make_mut(&mut self.inner).source = Some(Arc::from(source.into()));
+        self
+    }
+
+    /// A user function's error at `node`; a `StreamError` passes through unchanged (see
+    /// [`new`](StreamError::new)).
     pub(crate) fn from_user(node: NodeRef, err: BoxError) -> Self {
+        let err = match err.downcast::<StreamError>() {
+            Ok(relayed) => return *relayed,
+            Err(err) => err,
+        };
         let mut e = StreamError::new(ErrorKind::Failed, Some(node), err.to_string());
         Arc::make_mut(&mut e.inner).source = Some(Arc::from(err));
         e

@@ -90,6 +90,11 @@ pub fn fn_name<F>() -> Option<&'static str> {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A fresh id: for a node, or for a [`NodeRef::detached`](crate::NodeRef::detached) stage.
+pub(crate) fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
 #[derive(Default)]
 struct Links {
     ups: Vec<Weak<NodeInfo>>,
@@ -120,7 +125,7 @@ pub(crate) struct NodeInfo {
 impl NodeInfo {
     pub(crate) fn new(kind: Kind, func: Option<&'static str>, ctx: Arc<Context>) -> Arc<Self> {
         Arc::new(NodeInfo {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: next_id(),
             kind,
             func,
             name: Mutex::new(None),

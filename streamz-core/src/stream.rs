@@ -495,6 +495,21 @@ impl<T> Stream<T> {
         self.out.info.id
     }
 
+    /// This node as errors name it: its id and its current name. For crates that run this
+    /// node's functions elsewhere and report their failures as its own (see
+    /// [`StreamError::new`](crate::StreamError::new)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let parse = streamz_core::Stream::<i32>::new().map(|x| x + 1).named("parse");
+    /// let node = parse.node();
+    /// assert_eq!((node.id(), node.name()), (parse.id(), "parse"));
+    /// ```
+    pub fn node(&self) -> crate::NodeRef {
+        self.out.info.node_ref()
+    }
+
     /// The whole graph this node belongs to (everything connected to it, up and down), as
     /// Graphviz DOT text. Nodes are drawn in the original's shapes; when a node has several
     /// downstreams its edges are numbered in delivery order.

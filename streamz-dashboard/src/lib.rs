@@ -485,7 +485,29 @@ pub fn serve<T: Element>(stream: &Stream<T>) -> std::io::Result<Server> {
 }
 
 /// A running dashboard server; dropping it stops the server.
+///
+/// Keep it for as long as the dashboard should be served: `serve(&s)?;` alone serves
+/// nothing, and the compiler says so.
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// fn show(s: &streamz_core::Stream<i32>) -> std::io::Result<()> {
+///     streamz_dashboard::serve(s)?; // dropped at once: an error with this lint denied
+///     Ok(())
+/// }
+/// ```
+///
+/// ```no_run
+/// #![deny(unused_must_use)]
+/// fn show(s: &streamz_core::Stream<i32>) -> std::io::Result<()> {
+///     let server = streamz_dashboard::serve(s)?;
+///     println!("dashboard at http://{}/status", server.local_addr());
+///     std::thread::park(); // serve until the process ends
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug)]
+#[must_use = "dropping the Server stops it: keep it while the dashboard should be served"]
 pub struct Server {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,

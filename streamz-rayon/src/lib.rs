@@ -26,8 +26,10 @@
 //! assert_eq!(out.to_vec(), vec![0, 1, 4, 9, 16, 25, 36, 49]);
 //! ```
 //!
-//! A panic or an `Err` in a pooled function is an error for that element at `gather`; the
-//! elements after it go on (in the original, one failure behind a buffer stops the pipeline).
+//! A panic or an `Err` in a pooled function fails that element at its own stage, with the kind
+//! it would have in the local graph (`ErrorKind::Panic` or `Failed`), and comes out at
+//! `gather`; the elements after it go on (in the original, one failure behind a buffer stops
+//! the pipeline).
 
 mod pool;
 mod remote;

@@ -1,11 +1,10 @@
 //! What travels between `scatter` and `gather`: a handle on a value being computed on the
 //! pool ([`Remote`]), and the window of permits that bounds how many are in flight.
 
-use std::error::Error;
-use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use event_listener::Event;
+use streamz_core::StreamError;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -40,30 +39,9 @@ impl<T> IntoIterator for Items<T> {
     }
 }
 
-/// A pooled function failed: the error an element carries to `gather`.
-#[derive(Clone, Debug)]
-pub(crate) struct PoolFailure(Arc<str>);
-
-impl PoolFailure {
-    pub(crate) fn panicked(node: &str, payload: &(dyn std::any::Any + Send)) -> Self {
-        let message = streamz_core::panic_message(payload);
-        PoolFailure(Arc::from(format!("{node} panicked on the pool: {message}")))
-    }
-
-    pub(crate) fn failed(node: &str, err: &dyn Error) -> Self {
-        PoolFailure(Arc::from(format!("{node} failed on the pool: {err}")))
-    }
-}
-
-impl fmt::Display for PoolFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Error for PoolFailure {}
-
-pub(crate) type Outcome<T> = Result<Items<T>, PoolFailure>;
+/// What one scattered element's work came to: its items, or the failure of the stage it
+/// failed at (a `StreamError` naming that stage's node, which `gather` passes on unchanged).
+pub(crate) type Outcome<T> = Result<Items<T>, StreamError>;
 
 type Callback<V> = Box<dyn FnOnce(Arc<V>) + Send>;
 
@@ -226,7 +204,7 @@ impl<T: Clone + Send + Sync + 'static> Remote<T> {
     }
 
     /// Waits for the outcome.
-    pub(crate) async fn items(self) -> Result<Items<T>, PoolFailure> {
+    pub(crate) async fn items(self) -> Result<Items<T>, StreamError> {
         let outcome = self.outcome.get().await;
         drop(self.permit);
         (*outcome).clone()

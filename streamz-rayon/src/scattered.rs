@@ -5,10 +5,13 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
-use streamz_core::{ApplyTuple, BoxError, Element, IntoInterval, Stream, fn_name};
+use streamz_core::{
+    ApplyTuple, BoxError, Element, ErrorKind, IntoInterval, NodeRef, Stream, StreamError, fn_name,
+    panic_message,
+};
 
 use crate::pool::Pool;
-use crate::remote::{Items, Outcome, PoolFailure, Promise, Remote, Window};
+use crate::remote::{Items, Outcome, Promise, Remote, Window};
 
 /// The label of a step: the operator, with the function's name when it has one.
 fn label<F>(op: &str) -> String {
@@ -63,6 +66,7 @@ impl<T: Scatterable> ScatterExt<T> for Stream<T> {
             pool: pool.clone(),
             window,
             buffered: false,
+            stage: None,
         }
     }
 }
@@ -73,13 +77,35 @@ impl<T: Scatterable> ScatterExt<T> for Stream<T> {
 ///
 /// `map`, `try_map`, `filter`, `starmap`, `flatten` and `accumulate` run their functions on
 /// the pool; consecutive steps of one element follow each other there, without a pool thread
-/// ever waiting. A panic or an `Err` in a pooled function becomes an error for that element
-/// at `gather`; the elements after it are not affected.
+/// ever waiting. A panic or an `Err` in a pooled function fails that element with an error of
+/// its own stage ([`ErrorKind::Panic`] or [`ErrorKind::Failed`], naming the stage's node), as
+/// the same function would fail in the local graph; it comes out at `gather` (from `emit`, or
+/// on the error stream when buffered), and the elements after it are not affected.
 pub struct Scattered<T> {
     stream: Stream<Remote<T>>,
     pool: Pool,
     window: Arc<Window>,
     buffered: bool,
+    /// The node the last pooled stage's failures name, when the last node is one.
+    stage: Option<StageNode>,
+}
+
+/// The node a pooled stage's failures name: its node, renamed with it.
+#[derive(Clone)]
+struct StageNode(Arc<Mutex<NodeRef>>);
+
+impl StageNode {
+    fn new(name: &str) -> Self {
+        StageNode(Arc::new(Mutex::new(NodeRef::detached(name))))
+    }
+
+    fn set(&self, node: NodeRef) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = node;
+    }
+
+    fn get(&self) -> NodeRef {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 impl<T> Clone for Scattered<T> {
@@ -89,6 +115,7 @@ impl<T> Clone for Scattered<T> {
             pool: self.pool.clone(),
             window: self.window.clone(),
             buffered: self.buffered,
+            stage: self.stage.clone(),
         }
     }
 }
@@ -109,6 +136,16 @@ impl<T: Scatterable> Scattered<T> {
             pool: self.pool.clone(),
             window: self.window.clone(),
             buffered: self.buffered,
+            stage: None,
+        }
+    }
+
+    /// The stage whose node is `stream`, failing as `node`.
+    fn with_stage<U>(&self, stream: Stream<Remote<U>>, node: StageNode) -> Scattered<U> {
+        node.set(stream.node());
+        Scattered {
+            stage: Some(node),
+            ..self.with_stream(stream)
         }
     }
 
@@ -120,7 +157,8 @@ impl<T: Scatterable> Scattered<T> {
     ) -> Scattered<U> {
         let job = Arc::new(job);
         let pool = self.pool.clone();
-        let node: Arc<str> = Arc::from(name.as_str());
+        let node = StageNode::new(&name);
+        let stage = node.clone();
         let stream = self
             .stream
             .map(move |input: Remote<T>| {
@@ -139,7 +177,7 @@ impl<T: Scatterable> Scattered<T> {
                 output
             })
             .named(&name);
-        self.with_stream(stream)
+        self.with_stage(stream, stage)
     }
 
     /// Runs `f(x)` on the pool for each element.
@@ -164,8 +202,8 @@ impl<T: Scatterable> Scattered<T> {
         self.pooled(label::<F>("map"), move |items| Ok(items.map(&f)))
     }
 
-    /// Runs `f(x)` on the pool for each element; an `Err` becomes an error for that element
-    /// at `gather`.
+    /// Runs `f(x)` on the pool for each element; an `Err` fails that element at this stage
+    /// (it comes out at `gather`).
     ///
     /// # Examples
     ///
@@ -341,7 +379,8 @@ impl<T: Scatterable> Scattered<T> {
     {
         let step = Arc::new(step);
         let pool = self.pool.clone();
-        let node: Arc<str> = Arc::from(name.as_str());
+        let node = StageNode::new(&name);
+        let stage = node.clone();
         // The state after the latest element, as the pool will have it.
         let last: Arc<Mutex<Arc<Promise<Option<S>>>>> = Arc::new(Mutex::new(Promise::done(None)));
         let stream = self
@@ -391,7 +430,7 @@ impl<T: Scatterable> Scattered<T> {
                 output
             })
             .named(&name);
-        self.with_stream(stream)
+        self.with_stage(stream, stage)
     }
 
     /// Lets up to `n` elements be on the pool at once. `emit` returns as soon as an element
@@ -493,15 +532,24 @@ impl<T: Scatterable> Scattered<T> {
     /// Names the node this handle stands for.
     pub fn named(self, name: &str) -> Self {
         let stream = self.stream.clone().named(name);
-        self.with_stream(stream)
+        match self.stage.clone() {
+            Some(stage) => self.with_stage(stream, stage),
+            None => self.with_stream(stream),
+        }
     }
 }
 
-/// Runs a pooled job, turning a panic or an `Err` into this element's failure.
-fn run_job<U>(node: &str, job: impl FnOnce() -> Result<Items<U>, BoxError>) -> Outcome<U> {
+/// Runs a pooled job, turning a panic or an `Err` into this element's failure at its stage.
+fn run_job<U>(node: &StageNode, job: impl FnOnce() -> Result<Items<U>, BoxError>) -> Outcome<U> {
     match catch_unwind(AssertUnwindSafe(job)) {
         Ok(Ok(items)) => Ok(items),
-        Ok(Err(e)) => Err(PoolFailure::failed(node, &*e)),
-        Err(panic) => Err(PoolFailure::panicked(node, &*panic)),
+        Ok(Err(e)) => {
+            Err(StreamError::new(ErrorKind::Failed, Some(node.get()), e.to_string()).with_source(e))
+        }
+        Err(panic) => Err(StreamError::new(
+            ErrorKind::Panic,
+            Some(node.get()),
+            panic_message(&*panic),
+        )),
     }
 }

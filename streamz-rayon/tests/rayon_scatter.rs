@@ -135,9 +135,10 @@ fn an_error_is_that_elements_and_later_ones_go_on() {
         let result = source.emit_blocking(x);
         if x == 2 {
             let err = result.unwrap_err();
+            // failed at its own stage, not at `gather`
             assert_eq!(err.kind(), ErrorKind::Failed);
-            assert_eq!(err.node().unwrap().name(), "gather");
-            assert!(err.to_string().contains("two is refused"), "{err}");
+            assert_eq!(err.node().unwrap().name(), "map");
+            assert_eq!(err.message(), "two is refused");
         } else {
             result.unwrap();
         }
@@ -189,10 +190,12 @@ fn a_panic_on_the_pool_is_caught() {
     assert_eq!(out.to_vec(), vec![20, 10]);
     let errors = errors.to_vec();
     assert_eq!(errors.len(), 1);
+    // a panic at its own stage, as it would be in the local graph
+    assert_eq!(errors[0].kind(), ErrorKind::Panic);
+    assert_eq!(errors[0].node().unwrap().name(), "map: invert");
     assert!(
-        errors[0]
-            .to_string()
-            .contains("map: invert panicked on the pool"),
+        errors[0].to_string().contains("'map: invert'")
+            && errors[0].message().contains("divide by zero"),
         "{}",
         errors[0]
     );
@@ -200,6 +203,41 @@ fn a_panic_on_the_pool_is_caught() {
     source.emit_blocking(4).unwrap();
     flush(&source);
     assert_eq!(out.to_vec(), vec![20, 10, 25]);
+}
+
+#[test]
+fn a_pooled_failure_names_its_stage_even_renamed() {
+    let pool = Pool::new(2).unwrap();
+    let source = Stream::new();
+    let _out = source
+        .scatter(&pool)
+        .map(|x: i32| x + 1)
+        .accumulate(|acc: &i32, x| {
+            assert!(*acc < 3, "the total passed 3");
+            acc + x
+        })
+        .named("total")
+        .filter(|x: &i32| 10 / (x - 6) > 0)
+        .gather()
+        .sink_to_vec();
+    source.emit_blocking(0).unwrap(); // 1
+    source.emit_blocking(1).unwrap(); // 3
+    let err = source.emit_blocking(2).unwrap_err(); // 1 + ... panics in accumulate
+    assert_eq!(err.kind(), ErrorKind::Panic);
+    assert_eq!(err.node().unwrap().name(), "total");
+    assert_eq!(err.message(), "the total passed 3");
+    // the next stage's failure names that stage
+    let source = Stream::new();
+    let _out = source
+        .scatter(&pool)
+        .filter(|x: &i32| 10 / x > 0)
+        .gather()
+        .sink_to_vec();
+    let err = source.emit_blocking(0).unwrap_err();
+    assert_eq!(
+        (err.kind(), err.node().unwrap().name()),
+        (ErrorKind::Panic, "filter")
+    );
 }
 
 #[test]

@@ -16,7 +16,9 @@ use async_lock::{Semaphore, SemaphoreGuardArc};
 use futures_channel::oneshot;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use streamz_core::{ApplyTuple, BoxError, Element, Stream, fn_name, panic_message};
+use streamz_core::{
+    ApplyTuple, BoxError, Element, ErrorKind, NodeRef, Stream, StreamError, fn_name, panic_message,
+};
 use timely::dataflow::InputHandle;
 use timely::dataflow::channels::pact::Exchange as ExchangePact;
 use timely::dataflow::operators::generic::operator::Operator;
@@ -37,16 +39,25 @@ impl<T: Element + Serialize + DeserializeOwned> Exchangeable for T {}
 struct Failed {
     process: usize,
     worker: usize,
+    failure: StepFailure,
+}
+
+/// Which step failed (its place in the chain, the same in every process), how, and why.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct StepFailure {
+    /// `None`: outside any step's function.
+    step: Option<usize>,
+    panicked: bool,
     message: String,
 }
 
 type Outcome<T> = Result<Vec<T>, Failed>;
 
 /// What one step gives on: each result to the next step (an `Err` is a step's failure).
-type Out<'a, T> = &'a mut dyn FnMut(T) -> Result<(), String>;
+type Out<'a, T> = &'a mut dyn FnMut(T) -> Result<(), StepFailure>;
 
 /// The scattered steps from `S` to `T`, composed.
-type Chain<S, T> = Arc<dyn Fn(S, Out<'_, T>) -> Result<(), String> + Send + Sync>;
+type Chain<S, T> = Arc<dyn Fn(S, Out<'_, T>) -> Result<(), StepFailure> + Send + Sync>;
 
 /// The label of a step: the operator, with the function's name when it has one.
 fn label<F>(op: &str) -> String {
@@ -57,9 +68,12 @@ fn label<F>(op: &str) -> String {
 }
 
 /// Runs a user's function, turning a panic into the step's failure.
-fn guarded<R>(step: &str, f: impl FnOnce() -> R) -> Result<R, String> {
-    catch_unwind(AssertUnwindSafe(f))
-        .map_err(|panic| format!("{step} panicked: {}", panic_message(&*panic)))
+fn guarded<R>(step: usize, f: impl FnOnce() -> R) -> Result<R, StepFailure> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| StepFailure {
+        step: Some(step),
+        panicked: true,
+        message: panic_message(&*panic),
+    })
 }
 
 /// `scatter` for every [`Stream`] of [`Exchangeable`] elements.
@@ -97,6 +111,7 @@ impl<S: Exchangeable> ScatterExt<S> for Stream<S> {
             cluster: cluster.clone(),
             chain: Arc::new(|x, out| out(x)),
             window: None,
+            steps: Vec::new(),
         }
     }
 }
@@ -107,13 +122,18 @@ impl<S: Exchangeable> ScatterExt<S> for Stream<S> {
 ///
 /// `map`, `try_map`, `filter`, `starmap` and `flatten` run their functions on the worker an
 /// element is sent to, one after another, so only `S` (going out) and `T` (coming back) cross
-/// processes. A panic or an `Err` in one of them fails that element at `gather`, with an error
-/// that names the element and the process; the elements after it are not affected.
+/// processes. A panic or an `Err` in one of them fails that element with an error of that step
+/// ([`ErrorKind::Panic`](streamz_core::ErrorKind::Panic) or
+/// [`Failed`](streamz_core::ErrorKind::Failed), naming the step) whose message names the
+/// element and the process; it comes out at `gather`, and the elements after it are not
+/// affected. A failure of the cluster itself is an error at `gather`.
 pub struct Scattered<S, T> {
     upstream: Stream<S>,
     cluster: Cluster,
     chain: Chain<S, T>,
     window: Option<usize>,
+    /// The steps, in order, as their failures name them.
+    steps: Vec<NodeRef>,
 }
 
 impl<S, T> Clone for Scattered<S, T> {
@@ -123,6 +143,7 @@ impl<S, T> Clone for Scattered<S, T> {
             cluster: self.cluster.clone(),
             chain: self.chain.clone(),
             window: self.window,
+            steps: self.steps.clone(),
         }
     }
 }
@@ -138,17 +159,23 @@ impl<S, T> fmt::Debug for Scattered<S, T> {
 }
 
 impl<S: Exchangeable, T: Element> Scattered<S, T> {
-    /// Adds a step: `step(x, out)` gives on what `x` becomes.
+    /// Adds a step named `label`: `step(me, x, out)` gives on what `x` becomes, `me` being
+    /// the step's place in the chain (for its failures).
     fn step<U>(
         &self,
-        step: impl Fn(T, Out<'_, U>) -> Result<(), String> + Send + Sync + 'static,
+        label: String,
+        step: impl Fn(usize, T, Out<'_, U>) -> Result<(), StepFailure> + Send + Sync + 'static,
     ) -> Scattered<S, U> {
         let before = self.chain.clone();
+        let me = self.steps.len();
+        let mut steps = self.steps.clone();
+        steps.push(NodeRef::detached(label));
         Scattered {
             upstream: self.upstream.clone(),
             cluster: self.cluster.clone(),
-            chain: Arc::new(move |x, out| before(x, &mut |t| step(t, &mut *out))),
+            chain: Arc::new(move |x, out| before(x, &mut |t| step(me, t, &mut *out))),
             window: self.window,
+            steps,
         }
     }
 
@@ -172,16 +199,18 @@ impl<S: Exchangeable, T: Element> Scattered<S, T> {
     where
         F: Fn(T) -> U + Send + Sync + 'static,
     {
-        let name = label::<F>("map");
-        self.step(move |x, out| out(guarded(&name, || f(x))?))
+        self.step(label::<F>("map"), move |me, x, out| {
+            out(guarded(me, || f(x))?)
+        })
     }
 
-    /// Runs `f(x)` on a worker for each element; an `Err` fails that element at `gather`.
+    /// Runs `f(x)` on a worker for each element; an `Err` fails that element at this step (it
+    /// comes out at `gather`).
     ///
     /// # Examples
     ///
     /// ```
-    /// use streamz_core::Stream;
+    /// use streamz_core::{ErrorKind, Stream};
     /// use streamz_timely::{Cluster, ClusterConfig, ScatterExt};
     ///
     /// let cluster = Cluster::start(ClusterConfig::new())?;
@@ -193,7 +222,9 @@ impl<S: Exchangeable, T: Element> Scattered<S, T> {
     ///     .sink_to_vec();
     /// source.emit_blocking("8".to_owned())?;
     /// let err = source.emit_blocking("eight".to_owned()).unwrap_err();
-    /// assert!(err.to_string().contains("element 1 failed on process 0"), "{err}");
+    /// // failed at its own step, naming the element and the process it failed on
+    /// assert_eq!((err.kind(), err.node().unwrap().name()), (ErrorKind::Failed, "map"));
+    /// assert!(err.message().starts_with("element 1 on process 0"), "{err}");
     /// assert_eq!(out.to_vec(), vec![8]);
     /// cluster.finish()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -203,10 +234,15 @@ impl<S: Exchangeable, T: Element> Scattered<S, T> {
         E: Into<BoxError>,
         F: Fn(T) -> Result<U, E> + Send + Sync + 'static,
     {
-        let name = label::<F>("map");
-        self.step(move |x, out| match guarded(&name, || f(x))? {
-            Ok(y) => out(y),
-            Err(e) => Err(format!("{name} failed: {}", e.into())),
+        self.step(label::<F>("map"), move |me, x, out| {
+            match guarded(me, || f(x))? {
+                Ok(y) => out(y),
+                Err(e) => Err(StepFailure {
+                    step: Some(me),
+                    panicked: false,
+                    message: e.into().to_string(),
+                }),
+            }
         })
     }
 
@@ -232,9 +268,8 @@ impl<S: Exchangeable, T: Element> Scattered<S, T> {
     where
         F: Fn(&T) -> bool + Send + Sync + 'static,
     {
-        let name = label::<F>("filter");
-        self.step(move |x, out| {
-            if guarded(&name, || predicate(&x))? {
+        self.step(label::<F>("filter"), move |me, x, out| {
+            if guarded(me, || predicate(&x))? {
                 out(x)
             } else {
                 Ok(())
@@ -262,8 +297,9 @@ impl<S: Exchangeable, T: Element> Scattered<S, T> {
     where
         F: ApplyTuple<T>,
     {
-        let name = label::<F>("starmap");
-        self.step(move |x, out| out(guarded(&name, || f.apply(x))?))
+        self.step(label::<F>("starmap"), move |me, x, out| {
+            out(guarded(me, || f.apply(x))?)
+        })
     }
 
     /// For elements that are collections, their items, one by one.
@@ -288,8 +324,8 @@ impl<S: Exchangeable, T: Element> Scattered<S, T> {
     where
         T: IntoIterator,
     {
-        self.step(|x: T, out| {
-            for item in guarded("flatten", || x.into_iter().collect::<Vec<_>>())? {
+        self.step("flatten".to_owned(), |me, x: T, out| {
+            for item in guarded(me, || x.into_iter().collect::<Vec<_>>())? {
                 out(item)?;
             }
             Ok(())
@@ -374,6 +410,7 @@ impl<S: Exchangeable, T: Exchangeable> Scattered<S, T> {
         shared.register(plan, Arc::downgrade(&pending));
         let gateway = Arc::new(Gateway {
             shared,
+            steps: self.steps.clone().into(),
             table,
             queue,
             next: AtomicU64::new(0),
@@ -430,6 +467,8 @@ impl<T: Send> Pending for Table<T> {
 /// Where `scatter` hands elements to global worker 0.
 struct Gateway<S, T> {
     shared: Arc<Shared>,
+    /// The steps, as their failures name them.
+    steps: Arc<[NodeRef]>,
     table: Arc<Table<T>>,
     queue: mpsc::Sender<(u64, S)>,
     next: AtomicU64,
@@ -459,6 +498,7 @@ impl<S: Send, T: Send> Gateway<S, T> {
         shared.wake_leader();
         Ok(Ticket(Arc::new(TicketInner {
             element,
+            steps: self.steps.clone(),
             outcome: Mutex::new(Some(outcome)),
             shared: shared.clone(),
             _permit: permit,
@@ -471,6 +511,7 @@ struct Ticket<T>(Arc<TicketInner<T>>);
 
 struct TicketInner<T> {
     element: u64,
+    steps: Arc<[NodeRef]>,
     outcome: Mutex<Option<oneshot::Receiver<Outcome<T>>>>,
     shared: Arc<Shared>,
     _permit: SemaphoreGuardArc,
@@ -483,31 +524,50 @@ impl<T> Clone for Ticket<T> {
 }
 
 impl<T: Send> Ticket<T> {
-    async fn result(self) -> Result<Vec<T>, ClusterError> {
+    /// The element's results; a step's failure as a [`StreamError`] of that step (which
+    /// `gather` passes on), the cluster's as a [`ClusterError`] (a failure at `gather`).
+    async fn result(self) -> Result<Vec<T>, BoxError> {
         let element = self.0.element;
         let Some(outcome) = lock(&self.0.outcome).take() else {
             return Err(ClusterError::config(
                 None,
                 format!("element {element}'s result was taken twice"),
-            ));
+            )
+            .into());
         };
         match outcome.await {
             Ok(Ok(items)) => Ok(items),
-            Ok(Err(failed)) => Err(ClusterError::element(
-                failed.process,
-                element,
-                format!(
-                    "element {element} failed on process {} (worker {}): {}",
-                    failed.process, failed.worker, failed.message
-                ),
-            )),
+            Ok(Err(Failed {
+                process,
+                worker,
+                failure,
+            })) => {
+                let message = format!(
+                    "element {element} on process {process} (worker {worker}): {}",
+                    failure.message
+                );
+                let cause = ClusterError::element(process, element, message.clone());
+                let kind = if failure.panicked {
+                    ErrorKind::Panic
+                } else {
+                    ErrorKind::Failed
+                };
+                let step = failure.step.and_then(|i| self.0.steps.get(i)).cloned();
+                match step {
+                    Some(step) => Err(StreamError::new(kind, Some(step), message)
+                        .with_source(cause)
+                        .into()),
+                    None => Err(cause.into()),
+                }
+            }
             // cancelled: the cluster failed, or finished
             Err(oneshot::Canceled) => Err(self
                 .0
                 .shared
                 .failure()
                 .unwrap_or_else(ClusterError::stopped)
-                .for_element(element)),
+                .for_element(element)
+                .into()),
         }
     }
 }
@@ -562,15 +622,19 @@ fn run<S, T>(chain: &Chain<S, T>, x: S, process: usize, worker: usize) -> Outcom
             Ok(())
         })
     }));
-    let message = match ran {
+    let failure = match ran {
         Ok(Ok(())) => return Ok(out),
-        Ok(Err(message)) => message,
-        Err(panic) => format!("panicked: {}", panic_message(&*panic)),
+        Ok(Err(failure)) => failure,
+        Err(panic) => StepFailure {
+            step: None,
+            panicked: true,
+            message: panic_message(&*panic),
+        },
     };
     Err(Failed {
         process,
         worker,
-        message,
+        failure,
     })
 }
 

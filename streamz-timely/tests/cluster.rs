@@ -136,7 +136,7 @@ fn failing_process() {
     if cluster.is_leader() {
         for x in 0..12 {
             if let Err(e) = source.emit_blocking(x) {
-                println!("error: {e}");
+                println!("error ({:?}): {e}", e.kind());
             }
         }
         println!("out: {:?}", out.to_vec());
@@ -372,22 +372,29 @@ fn a_remote_panic_or_error_names_the_element_and_the_process() {
     let out = finish(start("failing", 2, &[]), 60);
     let lines: Vec<&str> = out.lines().collect();
     // elements 4 and 8 panic, 5 and 10 fail; element x is the x-th scattered (counted from 0)
-    for (x, what) in [
-        (4, "panicked: 4 is a multiple of four"),
-        (5, "failed: 5 is a multiple of five"),
-        (8, "panicked: 8 is a multiple of four"),
-        (10, "failed: 10 is a multiple of five"),
+    // each fails at its own step (`map`), with the kind it would have in the local graph
+    for (x, kind, what) in [
+        (4, "Panic", "panicked"),
+        (5, "Failed", "failed"),
+        (8, "Panic", "panicked"),
+        (10, "Failed", "failed"),
     ] {
+        let cause = if kind == "Panic" {
+            format!("{x} is a multiple of four")
+        } else {
+            format!("{x} is a multiple of five")
+        };
         // elements go to worker x % 2: process 0 has worker 0, process 1 worker 1
         let expected = format!(
-            "element {x} failed on process {p} (worker {p}): map",
+            "{what}: element {x} on process {p} (worker {p}): {cause}",
             p = x % 2
         );
         assert!(
-            lines.iter().any(|l| l.starts_with("error: node 'gather'")
-                && l.contains(&expected)
-                && l.ends_with(what)),
-            "no `{expected} … {what}` in:\n{out}"
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("error ({kind}): node 'map"))
+                    && l.ends_with(&expected)),
+            "no `{kind}` `{expected}` in:\n{out}"
         );
     }
     assert_eq!(

@@ -70,6 +70,8 @@ FUNCS = {
     "sum_prod": lambda a, x: (a + x, a * x),
     "sum_sum": lambda a, x: (a + x, a + x),
     "sum_neg": lambda a, x: (a + x, -x),
+    # a running mean: the state is (sum, count), the output their quotient
+    "mean": lambda a, x: ((a[0] + x, a[1] + 1), (a[0] + x) / (a[1] + 1)),
 }
 
 
@@ -234,6 +236,8 @@ def accumulate():
         case("accumulate one element", [("accumulate", {"f": "add"})], [42]),
         case("accumulate returns_state start 0",
              [("accumulate", {"f": "sum_prod", "start": 0, "returns_state": True})], [1, 2, 3]),
+        case("accumulate returns_state running mean start (0, 0)",
+             [("accumulate", {"f": "mean", "start": [0, 0], "returns_state": True})], [2, 4, 9, 1]),
         case("accumulate returns_state no start",
              [("accumulate", {"f": "sum_neg", "returns_state": True})], [1, 2, 3]),
         case("accumulate returns_state scan", [("accumulate", {"f": "sum_sum", "returns_state": True})], [0, 1, 2]),

@@ -49,6 +49,10 @@ fn func2(name: &str) -> fn(&Value, &Value) -> Value {
         "sum_prod" => |a, x| json!([int(a) + int(x), int(a) * int(x)]),
         "sum_sum" => |a, x| json!([int(a) + int(x), int(a) + int(x)]),
         "sum_neg" => |a, x| json!([int(a) + int(x), -int(x)]),
+        "mean" => |a, x| {
+            let (sum, n) = (int(&a[0]) + int(x), int(&a[1]) + 1);
+            json!([[sum, n], sum as f64 / n as f64])
+        },
         other => panic!("unknown function {other}"),
     }
 }
@@ -108,6 +112,15 @@ fn stage(
             let returns_state = p.get("returns_state") == Some(&json!(true));
             let with_state = p.get("with_state") == Some(&json!(true));
             match (returns_state, with_state, start) {
+                // the running mean with a state of its own type: `scan`
+                (true, false, Some(start)) if fname == Some("mean") => {
+                    let start: (f64, u32) = serde_json::from_value(start).expect("(sum, count)");
+                    s.scan(start, |(sum, n): &mut (f64, u32), x: Value| {
+                        *sum += x.as_f64().expect("a number");
+                        *n += 1;
+                        json!(*sum / f64::from(*n))
+                    })
+                }
                 (false, false, None) => s.accumulate(move |a, x| f(a, &x)),
                 (false, false, Some(start)) => s.accumulate_from(start, move |a, x| f(a, &x)),
                 (true, false, start) => {

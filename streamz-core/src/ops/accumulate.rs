@@ -1,4 +1,4 @@
-//! Stateful folds: `accumulate` and its forms, and `frequencies`.
+//! Stateful folds: `scan`, `accumulate` and its forms, and `frequencies`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -49,6 +49,33 @@ where
     }
 }
 
+/// `scan`'s fold: the state and the function together, since `f` may be `FnMut`; `f` changes
+/// the state in place.
+struct ScanMut<S, F> {
+    inner: Mutex<(S, F)>,
+}
+
+impl<T, S, U, E, F> Operator<T> for ScanMut<S, F>
+where
+    T: 'static,
+    S: Send + 'static,
+    U: Element,
+    E: Into<BoxError>,
+    F: FnMut(&mut S, T) -> Result<U, E> + Send + 'static,
+{
+    type Out = U;
+
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<U>>, cx: &mut Cx<'_>) {
+        let mut inner = lock(&self.inner);
+        let (state, f) = &mut *inner;
+        let y = guard_try(&out.info, cx, || f(state, x));
+        drop(inner);
+        if let Some(y) = y {
+            out.push(y, cx);
+        }
+    }
+}
+
 struct Frequencies<T> {
     counts: Mutex<HashMap<T, usize>>,
 }
@@ -66,6 +93,88 @@ impl<T: Element + Hash + Eq> Operator<T> for Frequencies<T> {
 }
 
 impl<T: Element> Stream<T> {
+    /// A running fold with state of any type, as [`Iterator::scan`] and futures'
+    /// `StreamExt::scan`: `f(&mut state, x)` updates the state in place and returns the
+    /// element to emit. This is the original's `accumulate(f, start=s, returns_state=True)`
+    /// for a state that is not an element.
+    ///
+    /// If `f` panics, that element fails at this node; whatever `f` had changed in the state
+    /// before panicking stays, and the next element continues from it (change the state last,
+    /// or use [`accumulate_returns_state`](Stream::accumulate_returns_state), which replaces
+    /// the state only when the function returns).
+    ///
+    /// # Examples
+    ///
+    /// A running mean, the original's `accumulate(f, start=(0, 0), returns_state=True)`:
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// let means = source
+    ///     .scan((0.0, 0u32), |(sum, n): &mut (f64, u32), x: f64| {
+    ///         *sum += x;
+    ///         *n += 1;
+    ///         *sum / f64::from(*n)
+    ///     })
+    ///     .sink_to_vec();
+    /// for x in [2.0, 4.0, 9.0] {
+    ///     source.emit_blocking(x).unwrap();
+    /// }
+    /// assert_eq!(means.to_vec(), vec![2.0, 3.0, 5.0]);
+    /// ```
+    pub fn scan<S, U, F>(&self, start: S, mut f: F) -> Stream<U>
+    where
+        S: Send + 'static,
+        U: Element,
+        F: FnMut(&mut S, T) -> U + Send + 'static,
+    {
+        let name = fn_name::<F>();
+        self.attach(
+            ACCUMULATE,
+            name,
+            ScanMut {
+                inner: Mutex::new((start, move |state: &mut S, x: T| {
+                    Ok::<_, Infallible>(f(state, x))
+                })),
+            },
+        )
+    }
+
+    /// Like [`scan`](Stream::scan) for a function that can fail: an `Err` fails that element
+    /// at this node (its `emit` returns the error), and the next element continues from the
+    /// state as `f` left it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// let totals = source
+    ///     .try_scan(0u8, |total: &mut u8, x: u8| {
+    ///         *total = total.checked_add(x).ok_or("overflow")?;
+    ///         Ok::<_, &str>(*total)
+    ///     })
+    ///     .sink_to_vec();
+    /// source.emit_blocking(200).unwrap();
+    /// assert!(source.emit_blocking(100).is_err()); // 300 does not fit: the total stays 200
+    /// source.emit_blocking(50).unwrap();
+    /// assert_eq!(totals.to_vec(), vec![200, 250]);
+    /// ```
+    pub fn try_scan<S, U, E, F>(&self, start: S, f: F) -> Stream<U>
+    where
+        S: Send + 'static,
+        U: Element,
+        E: Into<BoxError>,
+        F: FnMut(&mut S, T) -> Result<U, E> + Send + 'static,
+    {
+        let name = fn_name::<F>();
+        self.attach(
+            ACCUMULATE,
+            name,
+            ScanMut {
+                inner: Mutex::new((start, f)),
+            },
+        )
+    }
+
     /// A running fold without a start value: the first element becomes the state and is
     /// emitted unchanged; after that, emits `state = f(&state, x)` for each element.
     ///
@@ -77,7 +186,7 @@ impl<T: Element> Stream<T> {
     /// | `accumulate(f)` | `accumulate(f)` |
     /// | `accumulate(f, start=s)` | [`accumulate_from(s, f)`](Stream::accumulate_from) |
     /// | `accumulate(f, returns_state=True)` | [`accumulate_returns_state(None, f)`](Stream::accumulate_returns_state) |
-    /// | `accumulate(f, start=s, returns_state=True)` | [`accumulate_returns_state(Some(s), f)`](Stream::accumulate_returns_state) |
+    /// | `accumulate(f, start=s, returns_state=True)` | [`scan(s, f)`](Stream::scan) (any state type), or [`accumulate_returns_state(Some(s), f)`](Stream::accumulate_returns_state) |
     /// | `accumulate(f, …, with_state=True)` | [`accumulate_with_state(…)`](Stream::accumulate_with_state) |
     ///
     /// # Examples
@@ -140,7 +249,8 @@ impl<T: Element> Stream<T> {
     /// A fold whose function returns `(new_state, output)` and emits the output (the
     /// original's `returns_state=True`). With `start` `None`, the first element becomes the
     /// state and is emitted unchanged, as in the original; that needs `T` convertible into
-    /// both the state and the output type, which holds when all three are the same.
+    /// both the state and the output type, which holds when all three are the same. For a
+    /// state of another type (a running mean's `(sum, count)`), use [`scan`](Stream::scan).
     ///
     /// # Examples
     ///

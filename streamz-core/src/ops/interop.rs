@@ -46,6 +46,7 @@ impl<T: Element> Operator<T> for Subscribe<T> {
 /// The output of a stream as a `futures::Stream`: returned by [`Stream::subscribe`].
 ///
 /// It ends when the stream is closed.
+#[must_use = "a Subscription receives nothing unless it is polled: keep it and read from it"]
 pub struct Subscription<T> {
     items: Pin<Box<Receiver<T>>>,
 }

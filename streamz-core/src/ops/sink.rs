@@ -198,6 +198,7 @@ impl GraphNode for Sink {
 /// assert_eq!(out.take(), vec![2, 3]); // moved out
 /// assert!(out.is_empty());
 /// ```
+#[must_use = "a dropped VecSink still collects every element, where nobody can read them"]
 pub struct VecSink<T> {
     items: Arc<Mutex<Vec<T>>>,
     sink: Sink,

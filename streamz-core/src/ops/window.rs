@@ -74,6 +74,7 @@ impl<T: Element> Operator<T> for Collect<T> {
 /// assert!(collector.is_empty());
 /// assert_eq!(batches.to_vec(), vec![vec!['a', 'b']]);
 /// ```
+#[must_use = "a Collector's elements are emitted only by its `flush`: keep it to flush them"]
 pub struct Collector<T> {
     stream: Stream<Vec<T>>,
     held: Arc<Mutex<Vec<T>>>,
