@@ -6,6 +6,7 @@
 //! then pays two relaxed atomic increments per element (see DESIGN.md for the measured cost);
 //! before, one predictable branch.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -125,17 +126,72 @@ impl Graph {
     pub fn snapshot(&self) -> GraphSnapshot {
         let mut nodes = reachable(&self.start, Direction::Both);
         nodes.sort_by_key(|n| n.id);
+        // A node shown as part of its upstream (`Stream::part_of_upstream`): the upstream it
+        // merges into, while it is that upstream's only downstream and has no other upstream.
+        let mut into: HashMap<u64, u64> = HashMap::new();
+        for node in &nodes {
+            if node.part_of_upstream.load(Ordering::Relaxed)
+                && let [up] = node.upstreams().as_slice()
+                && up.downstreams().len() == 1
+            {
+                into.insert(node.id, up.id);
+            }
+        }
+        // Each stage is shown under its last node's id; `shown[id]` is the id a node is shown as.
+        let mut shown: HashMap<u64, u64> = nodes.iter().map(|n| (n.id, n.id)).collect();
+        for node in &nodes {
+            let mut head = node.id;
+            while let Some(&up) = into.get(&head) {
+                head = up;
+            }
+            // the chain from `head` to `node`: all shown as the chain's last node
+            let last = shown[&head].max(node.id);
+            let mut at = node.id;
+            loop {
+                shown.insert(at, last);
+                match into.get(&at) {
+                    Some(&up) => at = up,
+                    None => break,
+                }
+            }
+        }
+        let mut snapshots: Vec<NodeSnapshot> = Vec::new();
+        let mut index: HashMap<u64, usize> = HashMap::new();
+        for node in &nodes {
+            let now = NodeSnapshot::of(node);
+            match index.get(&shown[&node.id]) {
+                None => {
+                    index.insert(shown[&node.id], snapshots.len());
+                    snapshots.push(NodeSnapshot {
+                        id: shown[&node.id],
+                        ..now
+                    });
+                }
+                // a later part of a stage: its output, name and state are the stage's
+                Some(&i) => {
+                    let stage = &mut snapshots[i];
+                    if node.given_name().is_some() {
+                        stage.name = now.name;
+                    }
+                    stage.elements_out = now.elements_out;
+                    stage.errors += now.errors;
+                    stage.in_flight += now.in_flight;
+                    stage.latency = stage.latency.max(now.latency);
+                    stage.closed = now.closed;
+                }
+            }
+        }
         let mut edges = Vec::new();
         for node in &nodes {
             for down in node.downstreams() {
-                edges.push(EdgeSnapshot {
-                    from: node.id,
-                    to: down.id,
-                });
+                let (from, to) = (shown[&node.id], shown[&down.id]);
+                if from != to {
+                    edges.push(EdgeSnapshot { from, to });
+                }
             }
         }
         GraphSnapshot {
-            nodes: nodes.iter().map(|n| NodeSnapshot::of(n)).collect(),
+            nodes: snapshots,
             edges,
         }
     }

@@ -116,6 +116,8 @@ pub(crate) struct NodeInfo {
     /// Set once the node's close has gone all the way down: everything it flushed at end of
     /// stream has been handled, and its downstreams have been closed (see `close_from_task`).
     finished: AtomicBool,
+    /// Shown as part of its upstream's stage by `Graph::snapshot` (`Stream::part_of_upstream`).
+    pub(crate) part_of_upstream: AtomicBool,
     /// Elements accepted by this node and not yet handed on (buffers, timers, async work).
     in_flight: AtomicUsize,
     changed: Event,
@@ -134,6 +136,7 @@ impl NodeInfo {
             open_upstreams: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             finished: AtomicBool::new(false),
+            part_of_upstream: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             changed: Event::new(),
             meter: Meter::new(ctx.metrics_enabled()),

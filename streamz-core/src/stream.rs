@@ -510,6 +510,38 @@ impl<T> Stream<T> {
         self.out.info.node_ref()
     }
 
+    /// Shows this node as a part of its upstream's stage in [`Graph::snapshot`](crate::Graph::snapshot)
+    /// (and so in a dashboard): for a conversion a library adds after an operator, such as
+    /// `sliding_window(3).map(Value::Array)`, which is not a stage the user wrote. The two are
+    /// shown as one node, with this node's id, this node's name when it has one (else the
+    /// upstream's), the upstream's operator and elements in, and this node's elements out.
+    /// It applies only while this node has one upstream, and is that upstream's only
+    /// downstream; the graph itself, and [`visualize`](Stream::visualize), are unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = streamz_core::Stream::new();
+    /// let windows = source
+    ///     .sliding_window(2, true)
+    ///     .map(|w: Vec<i32>| w.iter().sum::<i32>())
+    ///     .part_of_upstream()
+    ///     .named("pair sums");
+    /// source.enable_metrics();
+    /// source.emit_blocking(1).unwrap();
+    /// let nodes = windows.graph().snapshot().nodes;
+    /// let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    /// assert_eq!(names, ["stream", "pair sums"]);
+    /// assert_eq!((nodes[1].id, nodes[1].operator), (windows.id(), "sliding_window"));
+    /// ```
+    pub fn part_of_upstream(self) -> Self {
+        self.out
+            .info
+            .part_of_upstream
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self
+    }
+
     /// The whole graph this node belongs to (everything connected to it, up and down), as
     /// Graphviz DOT text. Nodes are drawn in the original's shapes; when a node has several
     /// downstreams its edges are numbered in delivery order.

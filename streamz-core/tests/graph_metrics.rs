@@ -128,3 +128,45 @@ fn buffered_and_async_nodes_show_what_they_hold_and_how_long_calls_take() {
     assert!(call.latency.is_some(), "{call:?}");
     assert!(node(&snapshot, source.node_id()).latency.is_none());
 }
+
+#[test]
+fn conversions_are_shown_as_part_of_their_stage() {
+    let source = Stream::new();
+    // a stage the user wrote, then two conversions a library added
+    let window = source.partition(2);
+    let sums = window
+        .map(|w: Vec<u64>| w.iter().sum::<u64>())
+        .part_of_upstream()
+        .map(|x| x * 10)
+        .part_of_upstream()
+        .named("partition 2");
+    let sink = sums.sink_to_vec();
+    // a conversion whose upstream has another downstream is shown as a node of its own
+    let shared = source.map(|x: u64| x + 1);
+    let first = shared.map(|x| x * 2).part_of_upstream();
+    let _second = shared.sink_to_vec();
+    source.enable_metrics();
+    for x in 0..5 {
+        source.emit_blocking(x).unwrap();
+    }
+    let snapshot = source.graph().snapshot();
+    let stage = node(&snapshot, sums.node_id());
+    assert_eq!(
+        (
+            stage.name.as_str(),
+            stage.operator,
+            stage.elements_in,
+            stage.elements_out
+        ),
+        ("partition 2", "partition", 5, 2)
+    );
+    assert!(!snapshot.nodes.iter().any(|n| n.id == window.node_id()));
+    assert!(snapshot.nodes.iter().any(|n| n.id == first.node_id()));
+    // source, the stage, its sink, `shared`, `first`, `shared`'s sink
+    assert_eq!(snapshot.nodes.len(), 6);
+    let edges: Vec<(u64, u64)> = snapshot.edges.iter().map(|e| (e.from, e.to)).collect();
+    assert!(edges.contains(&(source.node_id(), sums.node_id())));
+    assert!(edges.contains(&(sums.node_id(), sink.node_id())));
+    assert!(edges.contains(&(shared.node_id(), first.node_id())));
+    assert_eq!(sink.to_vec(), vec![10, 50]);
+}

@@ -527,6 +527,7 @@ impl<T: Scatterable> Scattered<T> {
                 "gather_unordered"
             })
             .flatten()
+            .part_of_upstream()
     }
 
     /// Names the node this handle stands for.

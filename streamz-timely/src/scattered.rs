@@ -438,6 +438,7 @@ impl<S: Exchangeable, T: Exchangeable> Scattered<S, T> {
                 "gather_unordered"
             })
             .flatten()
+            .part_of_upstream()
     }
 }
 
