@@ -8,19 +8,23 @@ use proptest::prelude::*;
 use streamz_core::VirtualExecutor;
 
 use crate::build::{Runtime, build};
-use crate::ops::{Kind, OPS, OpSpec, Role};
+use crate::ops::{Kind, OpSpec, Role, all};
 use crate::parse::parse;
 
 /// Reads and builds `src`; an error must render against the text without panicking, and a
 /// built graph must have something to run.
-fn read(src: &str) {
-    let rt = Runtime {
+/// A runtime to build graphs with in tests: nothing is run on it.
+pub(crate) fn runtime() -> Runtime {
+    Runtime {
         executor: Arc::new(VirtualExecutor::new()),
         #[cfg(feature = "rayon")]
         pool: Some(POOL.clone()),
-        stats: false,
         json_input: false,
-    };
+    }
+}
+
+fn read(src: &str) {
+    let rt = runtime();
     let outcome = parse(src).and_then(|program| build(&program, src, &rt));
     match outcome {
         Ok(graph) => assert!(!graph.feeds.is_empty(), "a graph without a source: {src:?}"),
@@ -38,14 +42,12 @@ static POOL: std::sync::LazyLock<streamz_rayon::Pool> =
 /// Pieces of pipeline text: every operator and parameter name, and values of every kind,
 /// good and bad, quoted and not.
 fn piece() -> impl Strategy<Value = String> {
-    let ops: Vec<String> = OPS
-        .iter()
+    let ops: Vec<String> = all()
         // the one operator that opens a file while the graph is built
         .filter(|op| op.name != "sink_to_textfile")
         .map(|op| op.name.to_owned())
         .collect();
-    let options: Vec<String> = OPS
-        .iter()
+    let options: Vec<String> = all()
         .flat_map(|op| op.params.iter().map(|p| format!("{}=", p.name)))
         .collect();
     let values = [
@@ -160,9 +162,8 @@ fn value(kind: Kind) -> BoxedStrategy<String> {
 
 /// A stage of an operator with `role`: its parameters by position or by name, some left out.
 fn stage(role: Role) -> impl Strategy<Value = String> {
-    let ops: Vec<&'static OpSpec> = OPS
-        .iter()
-        .filter(|op| op.role == role && op.name != "sink_to_textfile")
+    let ops: Vec<&'static OpSpec> = all()
+        .filter(|op| op.role() == role && op.name != "sink_to_textfile")
         .collect();
     proptest::sample::select(ops).prop_flat_map(|op| {
         let params: Vec<_> = op

@@ -8,6 +8,7 @@
 
 mod build;
 mod error;
+mod flow;
 #[cfg(test)]
 mod fuzz;
 mod lex;
@@ -264,7 +265,6 @@ fn prepare(
     src: &str,
     choice: ExecutorChoice,
     threads: usize,
-    stats: bool,
     json: bool,
 ) -> Result<(build::Graph, build::Runtime), CliError> {
     let program = parse::parse(src)?;
@@ -286,7 +286,6 @@ fn prepare(
         )?,
         #[cfg(feature = "rayon")]
         pool: Some(pool),
-        stats,
         json_input: json,
     };
     Ok((build::build(&program, src, &rt)?, rt))
@@ -299,7 +298,7 @@ fn run_command(args: RunArgs) -> ExitCode {
     };
     let rt = runtime();
     let outcome = rt.block_on(async {
-        let (graph, runtime) = prepare(&src, args.executor, args.threads, args.stats, args.json)?;
+        let (graph, runtime) = prepare(&src, args.executor, args.threads, args.json)?;
         let _dashboard = match &args.dashboard {
             Some(addr) => Some(dashboard(&graph, &runtime, addr).await?),
             None => None,
@@ -348,7 +347,7 @@ fn graph(args: GraphArgs) -> ExitCode {
     };
     let rt = runtime();
     let dot = rt.block_on(async {
-        let (graph, _) = prepare(&src, ExecutorChoice::Tokio, 1, false, false)?;
+        let (graph, _) = prepare(&src, ExecutorChoice::Tokio, 1, false)?;
         let mut seen = std::collections::HashSet::new();
         let mut out = String::new();
         for feed in &graph.feeds {

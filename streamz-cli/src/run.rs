@@ -8,11 +8,12 @@ use futures_util::FutureExt;
 use serde_json::Value;
 use std::panic::AssertUnwindSafe;
 use streamz_core::{Stream, StreamError};
-use tokio::io::{AsyncSeekExt, BufReader};
+use tokio::io::BufReader;
 use tokio::sync::watch;
 
-use crate::build::{Graph, Source, show};
+use crate::build::Graph;
 use crate::lines::{BadLine, Partial, read_into};
+use crate::ops::show;
 
 /// What to do when an element fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -79,7 +80,7 @@ impl Control {
         }
     }
 
-    async fn emit(&self, stream: &Stream<Value>, x: Value) {
+    pub(crate) async fn emit(&self, stream: &Stream<Value>, x: Value) {
         self.emitted.fetch_add(1, Ordering::Relaxed);
         let result = stream.emit(x).await;
         self.completed.fetch_add(1, Ordering::Relaxed);
@@ -273,26 +274,23 @@ pub(crate) async fn run(
             .errors()
             .sink(move |err| control.element_failed(&err));
     }
-    let total: Option<u64> = graph
-        .feeds
-        .iter()
-        .map(|f| f.source.len())
-        .sum::<Option<u64>>();
+    let total: Option<u64> = graph.feeds.iter().map(|f| f.source.len).sum();
     let reporter = stats.then(|| {
         crate::stats::Reporter::start(
             graph.stages.clone(),
+            graph.feeds.iter().map(|f| f.stream.clone()).collect(),
             control.emitted.clone(),
             control.errors.clone(),
             total,
         )
     });
     let mut tasks = Vec::new();
-    for feed in graph.feeds.iter() {
+    for feed in graph.feeds {
         let control = control.clone();
-        let (stream, source, name) = (feed.stream.clone(), feed.source.clone(), feed.name.clone());
+        let (stream, source, name) = (feed.stream, feed.source, feed.name);
         tasks.push(tokio::spawn(async move {
             // A panic in a source (a bug) still closes it, so the rest drains, and fails the run.
-            let fed = AssertUnwindSafe(feed_source(&stream, source, control.clone()))
+            let fed = AssertUnwindSafe(source.feed(stream.clone(), control.clone()))
                 .catch_unwind()
                 .await;
             let failure = match fed {
@@ -356,161 +354,6 @@ fn line_value(
             None
         }
     }
-}
-
-async fn feed_source(
-    stream: &Stream<Value>,
-    source: Source,
-    mut control: Control,
-) -> Result<(), String> {
-    match source {
-        Source::Range { start, end, step } => {
-            // Python's range: the last element is the last one before `end`; a step past
-            // i64's limits ends the range rather than wrapping.
-            let mut next = Some(start);
-            while let Some(x) = next.filter(|&x| (step > 0 && x < end) || (step < 0 && x > end)) {
-                if control.stopping() {
-                    break;
-                }
-                control.emit(stream, Value::from(x)).await;
-                next = x.checked_add(step);
-            }
-        }
-        Source::Values(items) => {
-            for x in items {
-                if control.stopping() {
-                    break;
-                }
-                control.emit(stream, x).await;
-            }
-        }
-        Source::Stdin { json, max_line } => {
-            let reader = BufReader::new(tokio::io::stdin());
-            feed_lines(stream, reader, json, max_line, "stdin", None, &mut control).await?;
-        }
-        Source::Process {
-            command,
-            json,
-            max_line,
-        } => {
-            let mut child = tokio::process::Command::new("sh")
-                .arg("-c")
-                .arg(&command)
-                .stdout(std::process::Stdio::piped())
-                .stdin(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|e| format!("cannot start `{command}`: {e}"))?;
-            let stdout = child.stdout.take().expect("piped");
-            let reader = BufReader::new(stdout);
-            feed_lines(stream, reader, json, max_line, &command, None, &mut control).await?;
-            if control.stopping() {
-                let _ = child.kill().await;
-            } else {
-                let status = child.wait().await.map_err(|e| e.to_string())?;
-                if !status.success() {
-                    return Err(format!("`{command}` exited with {status}"));
-                }
-            }
-        }
-        Source::TextFile {
-            path,
-            from_end,
-            follow,
-            poll,
-            json,
-            max_line,
-        } => {
-            let mut file = tokio::fs::File::open(&path)
-                .await
-                .map_err(|e| format!("cannot open `{path}`: {e}"))?;
-            if from_end {
-                file.seek(std::io::SeekFrom::End(0))
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            let reader = BufReader::new(file);
-            let follow = follow.then_some(poll);
-            feed_lines(stream, reader, json, max_line, &path, follow, &mut control).await?;
-        }
-        Source::Filenames { glob, follow, poll } => {
-            let mut seen = std::collections::HashSet::new();
-            loop {
-                let paths = glob::glob(&glob).map_err(|e| format!("bad pattern `{glob}`: {e}"))?;
-                let mut new: Vec<String> = paths
-                    .filter_map(Result::ok)
-                    .map(|p| p.display().to_string())
-                    .filter(|p| !seen.contains(p))
-                    .collect();
-                new.sort();
-                for p in new {
-                    if control.stopping() {
-                        return Ok(());
-                    }
-                    seen.insert(p.clone());
-                    control.emit(stream, Value::String(p)).await;
-                }
-                if !follow {
-                    break;
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(poll) => {}
-                    () = control.stopped() => break,
-                }
-            }
-        }
-        Source::Periodic {
-            expr,
-            interval,
-            limit,
-        } => {
-            let mut ticks = tokio::time::interval(interval);
-            let mut i: u64 = 0;
-            while limit.is_none_or(|l| i < l as u64) {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    () = control.stopped() => break,
-                }
-                let x = Value::from(i);
-                match expr.eval(&[&x]) {
-                    Ok(v) => control.emit(stream, v).await,
-                    Err(e) => control.bad_input(format!(
-                        "from_periodic: `{}` failed for x = {i}: {e}",
-                        expr.text
-                    )),
-                }
-                i += 1;
-            }
-        }
-        Source::Tcp {
-            host,
-            port,
-            max_line,
-            max_connections,
-            json,
-        } => {
-            crate::net::tcp(
-                stream,
-                &host,
-                port,
-                max_line,
-                max_connections,
-                json,
-                control.clone(),
-            )
-            .await?;
-        }
-        Source::Http {
-            host,
-            port,
-            path,
-            json,
-            limits,
-        } => {
-            crate::net::http(stream, &host, port, &path, json, limits, control.clone()).await?;
-        }
-    }
-    Ok(())
 }
 
 /// Feeds each line of `reader` until its end (with `follow`, polling every so often for

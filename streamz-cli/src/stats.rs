@@ -1,32 +1,60 @@
 //! `--stats`: a live line a second on stderr (a progress bar when the sources' length is
 //! known and stderr is a terminal), and a table at the end: elements into and out of each
-//! stage, throughput and errors.
+//! stage, throughput and errors. The figures are the core's metrics of the stages' nodes
+//! (`enable_metrics`, `Graph::snapshot`): `--stats` adds nothing to the graph.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value;
+use streamz_core::Stream;
 
-use crate::build::StageStats;
+use crate::build::{Figure, StageStats};
 use crate::run::Outcome;
 
 pub(crate) struct Reporter {
     stages: Vec<StageStats>,
+    /// The sources: holding them keeps their graphs, and so their figures, to the end.
+    graphs: Vec<Stream<Value>>,
     bar: ProgressBar,
     ticker: tokio::task::JoinHandle<()>,
 }
 
-fn load(n: &Option<Arc<AtomicU64>>) -> Option<u64> {
-    n.as_ref().map(|n| n.load(Ordering::Relaxed))
+/// Every node's elements in and out, by id, across the graphs.
+#[derive(Default)]
+struct Figures(HashMap<u64, (u64, u64)>);
+
+impl Figures {
+    fn read(graphs: &[Stream<Value>]) -> Self {
+        let mut figures = HashMap::new();
+        for source in graphs {
+            for node in source.graph().snapshot().nodes {
+                figures.insert(node.id, (node.elements_in, node.elements_out));
+            }
+        }
+        Figures(figures)
+    }
+
+    fn get(&self, figure: Option<Figure>) -> Option<u64> {
+        Some(match figure? {
+            Figure::In(id) => self.0.get(&id).map_or(0, |f| f.0),
+            Figure::Out(id) => self.0.get(&id).map_or(0, |f| f.1),
+        })
+    }
 }
 
 /// One line: what each stage has let out so far (what sinks have taken in).
-fn live(stages: &[StageStats], errors: u64) -> String {
+fn live(stages: &[StageStats], figures: &Figures, errors: u64) -> String {
     let mut s = String::new();
     for stage in stages {
-        let n = load(&stage.output).or(load(&stage.input)).unwrap_or(0);
+        let n = figures
+            .get(stage.output)
+            .or(figures.get(stage.input))
+            .unwrap_or(0);
         let sep = if s.is_empty() { "" } else { " | " };
         let _ = write!(s, "{sep}{}: {n}", stage.name);
     }
@@ -37,7 +65,7 @@ fn live(stages: &[StageStats], errors: u64) -> String {
 }
 
 /// The table printed at the end.
-pub(crate) fn summary(stages: &[StageStats], outcome: &Outcome) -> String {
+fn summary(stages: &[StageStats], figures: &Figures, outcome: &Outcome) -> String {
     let width = stages
         .iter()
         .map(|s| s.name.chars().count())
@@ -55,8 +83,8 @@ pub(crate) fn summary(stages: &[StageStats], outcome: &Outcome) -> String {
         let _ = writeln!(
             out,
             "{name:<width$}  {:>10}  {:>10}",
-            shown(load(&stage.input)),
-            shown(load(&stage.output)),
+            shown(figures.get(stage.input)),
+            shown(figures.get(stage.output)),
         );
     }
     let secs = outcome.elapsed.as_secs_f64();
@@ -76,6 +104,7 @@ pub(crate) fn summary(stages: &[StageStats], outcome: &Outcome) -> String {
 impl Reporter {
     pub(crate) fn start(
         stages: Vec<StageStats>,
+        graphs: Vec<Stream<Value>>,
         emitted: Arc<AtomicU64>,
         errors: Arc<AtomicU64>,
         total: Option<u64>,
@@ -86,7 +115,10 @@ impl Reporter {
         };
         let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr())
             .with_style(ProgressStyle::with_template(template).expect("a valid template"));
-        let (b, s) = (bar.clone(), stages.clone());
+        for graph in &graphs {
+            graph.enable_metrics();
+        }
+        let (b, s, g) = (bar.clone(), stages.clone(), graphs.clone());
         let start = Instant::now();
         let ticker = tokio::spawn(async move {
             let second = Duration::from_secs(1);
@@ -94,7 +126,7 @@ impl Reporter {
             loop {
                 every.tick().await;
                 let e = emitted.load(Ordering::Relaxed);
-                let line = live(&s, errors.load(Ordering::Relaxed));
+                let line = live(&s, &Figures::read(&g), errors.load(Ordering::Relaxed));
                 b.set_position(e);
                 if b.is_hidden() {
                     // not a terminal: a plain line a second
@@ -106,6 +138,7 @@ impl Reporter {
         });
         Reporter {
             stages,
+            graphs,
             bar,
             ticker,
         }
@@ -114,6 +147,7 @@ impl Reporter {
     pub(crate) fn finish(self, outcome: &Outcome) {
         self.ticker.abort();
         self.bar.finish_and_clear();
-        eprint!("{}", summary(&self.stages, outcome));
+        let figures = Figures::read(&self.graphs);
+        eprint!("{}", summary(&self.stages, &figures, outcome));
     }
 }

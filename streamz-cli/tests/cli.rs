@@ -326,6 +326,62 @@ fn dashboard_takes_an_address_after_an_equals_sign() {
     );
 }
 
+/// `--stats` reads the core's metrics, so with a dashboard `/api/graph` shows the stages the
+/// user wrote, each once, and no conversion or counting nodes.
+#[test]
+fn stats_and_the_dashboard_show_only_the_users_stages() {
+    let stages = [
+        "range 1000000",
+        "rate_limit 1ms",
+        "sliding_window 3",
+        "partition 2",
+        "flatten",
+        "frequencies",
+        "range 100",
+        "scatter",
+        r#"map "x + 1""#,
+        "gather",
+        "zip a b",
+        "sink null",
+    ];
+    let pipeline = format!(
+        "a = {} | {} | {} | {} | {} | {}; b = {} | {} | {} | {}; {} | {}",
+        stages[0],
+        stages[1],
+        stages[2],
+        stages[3],
+        stages[4],
+        stages[5],
+        stages[6],
+        stages[7],
+        stages[8],
+        stages[9],
+        stages[10],
+        stages[11]
+    );
+    let (mut child, url, _stderr) = spawn_announcing(
+        &["run", "--stats", "--dashboard=127.0.0.1:0", &pipeline],
+        "dashboard: http://",
+    );
+    let addr = url.strip_suffix("/status").unwrap().to_owned();
+    let reply = get(&addr, "/api/graph");
+    let body = &reply[reply.find('{').unwrap()..=reply.rfind('}').unwrap()];
+    let graph: serde_json::Value = serde_json::from_str(body).unwrap();
+    let mut names: Vec<String> = graph["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = stages.iter().map(|s| (*s).to_owned()).collect();
+    expected.sort();
+    assert_eq!(names, expected, "{body}");
+    // (stopped here: a zip with one side ended holds elements it cannot match)
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn sinks_null_and_count() {
     run("range 5 | sink null").success().stdout("");

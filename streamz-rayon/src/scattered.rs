@@ -260,6 +260,44 @@ impl<T: Scatterable> Scattered<T> {
         })
     }
 
+    /// Keeps the elements for which `predicate`, run on the pool, returns `Ok(true)`; an
+    /// `Err` fails that element at this stage (it comes out at `gather`), as
+    /// [`Stream::try_filter`] does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamz_core::Stream;
+    /// use streamz_rayon::{Pool, ScatterExt};
+    ///
+    /// let pool = Pool::new(1).unwrap();
+    /// let source = Stream::new();
+    /// let out = source
+    ///     .scatter(&pool)
+    ///     .try_filter(|s: &&'static str| s.parse::<u8>().map(|n| n > 5))
+    ///     .gather()
+    ///     .sink_to_vec();
+    /// source.emit_blocking("8").unwrap();
+    /// source.emit_blocking("3").unwrap();
+    /// assert!(source.emit_blocking("eight").is_err());
+    /// assert_eq!(out.to_vec(), vec!["8"]);
+    /// ```
+    pub fn try_filter<E, F>(&self, predicate: F) -> Scattered<T>
+    where
+        E: Into<BoxError>,
+        F: Fn(&T) -> Result<bool, E> + Send + Sync + 'static,
+    {
+        self.pooled(label::<F>("filter"), move |items| {
+            let mut kept = Vec::new();
+            for x in items {
+                if predicate(&x).map_err(Into::into)? {
+                    kept.push(x);
+                }
+            }
+            Ok(Items::Many(kept))
+        })
+    }
+
     /// For elements that are tuples, runs `f(a, b, …)` on the pool.
     ///
     /// # Examples
