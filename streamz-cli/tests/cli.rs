@@ -59,6 +59,24 @@ fn partition_flushes_the_remainder_at_end_of_stream() {
 }
 
 #[test]
+fn partition_unique_keeps_the_first_or_the_last_of_a_key() {
+    let values = r#"values "[1, 2, 1, 3, 1, 3, 3, 2]""#;
+    run(&format!("{values} | partition_unique 3"))
+        .success()
+        .stdout("[1,2,3]\n[1,3,2]\n");
+    run(&format!("{values} | partition_unique 3 keep=last"))
+        .success()
+        .stdout("[2,1,3]\n[1,3,2]\n");
+    // by key: the parity; the remainder at end of stream
+    run(&format!("{values} | partition_unique 2 key='x % 2'"))
+        .success()
+        .stdout("[1,2]\n[1,2]\n");
+    run(&format!("{values} | partition_unique 3 keep=middle"))
+        .code(2)
+        .stderr(predicate::str::contains("keep is `first` or `last`"));
+}
+
+#[test]
 fn a_pipeline_without_a_sink_prints_to_stdout() {
     run("values '[1, \"a\", {\"b\": [2]}]'")
         .success()

@@ -5,7 +5,8 @@
 //! - `lines.rs`: the line sources (stdin, from_textfile, from_process);
 //! - `net.rs`: the network sources (from_tcp, from_http_server);
 //! - `elementwise.rs`: map, filter, remove, pluck, flatten, json;
-//! - `state.rs`: accumulate, sliding_window, partition, unique, slice, frequencies;
+//! - `state.rs`: accumulate, sliding_window, partition, partition_unique, unique, slice,
+//!   frequencies;
 //! - `time.rs`: rate_limit, delay, timed_window, buffer, latest;
 //! - `joins.rs`: union, zip, combine_latest, zip_latest;
 //! - `pool.rs`: scatter, gather;

@@ -1,9 +1,10 @@
-//! Operators with state: accumulate, sliding_window, partition, unique, slice, frequencies.
+//! Operators with state: accumulate, sliding_window, partition, partition_unique, unique,
+//! slice, frequencies.
 
 use std::collections::HashMap;
 
 use serde_json::Value;
-use streamz_core::Stream;
+use streamz_core::{Keep, Stream};
 
 use super::args::{Kind::*, opt, pos, req};
 use super::{Args, Build, OpSpec, failure, key_fn, key_of, show};
@@ -37,6 +38,16 @@ pub(super) static OPS: &[OpSpec] = &[
         ],
         about: "arrays of N elements (per key, with key=); the remainder at end of stream or after timeout",
         build: Build::Local(partition),
+    },
+    OpSpec {
+        name: "partition_unique",
+        params: &[
+            req("n", Count),
+            opt("key", Expr, ""),
+            opt("keep", Text, "first"),
+        ],
+        about: "arrays of N elements with distinct keys (key=, the element itself by default); a repeated key is ignored (keep=first) or replaces the one held, moving to the end (keep=last); the remainder at end of stream",
+        build: Build::Local(partition_unique),
     },
     OpSpec {
         name: "unique",
@@ -127,6 +138,25 @@ fn partition(args: &Args<'_>, s: &Stream<Value>) -> Result<Stream<Value>, CliErr
         (None, Some(key)) => s.partition_by(n, key_fn(key)),
         (Some(t), None) => s.partition_timeout(n, t),
         (Some(t), Some(key)) => s.partition_by_timeout(n, t, key_fn(key)),
+    };
+    Ok(out.map(Value::Array).part_of_upstream())
+}
+
+fn partition_unique(args: &Args<'_>, s: &Stream<Value>) -> Result<Stream<Value>, CliError> {
+    let n = args.required_positive("n")?;
+    let keep = match args.text("keep").as_deref() {
+        Some("first") | None => Keep::First,
+        Some("last") => Keep::Last,
+        Some(other) => {
+            return Err(CliError::at(
+                format!("keep={other}: keep is `first` or `last`"),
+                args.stage().span.clone(),
+            ));
+        }
+    };
+    let out = match args.expr("key", &["x"])? {
+        Some(key) => s.partition_unique_by(n, keep, key_fn(key)),
+        None => s.partition_unique_by(n, keep, key_of),
     };
     Ok(out.map(Value::Array).part_of_upstream())
 }
