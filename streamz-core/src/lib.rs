@@ -39,6 +39,7 @@ mod node;
 mod ops;
 mod queue;
 mod stream;
+mod task;
 mod virtual_executor;
 mod visualize;
 

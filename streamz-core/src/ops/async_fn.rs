@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
-use crate::queue::{Receiver, Sender};
 use futures_util::stream::{FuturesOrdered, FuturesUnordered};
 use futures_util::{FutureExt, StreamExt};
 
@@ -17,8 +16,9 @@ use crate::emit::{BoxFuture, Cx, Emit};
 use crate::error::{BoxError, StreamError};
 use crate::node::{Finish, Kind, NodeInfo, Operator, Outlet, Port, Shape, fn_name, guard};
 use crate::ops::sink::Sink;
-use crate::ops::time::enqueue;
+use crate::queue::Receiver;
 use crate::stream::{Element, Stream};
+use crate::task::{InFlight, TaskQueue, task_queue};
 
 const MAP_ASYNC: Kind = Kind::new("map_async", Shape::Ellipse);
 const MAP_ASYNC_UNORDERED: Kind = Kind::new("map_async_unordered", Shape::Ellipse);
@@ -85,27 +85,10 @@ fn first_poll<R>(work: &mut BoxFuture<R>, cx: &Cx<'_>) -> std::thread::Result<Po
     }))
 }
 
-/// One element counted in flight at a node until this is dropped.
-struct InFlight(Arc<NodeInfo>);
-
-impl InFlight {
-    fn new(node: &Arc<NodeInfo>) -> Self {
-        node.hold(1);
-        InFlight(node.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.release(1);
-    }
-}
-
 // ------------------------------------------------------------------------------- map_async
 
 struct MapAsync<T, U> {
-    info: Arc<NodeInfo>,
-    queue: Sender<T>,
+    queue: TaskQueue<T>,
     _out: PhantomData<fn() -> U>,
 }
 
@@ -113,7 +96,7 @@ impl<T: Element, U: Element> Operator<T> for MapAsync<T, U> {
     type Out = U;
 
     fn push(&self, _: Port, x: T, _out: &Arc<Outlet<U>>, cx: &mut Cx<'_>) {
-        enqueue(&self.queue, x, &self.info, cx);
+        self.queue.push(x, cx);
     }
 
     fn finish(&self, _out: &Arc<Outlet<U>>, _cx: &mut Cx<'_>) -> Finish {
@@ -126,7 +109,7 @@ impl<T: Element, U: Element> Operator<T> for MapAsync<T, U> {
 /// time, each after the previous one's downstream work: one task per node, however many
 /// calls are in flight.
 async fn map_async_task<T, U, F>(
-    queue: Receiver<T>,
+    queue: Receiver<(T, InFlight)>,
     out: Arc<Outlet<U>>,
     f: F,
     parallelism: usize,
@@ -138,14 +121,16 @@ async fn map_async_task<T, U, F>(
 {
     let mut queue = Box::pin(queue);
     let mut running = Running::new(ordered);
-    let mut done: VecDeque<Result<U, StreamError>> = VecDeque::new();
-    let mut handing_on: Option<Emit> = None;
+    // each result with what holds its element until it has been handed on
+    type Done<U> = (Result<U, StreamError>, InFlight);
+    let mut done: VecDeque<Done<U>> = VecDeque::new();
+    let mut handing_on: Option<(Emit, InFlight)> = None;
     let mut input_open = true;
-    let start = |x: T| -> BoxFuture<Result<U, StreamError>> {
+    let start = |(x, held): (T, InFlight)| -> BoxFuture<Done<U>> {
         let node = out.info.clone();
         match catch_unwind(AssertUnwindSafe(|| f(x))) {
-            Ok(work) => Box::pin(run_user(node, work)),
-            Err(panic) => Box::pin(std::future::ready(Err(node.panic_error(panic)))),
+            Ok(work) => Box::pin(async move { (run_user(node, work).await, held) }),
+            Err(panic) => Box::pin(std::future::ready((Err(node.panic_error(panic)), held))),
         }
     };
     poll_fn(|task| {
@@ -153,8 +138,8 @@ async fn map_async_task<T, U, F>(
             let mut progressed = false;
             while input_open && running.len() + done.len() < parallelism {
                 match queue.poll_next_unpin(task) {
-                    Poll::Ready(Some(x)) => {
-                        running.push_back(start(x));
+                    Poll::Ready(Some(item)) => {
+                        running.push_back(start(item));
                         progressed = true;
                     }
                     Poll::Ready(None) => input_open = false,
@@ -166,26 +151,22 @@ async fn map_async_task<T, U, F>(
                 progressed = true;
             }
             if handing_on.is_none()
-                && let Some(result) = done.pop_front()
+                && let Some((result, held)) = done.pop_front()
             {
                 progressed = true;
                 match result {
-                    Ok(y) => handing_on = Some(out.emit(y)),
-                    Err(e) => {
-                        out.info.ctx.report(e);
-                        out.info.release(1);
-                    }
+                    Ok(y) => handing_on = Some((out.emit(y), held)),
+                    Err(e) => out.info.ctx.report(e),
                 }
             }
-            if let Some(emit) = &mut handing_on
+            if let Some((emit, _)) = &mut handing_on
                 && let Poll::Ready(result) = Pin::new(emit).poll(task)
             {
-                handing_on = None;
+                handing_on = None; // and what held the element with it
                 progressed = true;
                 if let Err(e) = result {
                     out.info.ctx.report(e);
                 }
-                out.info.release(1);
             }
             if !input_open && running.is_empty() && done.is_empty() && handing_on.is_none() {
                 return Poll::Ready(());
@@ -264,7 +245,7 @@ where
             Err(panic) => cx.fail(out.info.panic_error(panic)),
             Ok(Poll::Pending) => {
                 let (node, out) = (out.info.clone(), out.clone());
-                let in_flight = InFlight::new(&node);
+                let in_flight = InFlight::hold(&node, 1);
                 cx.wait(async move {
                     let y = run_user(node, work).await;
                     drop(in_flight);
@@ -297,7 +278,7 @@ where
             Err(panic) => cx.fail(out.info.panic_error(panic)),
             Ok(Poll::Pending) => {
                 let node = out.info.clone();
-                let in_flight = InFlight::new(&node);
+                let in_flight = InFlight::hold(&node, 1);
                 cx.wait(async move {
                     let result = run_user(node, work).await;
                     drop(in_flight);
@@ -547,16 +528,15 @@ impl<T: Element> Stream<T> {
             MAP_ASYNC_UNORDERED
         };
         self.attach_with(kind, name, |out| {
-            let (queue, rx) = crate::queue::bounded(parallelism);
+            let (queue, inbox) = task_queue(&out.info, parallelism);
             executor.spawn(Box::pin(map_async_task(
-                rx,
+                inbox.into_receiver(),
                 out.clone(),
                 f,
                 parallelism,
                 ordered,
             )));
             MapAsync {
-                info: out.info.clone(),
                 queue,
                 _out: PhantomData,
             }

@@ -1,28 +1,24 @@
 //! Decoupling a producer from a slow consumer: `buffer` and `latest`.
 
-use std::sync::{Arc, Mutex};
-
-use crate::queue::{Receiver, Sender};
-use event_listener::Event;
+use std::sync::Arc;
 
 use crate::emit::Cx;
-use crate::node::{Finish, Kind, NodeInfo, Operator, Outlet, Port, Shape, lock};
-use crate::ops::time::enqueue;
+use crate::node::{Finish, Kind, Operator, Outlet, Port, Shape};
 use crate::stream::{Element, Stream};
+use crate::task::{InFlight, Inbox, Shared, TaskQueue, hand_on, task_queue};
 
 const BUFFER: Kind = Kind::new("buffer", Shape::Diamond);
 const LATEST: Kind = Kind::new("latest", Shape::Octagon);
 
 struct Buffer<T> {
-    info: Arc<NodeInfo>,
-    queue: Sender<T>,
+    queue: TaskQueue<T>,
 }
 
 impl<T: Element> Operator<T> for Buffer<T> {
     type Out = T;
 
     fn push(&self, _: Port, x: T, _out: &Arc<Outlet<T>>, cx: &mut Cx<'_>) {
-        enqueue(&self.queue, x, &self.info, cx);
+        self.queue.push(x, cx);
     }
 
     fn finish(&self, _out: &Arc<Outlet<T>>, _cx: &mut Cx<'_>) -> Finish {
@@ -33,74 +29,59 @@ impl<T: Element> Operator<T> for Buffer<T> {
 
 /// Hands queued elements on one at a time, in order, each after the previous one's
 /// downstream work is done. A failure downstream is reported, and the next element goes on.
-async fn buffer_task<T: Element>(queue: Receiver<T>, out: Arc<Outlet<T>>) {
-    while let Ok(x) = queue.recv().await {
-        if let Err(e) = out.emit(x).await {
-            out.info.ctx.report(e);
-        }
-        out.info.release(1);
+async fn buffer_task<T: Element>(queue: Inbox<T>, out: Arc<Outlet<T>>) {
+    while let Some((x, held)) = queue.recv().await {
+        hand_on(&out, x, held).await;
     }
     out.close_from_task().await;
 }
 
-struct LatestSlot<T> {
-    value: Option<T>,
+/// `latest`'s slot: the newest element (held while it waits), and whether the stream ended.
+struct Slot<T> {
+    value: Option<(T, InFlight)>,
     closed: bool,
 }
 
-struct LatestShared<T> {
-    slot: Mutex<LatestSlot<T>>,
-    changed: Event,
-}
-
-impl<T> LatestShared<T> {
-    fn close(&self) {
-        lock(&self.slot).closed = true;
-        self.changed.notify(usize::MAX);
-    }
-}
-
 struct Latest<T> {
-    shared: Arc<LatestShared<T>>,
+    shared: Arc<Shared<Slot<T>>>,
 }
 
 impl<T: Element> Operator<T> for Latest<T> {
     type Out = T;
 
     fn push(&self, _: Port, x: T, out: &Arc<Outlet<T>>, _cx: &mut Cx<'_>) {
-        let replaced = lock(&self.shared.slot).value.replace(x);
-        if replaced.is_none() {
-            out.info.hold(1);
-        }
-        self.shared.changed.notify(1);
+        let mut slot = self.shared.lock();
+        let held = match slot.value.take() {
+            // the older element is dropped: its hold goes on to the newer one
+            Some((_, held)) => held,
+            None => InFlight::hold(&out.info, 1),
+        };
+        slot.value = Some((x, held));
+        drop(slot);
+        self.shared.notify_one();
     }
 
     fn finish(&self, _out: &Arc<Outlet<T>>, _cx: &mut Cx<'_>) -> Finish {
-        self.shared.close();
+        self.shared.update(|slot| slot.closed = true);
         Finish::Later
     }
 }
 
 impl<T> Drop for Latest<T> {
     fn drop(&mut self) {
-        self.shared.close();
+        self.shared.update(|slot| slot.closed = true);
     }
 }
 
-async fn latest_task<T: Element>(shared: Arc<LatestShared<T>>, out: Arc<Outlet<T>>) {
+async fn latest_task<T: Element>(shared: Arc<Shared<Slot<T>>>, out: Arc<Outlet<T>>) {
     loop {
-        let listener = shared.changed.listen();
+        let listener = shared.listen();
         let (value, closed) = {
-            let mut slot = lock(&shared.slot);
+            let mut slot = shared.lock();
             (slot.value.take(), slot.closed)
         };
         match value {
-            Some(x) => {
-                if let Err(e) = out.emit(x).await {
-                    out.info.ctx.report(e);
-                }
-                out.info.release(1);
-            }
+            Some((x, held)) => hand_on(&out, x, held).await,
             None if closed => break,
             None => listener.await,
         }
@@ -160,12 +141,9 @@ impl<T: Element> Stream<T> {
         );
         let executor = self.ctx().require_executor("buffer");
         self.attach_with(BUFFER, None, |out| {
-            let (queue, rx) = crate::queue::bounded(n);
-            executor.spawn(Box::pin(buffer_task(rx, out.clone())));
-            Buffer {
-                info: out.info.clone(),
-                queue,
-            }
+            let (queue, inbox) = task_queue(&out.info, n);
+            executor.spawn(Box::pin(buffer_task(inbox, out.clone())));
+            Buffer { queue }
         })
     }
 
@@ -211,12 +189,9 @@ impl<T: Element> Stream<T> {
     pub fn latest(&self) -> Stream<T> {
         let executor = self.ctx().require_executor("latest");
         self.attach_with(LATEST, None, |out| {
-            let shared = Arc::new(LatestShared {
-                slot: Mutex::new(LatestSlot {
-                    value: None,
-                    closed: false,
-                }),
-                changed: Event::new(),
+            let shared = Shared::new(Slot {
+                value: None,
+                closed: false,
             });
             executor.spawn(Box::pin(latest_task(shared.clone(), out.clone())));
             Latest { shared }

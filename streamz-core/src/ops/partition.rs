@@ -4,17 +4,15 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use event_listener::Event;
 use futures_util::future::{Either, select};
 use indexmap::IndexMap;
 
 use crate::clock::IntoInterval;
-use crate::executor::Executor;
-use crate::ops::time::sleep_until;
-
 use crate::emit::Cx;
+use crate::executor::Executor;
 use crate::node::{Finish, Kind, Operator, Outlet, Port, Shape, fn_name, guard, lock};
 use crate::stream::{Element, Stream};
+use crate::task::{InFlight, Shared, hand_on, sleep_until};
 
 const PARTITION: Kind = Kind::new("partition", Shape::Diamond);
 const PARTITION_UNIQUE: Kind = Kind::new("partition_unique", Shape::Diamond);
@@ -47,31 +45,25 @@ pub enum Keep {
 
 struct Batch<T> {
     items: Vec<T>,
-    /// When the batch is emitted even if not full (with a timeout).
-    due: Option<Instant>,
+    /// With a timeout: when the batch is emitted even if not full, and what holds its
+    /// elements until then (the timeout task may hand them on).
+    timed: Option<(Instant, InFlight)>,
 }
 
+/// The open batches, shared with the timeout task (notified when a batch starts and at end
+/// of stream).
 struct Batches<K, T> {
     /// Open batches, in the order they started.
     open: IndexMap<K, Batch<T>>,
     closed: bool,
 }
 
-struct PartitionShared<K, T> {
-    batches: Mutex<Batches<K, T>>,
-    /// Notified when a batch starts and at end of stream, for the timeout task.
-    changed: Event,
-}
-
-impl<K, T> PartitionShared<K, T> {
-    fn close(&self) -> Vec<Vec<T>> {
-        let mut batches = lock(&self.batches);
+/// End of stream (or the node is gone): what is left, in the order it started.
+fn close<K, T>(shared: &Shared<Batches<K, T>>) -> Vec<Batch<T>> {
+    shared.update(|batches| {
         batches.closed = true;
-        let rest = batches.open.drain(..).map(|(_, b)| b.items).collect();
-        drop(batches);
-        self.changed.notify(usize::MAX);
-        rest
-    }
+        batches.open.drain(..).map(|(_, b)| b).collect()
+    })
 }
 
 /// Batches of `n`, one per key, emitted in the order they fill; with a timeout, also when
@@ -79,7 +71,7 @@ impl<K, T> PartitionShared<K, T> {
 struct Partition<K, T, F> {
     n: usize,
     key: F,
-    shared: Arc<PartitionShared<K, T>>,
+    shared: Arc<Shared<Batches<K, T>>>,
     timeout: Option<(Duration, Arc<dyn Executor>)>,
 }
 
@@ -95,7 +87,7 @@ where
         let Some(key) = guard(&out.info, cx, || (self.key)(&x)) else {
             return;
         };
-        let mut batches = lock(&self.shared.batches);
+        let mut batches = self.shared.lock();
         let entry = batches.open.entry(key);
         let index = entry.index();
         let mut started = false;
@@ -104,15 +96,22 @@ where
             Batch {
                 // at most a few slots up front, whatever `n` is; it grows with what it holds
                 items: Vec::with_capacity(self.n.min(16)),
-                due: self
-                    .timeout
-                    .as_ref()
-                    .map(|(t, ex)| crate::clock::after(ex.clock().now(), *t)),
+                timed: self.timeout.as_ref().map(|(t, ex)| {
+                    let due = crate::clock::after(ex.clock().now(), *t);
+                    (due, InFlight::none(&out.info))
+                }),
             }
         });
         batch.items.push(x);
         let full = batch.items.len() >= self.n;
-        let timed = batch.due.is_some();
+        let timed = match &mut batch.timed {
+            // Counted in flight: the timeout may hand it on.
+            Some((_, held)) => {
+                held.add(1);
+                true
+            }
+            None => false,
+        };
         // `shift_remove` keeps the other open batches in the order they started.
         let batch = if full {
             batches.open.shift_remove_index(index)
@@ -120,17 +119,11 @@ where
             None
         };
         drop(batches);
-        if timed {
-            // Counted in flight: the timeout will hand it on.
-            out.info.hold(1);
-            if started {
-                self.shared.changed.notify(usize::MAX);
-            }
+        if timed && started {
+            self.shared.notify();
         }
         if let Some((_, batch)) = batch {
-            if timed {
-                out.info.release(batch.items.len());
-            }
+            drop(batch.timed);
             out.push(batch.items, cx);
         }
     }
@@ -140,12 +133,11 @@ where
     /// now, so the remainder never overtakes it and the outlet closes only after both.
     fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) -> Finish {
         if self.timeout.is_some() {
-            lock(&self.shared.batches).closed = true;
-            self.shared.changed.notify(usize::MAX);
+            self.shared.update(|batches| batches.closed = true);
             return Finish::Later;
         }
-        for batch in self.shared.close() {
-            out.push(batch, cx);
+        for batch in close(&self.shared) {
+            out.push(batch.items, cx);
         }
         Finish::Now
     }
@@ -154,34 +146,32 @@ where
 impl<K, T, F> Drop for Partition<K, T, F> {
     fn drop(&mut self) {
         // Stops the timeout task.
-        self.shared.close();
+        close(&self.shared);
     }
 }
 
 /// Emits each batch whose timeout has passed, oldest first; one timer at a time per node.
 async fn partition_timeout_task<K: Send + 'static, T: Element>(
-    shared: Arc<PartitionShared<K, T>>,
+    shared: Arc<Shared<Batches<K, T>>>,
     out: Arc<Outlet<Vec<T>>>,
     executor: Arc<dyn Executor>,
 ) {
     loop {
-        let listener = shared.changed.listen();
+        let listener = shared.listen();
         let (due, closed) = {
-            let batches = lock(&shared.batches);
+            let batches = shared.lock();
             (
-                batches.open.first().and_then(|(_, b)| b.due),
+                batches
+                    .open
+                    .first()
+                    .and_then(|(_, b)| b.timed.as_ref().map(|t| t.0)),
                 batches.closed,
             )
         };
         if closed {
             // End of stream (or the node was dropped): the rest, in the order it started.
-            let rest = shared.close();
-            for batch in rest {
-                let n = batch.len();
-                if let Err(e) = out.emit(batch).await {
-                    out.info.ctx.report(e);
-                }
-                out.info.release(n);
+            for batch in close(&shared) {
+                hand_on_batch(&out, batch).await;
             }
             out.close_from_task().await;
             return;
@@ -195,28 +185,32 @@ async fn partition_timeout_task<K: Send + 'static, T: Element>(
             continue;
         }
         let now = executor.clock().now();
-        let ready: Vec<Vec<T>> = {
-            let mut batches = lock(&shared.batches);
+        let ready: Vec<Batch<T>> = {
+            let mut batches = shared.lock();
             let mut ready = Vec::new();
             while batches
                 .open
                 .first()
-                .is_some_and(|(_, b)| b.due.is_some_and(|d| d <= now))
+                .is_some_and(|(_, b)| b.timed.as_ref().is_some_and(|t| t.0 <= now))
             {
                 if let Some((_, batch)) = batches.open.shift_remove_index(0) {
-                    ready.push(batch.items);
+                    ready.push(batch);
                 }
             }
             ready
         };
         for batch in ready {
-            let n = batch.len();
-            if let Err(e) = out.emit(batch).await {
-                out.info.ctx.report(e);
-            }
-            out.info.release(n);
+            hand_on_batch(&out, batch).await;
         }
     }
+}
+
+/// Hands a batch on from the timeout task.
+async fn hand_on_batch<T: Element>(out: &Outlet<Vec<T>>, batch: Batch<T>) {
+    let held = batch
+        .timed
+        .map_or_else(|| InFlight::none(&out.info), |(_, held)| held);
+    hand_on(out, batch.items, held).await;
 }
 
 fn partition_op<K, T, F>(
@@ -227,12 +221,9 @@ fn partition_op<K, T, F>(
     Partition {
         n,
         key,
-        shared: Arc::new(PartitionShared {
-            batches: Mutex::new(Batches {
-                open: IndexMap::new(),
-                closed: false,
-            }),
-            changed: Event::new(),
+        shared: Shared::new(Batches {
+            open: IndexMap::new(),
+            closed: false,
         }),
         timeout,
     }

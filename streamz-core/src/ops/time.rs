@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use async_channel::TrySendError;
 
 use crate::queue::{Receiver, Sender};
-use event_listener::Event;
 use futures_channel::oneshot;
 use futures_util::future::{Either, select};
 use indexmap::IndexMap;
@@ -22,59 +21,15 @@ use crate::executor::Executor;
 use crate::node::{Finish, Kind, NodeInfo, Operator, Outlet, Port, Shape, fn_name, guard, lock};
 use crate::ops::partition::Keep;
 use crate::stream::{Element, Stream};
+use crate::task::{
+    InFlight, Inbox, QUEUE, Shared, TaskQueue, closed_before_queued, hand_on, sleep_until,
+    task_queue,
+};
 
 const RATE_LIMIT: Kind = Kind::new("rate_limit", Shape::Octagon);
 const DELAY: Kind = Kind::new("delay", Shape::Octagon);
 const TIMED_WINDOW: Kind = Kind::new("timed_window", Shape::Octagon);
 const TIMED_WINDOW_UNIQUE: Kind = Kind::new("timed_window_unique", Shape::Octagon);
-
-/// How many elements a time-based node queues before `emit` has to wait for room.
-pub(crate) const QUEUE: usize = 1024;
-
-/// Sends `item` into the queue of the node `info`: at once when there is room, otherwise by
-/// waiting in the element's `Emit`. Once the queue has taken it, the node holds it in flight.
-pub(crate) fn enqueue<I: Send + 'static>(
-    queue: &Sender<I>,
-    item: I,
-    info: &Arc<NodeInfo>,
-    cx: &mut Cx<'_>,
-) {
-    match queue.try_send(item) {
-        Ok(()) => info.hold(1),
-        Err(TrySendError::Full(item)) => {
-            let (queue, info) = (queue.clone(), info.clone());
-            cx.wait(async move {
-                match queue.send(item).await {
-                    Ok(()) => {
-                        info.hold(1);
-                        Ok(())
-                    }
-                    Err(_) => Err(closed_before_queued(&info)),
-                }
-            });
-        }
-        Err(TrySendError::Closed(_)) => cx.fail(closed_before_queued(info)),
-    }
-}
-
-/// An element reached a node whose queue had closed: end of stream passed the node first
-/// (an `emit` racing `close()` from another thread) or the node is gone. It is not lost
-/// silently: its `Emit` says so.
-pub(crate) fn closed_before_queued(info: &NodeInfo) -> StreamError {
-    StreamError::new(
-        crate::error::ErrorKind::Closed,
-        Some(info.node_ref()),
-        "the element arrived after end of stream had closed this node; it was not delivered",
-    )
-}
-
-/// Sleeps until `deadline` on `executor`'s clock; returns at once, without a timer, when it
-/// has passed.
-pub(crate) async fn sleep_until(executor: &dyn Executor, deadline: Instant) {
-    if deadline > executor.clock().now() {
-        executor.clock().sleep_until(deadline).await;
-    }
-}
 
 // ------------------------------------------------------------------------------ rate_limit
 
@@ -180,8 +135,7 @@ async fn rate_limit_task<T: Element>(
 struct Delay<T> {
     interval: Duration,
     executor: Arc<dyn Executor>,
-    info: Arc<NodeInfo>,
-    queue: Sender<(Instant, T)>,
+    queue: TaskQueue<(Instant, T)>,
 }
 
 impl<T: Element> Operator<T> for Delay<T> {
@@ -189,7 +143,7 @@ impl<T: Element> Operator<T> for Delay<T> {
 
     fn push(&self, _: Port, x: T, _out: &Arc<Outlet<T>>, cx: &mut Cx<'_>) {
         let due = after(self.executor.clock().now(), self.interval);
-        enqueue(&self.queue, (due, x), &self.info, cx);
+        self.queue.push((due, x), cx);
     }
 
     fn finish(&self, _out: &Arc<Outlet<T>>, _cx: &mut Cx<'_>) -> Finish {
@@ -199,16 +153,13 @@ impl<T: Element> Operator<T> for Delay<T> {
 }
 
 async fn delay_task<T: Element>(
-    queue: Receiver<(Instant, T)>,
+    queue: Inbox<(Instant, T)>,
     out: Arc<Outlet<T>>,
     executor: Arc<dyn Executor>,
 ) {
-    while let Ok((due, x)) = queue.recv().await {
+    while let Some(((due, x), held)) = queue.recv().await {
         sleep_until(&*executor, due).await;
-        if let Err(e) = out.emit(x).await {
-            out.info.ctx.report(e);
-        }
-        out.info.release(1);
+        hand_on(&out, x, held).await;
     }
     out.close_from_task().await;
 }
@@ -275,39 +226,27 @@ where
 
 struct WindowState<B> {
     buffer: B,
-    /// Elements in the buffer, as counted in flight.
-    held: usize,
+    /// What holds the elements in the buffer.
+    held: InFlight,
     /// The previous window is still being handled downstream.
     busy: bool,
     closed: bool,
 }
 
-struct WindowShared<B> {
-    state: Mutex<WindowState<B>>,
-    changed: Event,
-}
-
-impl<B> WindowShared<B> {
-    fn close(&self) {
-        lock(&self.state).closed = true;
-        self.changed.notify(usize::MAX);
-    }
-}
-
 struct TimedWindow<B> {
-    shared: Arc<WindowShared<B>>,
+    shared: Arc<Shared<WindowState<B>>>,
 }
 
 impl<T: Element, B: WindowBuffer<T>> Operator<T> for TimedWindow<B> {
     type Out = Vec<T>;
 
     fn push(&self, _: Port, x: T, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) {
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.lock();
         state.buffer.add(x, &out.info, cx);
         let held = state.buffer.len();
-        if held > state.held {
-            out.info.hold(held - state.held);
-            state.held = held;
+        if held > state.held.count() {
+            let more = held - state.held.count();
+            state.held.add(more);
         }
         let busy = state.busy;
         drop(state);
@@ -316,8 +255,8 @@ impl<T: Element, B: WindowBuffer<T>> Operator<T> for TimedWindow<B> {
             let shared = self.shared.clone();
             cx.wait(async move {
                 loop {
-                    let listener = shared.changed.listen();
-                    if !lock(&shared.state).busy {
+                    let listener = shared.listen();
+                    if !shared.lock().busy {
                         return Ok(());
                     }
                     listener.await;
@@ -327,7 +266,7 @@ impl<T: Element, B: WindowBuffer<T>> Operator<T> for TimedWindow<B> {
     }
 
     fn finish(&self, _out: &Arc<Outlet<Vec<T>>>, _cx: &mut Cx<'_>) -> Finish {
-        self.shared.close();
+        self.shared.update(|state| state.closed = true);
         Finish::Later
     }
 }
@@ -335,12 +274,12 @@ impl<T: Element, B: WindowBuffer<T>> Operator<T> for TimedWindow<B> {
 impl<B> Drop for TimedWindow<B> {
     fn drop(&mut self) {
         // The node is gone: stop its ticker.
-        self.shared.close();
+        self.shared.update(|state| state.closed = true);
     }
 }
 
 async fn timed_window_task<T: Element, B: WindowBuffer<T>>(
-    shared: Arc<WindowShared<B>>,
+    shared: Arc<Shared<WindowState<B>>>,
     out: Arc<Outlet<Vec<T>>>,
     executor: Arc<dyn Executor>,
     interval: Duration,
@@ -351,31 +290,29 @@ async fn timed_window_task<T: Element, B: WindowBuffer<T>>(
     loop {
         // A fixed schedule, start + k·interval: no drift, whatever the downstream costs.
         let deadline = after(start, interval.saturating_mul(tick));
-        let listener = shared.changed.listen();
-        let closed = lock(&shared.state).closed;
+        let listener = shared.listen();
+        let closed = shared.lock().closed;
         if !closed {
             let sleep = std::pin::pin!(sleep_until(&*executor, deadline));
             if let Either::Right(_) = select(sleep, listener).await
-                && !lock(&shared.state).closed
+                && !shared.lock().closed
             {
                 continue; // woken by a change that is not the end: wait on
             }
         }
         let (window, held, closed) = {
-            let mut state = lock(&shared.state);
+            let mut state = shared.lock();
             let window = state.buffer.take();
-            let held = std::mem::take(&mut state.held);
+            let held = state.held.take();
             state.busy = true;
             (window, held, state.closed)
         };
-        if !(window.is_empty() && (skip_empty || closed))
-            && let Err(e) = out.emit(window).await
-        {
-            out.info.ctx.report(e);
+        if window.is_empty() && (skip_empty || closed) {
+            drop(held);
+        } else {
+            hand_on(&out, window, held).await;
         }
-        lock(&shared.state).busy = false;
-        shared.changed.notify(usize::MAX);
-        out.info.release(held);
+        shared.update(|state| state.busy = false);
         if closed {
             out.close_from_task().await;
             return;
@@ -485,12 +422,11 @@ impl<T: Element> Stream<T> {
         let interval = interval.into_interval();
         let executor = self.ctx().require_executor("delay");
         self.attach_with(DELAY, None, |out| {
-            let (queue, rx) = crate::queue::bounded(QUEUE);
-            executor.spawn(Box::pin(delay_task(rx, out.clone(), executor.clone())));
+            let (queue, inbox) = task_queue(&out.info, QUEUE);
+            executor.spawn(Box::pin(delay_task(inbox, out.clone(), executor.clone())));
             Delay {
                 interval,
                 executor,
-                info: out.info.clone(),
                 queue,
             }
         })
@@ -633,14 +569,11 @@ impl<T: Element> Stream<T> {
         );
         let executor = self.ctx().require_executor(kind.op);
         self.attach_with(kind, func, |out| {
-            let shared = Arc::new(WindowShared {
-                state: Mutex::new(WindowState {
-                    buffer,
-                    held: 0,
-                    busy: false,
-                    closed: false,
-                }),
-                changed: Event::new(),
+            let shared = Shared::new(WindowState {
+                buffer,
+                held: InFlight::none(&out.info),
+                busy: false,
+                closed: false,
             });
             let start = executor.clock().now();
             executor.spawn(Box::pin(timed_window_task(
