@@ -28,7 +28,7 @@ use smallvec::SmallVec;
 use std::sync::Mutex;
 
 #[cfg(not(crossbeam_loom))]
-use crate::node::lock;
+use crate::sync::lock;
 
 #[cfg(crossbeam_loom)]
 fn lock<T>(m: &Mutex<T>) -> loom::sync::MutexGuard<'_, T> {

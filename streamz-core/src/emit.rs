@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 
 use crossbeam_epoch::Guard;
 
-use crate::context::Context as GraphContext;
 use crate::error::{ErrorKind, StreamError};
+use crate::shared::GraphShared;
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -25,7 +25,7 @@ pub(crate) type Pending = BoxFuture<Result<(), StreamError>>;
 pub(crate) struct Cx<'g> {
     /// Pinned once per push; keeps every node's downstream list readable without a lock.
     guard: &'g Guard,
-    ctx: &'g Arc<GraphContext>,
+    graph: &'g Arc<GraphShared>,
     error: Option<StreamError>,
     pending: Vec<Pending>,
     /// Below this stack address a push grows the stack before going deeper.
@@ -37,23 +37,23 @@ pub(crate) struct Cx<'g> {
 }
 
 impl<'g> Cx<'g> {
-    /// Runs one push (`f`) in a fresh context of graph `ctx` and returns its completion. Under
+    /// Runs one push (`f`) in a fresh context of graph `graph` and returns its completion. Under
     /// `blocking` (`emit_blocking`) the caller will block on whatever is left pending.
     pub(crate) fn run(
-        ctx: &Arc<GraphContext>,
+        graph: &Arc<GraphShared>,
         blocking: bool,
         f: impl FnOnce(&mut Cx<'_>),
     ) -> Emit {
         let guard = crossbeam_epoch::pin();
         let mut cx = Cx {
             guard: &guard,
-            ctx,
+            graph,
             error: None,
             pending: Vec::new(),
             stack_limit: stack_limit(),
             blocking,
             poll_here: !blocking
-                || ctx
+                || graph
                     .executor
                     .as_ref()
                     .is_none_or(|executor| executor.polls_anywhere()),
@@ -163,7 +163,7 @@ impl<'g> Cx<'g> {
         if self.pending.is_empty() {
             match self.error {
                 None => Emit::ready(Ok(())),
-                Some(e) => Emit::failed(e, self.ctx.clone()),
+                Some(e) => Emit::failed(e, self.graph.clone()),
             }
         } else {
             Emit {
@@ -171,7 +171,7 @@ impl<'g> Cx<'g> {
                     error: self.error,
                     work: self.pending.into_iter().map(Some).collect(),
                 })),
-                ctx: Some(self.ctx.clone()),
+                graph: Some(self.graph.clone()),
             }
         }
     }
@@ -239,7 +239,7 @@ pub(crate) const STACK_SEGMENT: usize = 2 * 1024 * 1024;
 pub struct Emit {
     state: State,
     /// Where detached work runs and unobserved errors go; set only on the slow paths.
-    ctx: Option<Arc<GraphContext>>,
+    graph: Option<Arc<GraphShared>>,
 }
 
 enum State {
@@ -290,15 +290,15 @@ impl Emit {
     pub(crate) fn ready(result: Result<(), StreamError>) -> Self {
         Emit {
             state: State::Ready(result),
-            ctx: None,
+            graph: None,
         }
     }
 
-    /// A failed element whose error, if nobody looks at it, goes to `ctx`'s error stream.
-    pub(crate) fn failed(err: StreamError, ctx: Arc<GraphContext>) -> Self {
+    /// A failed element whose error, if nobody looks at it, goes to `graph`'s error stream.
+    pub(crate) fn failed(err: StreamError, graph: Arc<GraphShared>) -> Self {
         Emit {
             state: State::Ready(Err(err)),
-            ctx: Some(ctx),
+            graph: Some(graph),
         }
     }
 
@@ -328,9 +328,9 @@ impl Emit {
             State::Done => Ok(()),
             State::Waiting(waiting) => {
                 let own_thread = self
-                    .ctx
+                    .graph
                     .as_ref()
-                    .and_then(|ctx| ctx.executor.as_ref())
+                    .and_then(|graph| graph.executor.as_ref())
                     .is_some_and(|executor| executor.is_worker_thread());
                 if own_thread {
                     self.state = State::Waiting(waiting); // detached when `self` drops
@@ -341,7 +341,7 @@ impl Emit {
                          executor, which the pending work needs: await emit() there instead",
                     ));
                 }
-                match self.ctx.as_ref().and_then(|ctx| ctx.executor.clone()) {
+                match self.graph.as_ref().and_then(|graph| graph.executor.clone()) {
                     Some(executor) if executor.polls_anywhere() => {
                         futures_executor::block_on(waiting)
                     }
@@ -400,17 +400,17 @@ impl Future for Emit {
 impl Drop for Emit {
     fn drop(&mut self) {
         // Only a failed or pending `Emit` carries a context: the common, ready one is done here.
-        let Some(ctx) = self.ctx.take() else {
+        let Some(graph) = self.graph.take() else {
             return;
         };
         let state = std::mem::replace(&mut self.state, State::Done);
         match state {
             State::Done | State::Ready(Ok(())) => {}
-            State::Ready(Err(e)) => ctx.report(e),
-            State::Waiting(waiting) => match &ctx.executor {
+            State::Ready(Err(e)) => graph.report(e),
+            State::Waiting(waiting) => match &graph.executor {
                 Some(executor) => {
-                    let report = ctx.clone();
-                    ctx.detach_started();
+                    let report = graph.clone();
+                    graph.detach_started();
                     executor.spawn(Box::pin(async move {
                         if let Err(e) = waiting.await {
                             report.report(e);
@@ -418,7 +418,7 @@ impl Drop for Emit {
                         report.detach_finished();
                     }));
                 }
-                None => ctx.report(StreamError::new(
+                None => graph.report(StreamError::new(
                     ErrorKind::Abandoned,
                     None,
                     format!(

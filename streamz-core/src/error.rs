@@ -4,6 +4,7 @@ use std::any::Any;
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A boxed error from a user function, as returned by `try_map`, `try_filter`, ….
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -43,6 +44,13 @@ pub enum ErrorKind {
     Abandoned,
 }
 
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh id: for a node, or for a [`NodeRef::detached`] stage.
+pub(crate) fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
 /// The node an error happened at: its id and its name, as shown by `visualize`.
 ///
 /// # Examples
@@ -78,7 +86,7 @@ impl NodeRef {
     /// ```
     pub fn detached(name: impl Into<Arc<str>>) -> Self {
         NodeRef {
-            id: crate::node::next_id(),
+            id: next_id(),
             name: name.into(),
         }
     }

@@ -28,18 +28,21 @@
 #![deny(unsafe_code)]
 
 mod clock;
-mod context;
 mod edges;
 mod emit;
 mod error;
 mod executor;
 mod manual_clock;
+mod meter;
 mod metrics;
 mod node;
 mod ops;
 mod queue;
+mod shared;
 mod stream;
+mod sync;
 mod task;
+mod topology;
 mod virtual_executor;
 mod visualize;
 
@@ -49,7 +52,8 @@ pub use error::{BoxError, ErrorKind, NodeRef, StreamError, panic_message};
 pub use executor::Executor;
 pub use manual_clock::ManualClock;
 pub use metrics::{EdgeSnapshot, Graph, GraphSnapshot, NodeSnapshot};
-pub use node::fn_name;
+pub use node::{fn_name, label};
 pub use ops::{ApplyTuple, Collector, Idx, Keep, Pluck, Sink, Subscription, VecSink, ZipInput};
 pub use stream::{Element, GraphNode, Stream};
+pub use sync::lock;
 pub use virtual_executor::VirtualExecutor;

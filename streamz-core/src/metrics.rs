@@ -8,69 +8,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::node::NodeInfo;
-use crate::stream::{Direction, reachable};
-
-/// A node's counters.
-#[derive(Debug, Default)]
-pub(crate) struct Meter {
-    on: AtomicBool,
-    input: AtomicU64,
-    output: AtomicU64,
-    errors: AtomicU64,
-    /// A moving average of asynchronous work's duration, in nanoseconds (0: none yet).
-    latency_ns: AtomicU64,
-}
-
-impl Meter {
-    pub(crate) fn new(on: bool) -> Self {
-        Meter {
-            on: AtomicBool::new(on),
-            ..Meter::default()
-        }
-    }
-
-    #[inline(always)]
-    pub(crate) fn is_on(&self) -> bool {
-        self.on.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn turn_on(&self) {
-        self.on.store(true, Ordering::Relaxed);
-    }
-
-    #[inline(always)]
-    pub(crate) fn count_in(&self) {
-        if self.is_on() {
-            self.input.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    #[inline(always)]
-    pub(crate) fn count_out(&self) {
-        if self.is_on() {
-            self.output.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// A failed element (always counted: failures are rare).
-    pub(crate) fn count_error(&self) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Folds one duration of asynchronous work into the average (weight 1/8 for the new one).
-    pub(crate) fn record_latency(&self, took: Duration) {
-        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1);
-        let _ = self
-            .latency_ns
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
-                Some(if old == 0 { ns } else { old - old / 8 + ns / 8 })
-            });
-    }
-}
+use crate::topology::{Direction, reachable};
 
 /// A handle on the graph around a stream, for reading its structure and metrics from code that
 /// does not know the streams' element types (a dashboard, a metrics exporter). It does not
@@ -117,7 +59,7 @@ impl Graph {
     pub fn enable_metrics(&self) {
         for node in reachable(&self.start, Direction::Both) {
             node.meter.turn_on();
-            node.ctx.enable_metrics();
+            node.graph.enable_metrics();
         }
     }
 

@@ -5,23 +5,18 @@
 use std::any::type_name;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use event_listener::Event;
 
-use crate::context::Context;
 use crate::edges::{DirectArc, Edges};
 use crate::emit::{Cx, Emit};
-use crate::error::{BoxError, NodeRef, StreamError};
-use crate::metrics::Meter;
+use crate::error::{BoxError, NodeRef, StreamError, next_id};
+use crate::meter::Meter;
+use crate::shared::GraphShared;
 
-/// Locks a mutex, ignoring poisoning: a user function that panicked while we held a lock has
-/// been turned into an error already, and every guarded state stays consistent because user
-/// functions only ever see shared references to it.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+pub(crate) use crate::sync::lock;
 
 /// An input port of a node. Single-input nodes only ever see port 0; `zip` and friends get a
 /// new port for every upstream connected to them.
@@ -88,11 +83,32 @@ pub fn fn_name<F>() -> Option<&'static str> {
     full.rsplit("::").next()
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// The label of a step running `F` as operator `op`, as nodes are named: `map: parse` for a
+/// named `fn parse`, `map` for a closure. For crates that label steps of their own (a pool's,
+/// a cluster's), so that their errors read like the core's.
+///
+/// # Examples
+///
+/// ```
+/// fn parse(s: &str) -> u32 {
+///     s.parse().unwrap_or(0)
+/// }
+/// fn label_of<F: Fn(&str) -> u32>(_: &F) -> String {
+///     streamz_core::label::<F>("map")
+/// }
+/// assert_eq!(label_of(&parse), "map: parse");
+/// assert_eq!(label_of(&|s: &str| s.len() as u32), "map");
+/// ```
+pub fn label<F>(op: &str) -> String {
+    step_label(op, fn_name::<F>())
+}
 
-/// A fresh id: for a node, or for a [`NodeRef::detached`](crate::NodeRef::detached) stage.
-pub(crate) fn next_id() -> u64 {
-    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+/// `op`, with `func` when there is one.
+fn step_label(op: &str, func: Option<&str>) -> String {
+    match func {
+        Some(func) => format!("{op}: {func}"),
+        None => op.to_owned(),
+    }
 }
 
 #[derive(Default)]
@@ -108,7 +124,7 @@ pub(crate) struct NodeInfo {
     func: Option<&'static str>,
     name: Mutex<Option<Arc<str>>>,
     links: Mutex<Links>,
-    pub(crate) ctx: Arc<Context>,
+    pub(crate) graph: Arc<GraphShared>,
     next_port: AtomicU32,
     /// Upstreams attached and not yet closed.
     open_upstreams: AtomicUsize,
@@ -125,7 +141,11 @@ pub(crate) struct NodeInfo {
 }
 
 impl NodeInfo {
-    pub(crate) fn new(kind: Kind, func: Option<&'static str>, ctx: Arc<Context>) -> Arc<Self> {
+    pub(crate) fn new(
+        kind: Kind,
+        func: Option<&'static str>,
+        graph: Arc<GraphShared>,
+    ) -> Arc<Self> {
         Arc::new(NodeInfo {
             id: next_id(),
             kind,
@@ -139,8 +159,8 @@ impl NodeInfo {
             part_of_upstream: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             changed: Event::new(),
-            meter: Meter::new(ctx.metrics_enabled()),
-            ctx,
+            meter: Meter::new(graph.metrics_enabled()),
+            graph,
         })
     }
 
@@ -154,7 +174,7 @@ impl NodeInfo {
             return name.clone();
         }
         match self.func {
-            Some(func) => Arc::from(format!("{}: {func}", self.kind.op)),
+            Some(_) => Arc::from(step_label(self.kind.op, self.func)),
             None => Arc::from(self.kind.op),
         }
     }
@@ -371,15 +391,15 @@ impl<T: Clone> Outlet<T> {
 
     /// Pushes `x` in a push of its own, from a node's task rather than from an `emit`.
     pub(crate) fn emit(&self, x: T) -> Emit {
-        Cx::run(&self.info.ctx, false, |cx| self.push(x, cx))
+        Cx::run(&self.info.graph, false, |cx| self.push(x, cx))
     }
 
     /// Closes this node's output from its task, once the task has emitted what it held;
     /// errors go to the error stream. When the close has gone all the way down, the `Emit` of
     /// the `close()` that reached this node resolves (see `OpNode::close`).
     pub(crate) async fn close_from_task(&self) {
-        if let Err(e) = Cx::run(&self.info.ctx, false, |cx| self.close(cx)).await {
-            self.info.ctx.report(e);
+        if let Err(e) = Cx::run(&self.info.graph, false, |cx| self.close(cx)).await {
+            self.info.graph.report(e);
         }
         self.info.mark_finished();
     }
@@ -513,7 +533,7 @@ impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
                     Finish::Now => {
                         let out = self.out.clone();
                         cx.then_after(mark, move || {
-                            Cx::run(&out.info.ctx, false, |cx| out.close(cx))
+                            Cx::run(&out.info.graph, false, |cx| out.close(cx))
                         });
                     }
                     Finish::Later => {

@@ -3,16 +3,16 @@
 //! family, each adding its own `impl Stream<T>` block.
 
 use std::any::Any;
-use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::context::Context;
 use crate::emit::{Cx, Emit};
 use crate::error::{ErrorKind, StreamError};
 use crate::executor::Executor;
 use crate::node::{Inlet, Kind, NodeInfo, OpNode, Operator, Outlet, Port, Shape};
+use crate::shared::GraphShared;
+use crate::topology::{Direction, reachable};
 
 /// What a stream's elements must be: cloned when a node has several downstreams, sent between
 /// threads when an executor drives the graph.
@@ -114,6 +114,20 @@ impl<T: Element> Operator<T> for Identity {
 
 const SOURCE: Kind = Kind::new("stream", Shape::Ellipse);
 
+/// A source's node in `graph`: its outlet, and its inlet that `emit` and `connect` feed.
+fn source_node<T: Element>(
+    graph: Arc<GraphShared>,
+    name: &str,
+) -> (Arc<Outlet<T>>, Arc<dyn Inlet<T>>) {
+    let info = NodeInfo::new(SOURCE, None, graph);
+    if name != SOURCE.op {
+        info.set_name(name);
+    }
+    let out = Arc::new(Outlet::new(info));
+    let inlet: Arc<dyn Inlet<T>> = OpNode::new(Identity, out.clone());
+    (out, inlet)
+}
+
 impl<T: Element> Stream<T> {
     /// A new source: a node with no upstream that you feed with [`emit`](Stream::emit).
     ///
@@ -150,18 +164,13 @@ impl<T: Element> Stream<T> {
     }
 
     fn source(executor: Option<Arc<dyn Executor>>) -> Self {
-        Self::source_in(Context::new(executor), SOURCE.op)
+        Self::source_in(GraphShared::new(executor), SOURCE.op)
     }
 
     /// A source in an existing graph context.
-    pub(crate) fn source_in(ctx: Arc<Context>, name: &str) -> Self {
-        let info = NodeInfo::new(SOURCE, None, ctx);
-        if name != SOURCE.op {
-            info.set_name(name);
-        }
-        let out = Arc::new(Outlet::new(info));
-        let node: Arc<dyn Inlet<T>> = OpNode::new(Identity, out.clone());
-        Stream::with_inlet(out, node)
+    pub(crate) fn source_in(graph: Arc<GraphShared>, name: &str) -> Self {
+        let (out, inlet) = source_node(graph, name);
+        Stream::with_inlet(out, inlet)
     }
 
     /// A handle on a node that only its own upstreams feed.
@@ -195,7 +204,7 @@ impl<T: Element> Stream<T> {
         func: Option<&'static str>,
         make: impl FnOnce(&Arc<Outlet<U>>) -> O,
     ) -> Stream<U> {
-        let info = NodeInfo::new(kind, func, self.out.info.ctx.clone());
+        let info = NodeInfo::new(kind, func, self.out.info.graph.clone());
         let out = Arc::new(Outlet::new(info));
         let op = make(&out);
         self.out.connect(OpNode::new(op, out.clone()), false);
@@ -266,10 +275,10 @@ impl<T: Element> Stream<T> {
                 Some(self.out.info.node_ref()),
                 "cannot emit after close()",
             );
-            return Emit::failed(err, self.out.info.ctx.clone());
+            return Emit::failed(err, self.out.info.graph.clone());
         }
         self.out.info.meter.count_in();
-        Cx::run(&self.out.info.ctx, blocking, |cx| self.out.push(x, cx))
+        Cx::run(&self.out.info.graph, blocking, |cx| self.out.push(x, cx))
     }
 
     /// Ends this stream: completion travels downstream, and nodes that hold elements emit
@@ -298,7 +307,7 @@ impl<T: Element> Stream<T> {
     /// assert!(batches.is_closed());
     /// ```
     pub fn close(&self) -> Emit {
-        Cx::run(&self.out.info.ctx, false, |cx| self.out.close(cx))
+        Cx::run(&self.out.info.graph, false, |cx| self.out.close(cx))
     }
 
     /// True once this node has completed (see [`close`](Stream::close)).
@@ -335,11 +344,11 @@ impl<T: Element> Stream<T> {
     /// ```
     pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
         let nodes = reachable(&self.out.info, Direction::Down);
-        let ctx = self.out.info.ctx.clone();
+        let graph = self.out.info.graph.clone();
         async move {
             // work of dropped `Emit`s (and of refused `emit_blocking`s) first: it may still
             // be on its way into the nodes
-            ctx.detached_done().await;
+            graph.detached_done().await;
             for node in nodes {
                 node.wait_until(|n| n.in_flight() == 0).await;
             }
@@ -365,9 +374,9 @@ impl<T: Element> Stream<T> {
     /// ```
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
         let nodes = reachable(&self.out.info, Direction::Down);
-        let ctx = self.out.info.ctx.clone();
+        let graph = self.out.info.graph.clone();
         async move {
-            ctx.detached_done().await;
+            graph.detached_done().await;
             for node in nodes {
                 node.wait_until(|n| n.is_closed() && n.in_flight() == 0)
                     .await;
@@ -426,7 +435,7 @@ impl<T: Element> Stream<T> {
 
     /// The executor this graph runs its tasks and timers on, if it has one.
     pub fn executor(&self) -> Option<&Arc<dyn Executor>> {
-        self.out.info.ctx.executor.as_ref()
+        self.out.info.graph.executor.as_ref()
     }
 
     /// The graph's error stream: every error that no `emit` is there to return, because it
@@ -453,11 +462,16 @@ impl<T: Element> Stream<T> {
     /// assert_eq!(seen[0].kind(), ErrorKind::Panic);
     /// ```
     pub fn errors(&self) -> Stream<StreamError> {
-        self.out.info.ctx.error_stream().clone()
+        let (out, inlet) = self
+            .out
+            .info
+            .graph
+            .error_source(|executor| source_node(GraphShared::new(executor), "errors"));
+        Stream::with_inlet(out.clone(), inlet.clone())
     }
 
-    pub(crate) fn ctx(&self) -> &Arc<Context> {
-        &self.out.info.ctx
+    pub(crate) fn graph_shared(&self) -> &Arc<GraphShared> {
+        &self.out.info.graph
     }
 }
 
@@ -615,28 +629,4 @@ impl<T> GraphNode for Stream<T> {
     fn node_id(&self) -> u64 {
         self.out.info.id
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Direction {
-    Down,
-    Both,
-}
-
-/// Every node reachable from `start` (itself included), in the order first seen.
-pub(crate) fn reachable(start: &Arc<NodeInfo>, direction: Direction) -> Vec<Arc<NodeInfo>> {
-    let mut seen = HashSet::new();
-    let mut order = Vec::new();
-    let mut todo = vec![start.clone()];
-    while let Some(node) = todo.pop() {
-        if !seen.insert(node.id) {
-            continue;
-        }
-        todo.extend(node.downstreams().into_iter().rev());
-        if direction == Direction::Both {
-            todo.extend(node.upstreams());
-        }
-        order.push(node);
-    }
-    order
 }

@@ -162,7 +162,7 @@ pub(crate) async fn sleep_until(executor: &dyn Executor, deadline: Instant) {
 /// the error stream (no `emit` is waiting for it); then what held it is released.
 pub(crate) async fn hand_on<T: Clone + Send + 'static>(out: &Outlet<T>, x: T, held: InFlight) {
     if let Err(e) = out.emit(x).await {
-        out.info.ctx.report(e);
+        out.info.graph.report(e);
     }
     drop(held);
 }

@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use crate::node::{NodeInfo, Shape};
-use crate::stream::{Direction, reachable};
+use crate::topology::{Direction, reachable};
 
 /// The graph around `start` as DOT text: one statement per node, then one per edge.
 pub(crate) fn to_dot(start: &Arc<NodeInfo>) -> String {

@@ -1,14 +1,10 @@
 //! What travels between `scatter` and `gather`: a handle on a value being computed on the
 //! pool ([`Remote`]), and the window of permits that bounds how many are in flight.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use event_listener::Event;
-use streamz_core::StreamError;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use streamz_core::{StreamError, lock};
 
 /// The items one scattered element has become: one after `map`, none or one after `filter`,
 /// any number after `flatten`.

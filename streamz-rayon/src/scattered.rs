@@ -6,20 +6,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
 use streamz_core::{
-    ApplyTuple, BoxError, Element, ErrorKind, IntoInterval, NodeRef, Stream, StreamError, fn_name,
-    panic_message,
+    ApplyTuple, BoxError, Element, ErrorKind, IntoInterval, NodeRef, Stream, StreamError, label,
+    lock, panic_message,
 };
 
 use crate::pool::Pool;
 use crate::remote::{Items, Outcome, Promise, Remote, Window};
-
-/// The label of a step: the operator, with the function's name when it has one.
-fn label<F>(op: &str) -> String {
-    match fn_name::<F>() {
-        Some(name) => format!("{op}: {name}"),
-        None => op.to_owned(),
-    }
-}
 
 /// Elements that may be scattered: shared between the graph's thread and the pool's.
 pub trait Scatterable: Element + Sync {}
@@ -100,11 +92,11 @@ impl StageNode {
     }
 
     fn set(&self, node: NodeRef) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = node;
+        *lock(&self.0) = node;
     }
 
     fn get(&self) -> NodeRef {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.0).clone()
     }
 }
 
@@ -428,7 +420,7 @@ impl<T: Scatterable> Scattered<T> {
                 let done = output.outcome.clone();
                 let next_state = Promise::new();
                 let previous = {
-                    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut last = lock(&last);
                     std::mem::replace(&mut *last, next_state.clone())
                 };
                 let (step, pool, node) = (step.clone(), pool.clone(), node.clone());

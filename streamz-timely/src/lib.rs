@@ -48,9 +48,15 @@
 pub struct Guide;
 
 mod cluster;
+mod config;
+mod connections;
 mod error;
+mod network;
 mod scattered;
+mod shared;
+mod worker;
 
-pub use cluster::{Cluster, ClusterConfig};
+pub use cluster::Cluster;
+pub use config::ClusterConfig;
 pub use error::ClusterError;
 pub use scattered::{Exchangeable, ScatterExt, Scattered};

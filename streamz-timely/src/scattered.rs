@@ -17,7 +17,8 @@ use futures_channel::oneshot;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use streamz_core::{
-    ApplyTuple, BoxError, Element, ErrorKind, NodeRef, Stream, StreamError, fn_name, panic_message,
+    ApplyTuple, BoxError, Element, ErrorKind, NodeRef, Stream, StreamError, label, lock,
+    panic_message,
 };
 use timely::dataflow::InputHandle;
 use timely::dataflow::channels::pact::Exchange as ExchangePact;
@@ -26,8 +27,9 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Exchange, Input};
 use timely::worker::Worker;
 
-use crate::cluster::{Cluster, Feed, Pending, Plan, Shared, lock};
+use crate::cluster::Cluster;
 use crate::error::ClusterError;
+use crate::shared::{Feed, Pending, Plan, Shared};
 
 /// Elements that may cross processes: sent with serde (timely encodes them with bincode).
 pub trait Exchangeable: Element + Serialize + DeserializeOwned {}
@@ -58,14 +60,6 @@ type Out<'a, T> = &'a mut dyn FnMut(T) -> Result<(), StepFailure>;
 
 /// The scattered steps from `S` to `T`, composed.
 type Chain<S, T> = Arc<dyn Fn(S, Out<'_, T>) -> Result<(), StepFailure> + Send + Sync>;
-
-/// The label of a step: the operator, with the function's name when it has one.
-fn label<F>(op: &str) -> String {
-    match fn_name::<F>() {
-        Some(name) => format!("{op}: {name}"),
-        None => op.to_owned(),
-    }
-}
 
 /// Runs a user's function, turning a panic into the step's failure.
 fn guarded<R>(step: usize, f: impl FnOnce() -> R) -> Result<R, StepFailure> {

@@ -156,7 +156,7 @@ async fn map_async_task<T, U, F>(
                 progressed = true;
                 match result {
                     Ok(y) => handing_on = Some((out.emit(y), held)),
-                    Err(e) => out.info.ctx.report(e),
+                    Err(e) => out.info.graph.report(e),
                 }
             }
             if let Some((emit, _)) = &mut handing_on
@@ -165,7 +165,7 @@ async fn map_async_task<T, U, F>(
                 handing_on = None; // and what held the element with it
                 progressed = true;
                 if let Err(e) = result {
-                    out.info.ctx.report(e);
+                    out.info.graph.report(e);
                 }
             }
             if !input_open && running.is_empty() && done.is_empty() && handing_on.is_none() {
@@ -521,7 +521,7 @@ impl<T: Element> Stream<T> {
             parallelism >= 1,
             "map_async: parallelism must be at least 1"
         );
-        let executor = self.ctx().require_executor("map_async");
+        let executor = self.graph_shared().require_executor("map_async");
         let kind = if ordered {
             MAP_ASYNC
         } else {

@@ -139,7 +139,7 @@ impl<T: Element> Stream<T> {
             n >= 1,
             "buffer: n must be at least 1 (buffer(0) would be unbounded)"
         );
-        let executor = self.ctx().require_executor("buffer");
+        let executor = self.graph_shared().require_executor("buffer");
         self.attach_with(BUFFER, None, |out| {
             let (queue, inbox) = task_queue(&out.info, n);
             executor.spawn(Box::pin(buffer_task(inbox, out.clone())));
@@ -187,7 +187,7 @@ impl<T: Element> Stream<T> {
     /// assert_eq!(*written.lock().unwrap(), vec![1, 4]);
     /// ```
     pub fn latest(&self) -> Stream<T> {
-        let executor = self.ctx().require_executor("latest");
+        let executor = self.graph_shared().require_executor("latest");
         self.attach_with(LATEST, None, |out| {
             let shared = Shared::new(Slot {
                 value: None,

@@ -92,7 +92,7 @@ impl<T: Element> Stream<T> {
         let mut items = std::pin::pin!(items);
         while let Some(x) = items.next().await {
             if let Err(e) = self.emit(x).await {
-                self.ctx().report(e);
+                self.graph_shared().report(e);
             }
         }
     }

@@ -12,10 +12,10 @@ use std::thread::{self, ThreadId};
 
 use event_listener::Event;
 
-use crate::context::Context;
 use crate::emit::Cx;
 use crate::error::{ErrorKind, StreamError};
 use crate::node::{Finish, Inlet, Kind, NodeInfo, OpNode, Operator, Outlet, Port, Shape, lock};
+use crate::shared::GraphShared;
 use crate::stream::{Element, Identity, Stream};
 
 const UNION: Kind = Kind::new("union", Shape::Ellipse);
@@ -111,10 +111,10 @@ type Standalone<I, O> = (Arc<Outlet<O>>, Arc<dyn Inlet<I>>);
 /// A node with no upstream yet; its inputs are connected by the caller.
 fn standalone<I: 'static, O: Operator<I>>(
     kind: Kind,
-    ctx: Arc<Context>,
+    graph: Arc<GraphShared>,
     op: O,
 ) -> Standalone<I, O::Out> {
-    let out = Arc::new(Outlet::new(NodeInfo::new(kind, None, ctx)));
+    let out = Arc::new(Outlet::new(NodeInfo::new(kind, None, graph)));
     let node: Arc<dyn Inlet<I>> = OpNode::new(op, out.clone());
     (out, node)
 }
@@ -129,7 +129,7 @@ fn join_pair<A: Element, B: Element, O>(
 where
     O: Operator<Pair<A, B>>,
 {
-    let (out, node) = standalone(kind, a.out.info.ctx.clone(), op);
+    let (out, node) = standalone(kind, a.out.info.graph.clone(), op);
     a.out.connect(
         Arc::new(Tagged {
             node: node.clone(),
@@ -278,7 +278,7 @@ impl<E: Element, O: Element> Operator<E> for Zip<E, O> {
                             Admit::Taken(tuple) => {
                                 let zip = Zip { shared, convert };
                                 let done =
-                                    Cx::run(&out.info.ctx, false, |cx| zip.emit(tuple, &out, cx));
+                                    Cx::run(&out.info.graph, false, |cx| zip.emit(tuple, &out, cx));
                                 return done.await;
                             }
                             Admit::Gone | Admit::Deadlock => return Ok(()),
@@ -499,11 +499,11 @@ impl<T: Element> Stream<T> {
         dedup: bool,
         op: O,
     ) -> Stream<O::Out> {
-        let ctx = match inputs.first() {
-            Some(first) => first.out.info.ctx.clone(),
-            None => Context::new(None),
+        let graph = match inputs.first() {
+            Some(first) => first.out.info.graph.clone(),
+            None => GraphShared::new(None),
         };
-        let (out, node) = standalone(kind, ctx, op);
+        let (out, node) = standalone(kind, graph, op);
         for input in inputs {
             input.out.connect(node.clone(), dedup);
         }

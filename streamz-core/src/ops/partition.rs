@@ -405,7 +405,9 @@ impl<T: Element> Stream<T> {
     {
         check_n("partition", n);
         let timeout = timeout.into_interval();
-        let executor = self.ctx().require_executor("partition with a timeout");
+        let executor = self
+            .graph_shared()
+            .require_executor("partition with a timeout");
         self.attach_with(PARTITION, fn_name::<F>(), |out| {
             let op = partition_op(n, key, Some((timeout, executor.clone())));
             executor.spawn(Box::pin(partition_timeout_task(

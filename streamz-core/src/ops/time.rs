@@ -124,7 +124,7 @@ async fn rate_limit_task<T: Element>(
         let result = out.emit(x).await;
         if let Err(Err(e)) = done.send(result) {
             // The emitter dropped its `Emit`: nobody else will see this error.
-            out.info.ctx.report(e);
+            out.info.graph.report(e);
         }
     }
     out.close_from_task().await;
@@ -366,7 +366,7 @@ impl<T: Element> Stream<T> {
     /// ```
     pub fn rate_limit(&self, interval: impl IntoInterval) -> Stream<T> {
         let interval = interval.into_interval();
-        let executor = self.ctx().require_executor("rate_limit");
+        let executor = self.graph_shared().require_executor("rate_limit");
         self.attach_with(RATE_LIMIT, None, |out| {
             let state = Arc::new(Mutex::new(RateState {
                 next_free: None,
@@ -420,7 +420,7 @@ impl<T: Element> Stream<T> {
     /// ```
     pub fn delay(&self, interval: impl IntoInterval) -> Stream<T> {
         let interval = interval.into_interval();
-        let executor = self.ctx().require_executor("delay");
+        let executor = self.graph_shared().require_executor("delay");
         self.attach_with(DELAY, None, |out| {
             let (queue, inbox) = task_queue(&out.info, QUEUE);
             executor.spawn(Box::pin(delay_task(inbox, out.clone(), executor.clone())));
@@ -567,7 +567,7 @@ impl<T: Element> Stream<T> {
             "{}: the interval must be longer than zero",
             kind.op
         );
-        let executor = self.ctx().require_executor(kind.op);
+        let executor = self.graph_shared().require_executor(kind.op);
         self.attach_with(kind, func, |out| {
             let shared = Shared::new(WindowState {
                 buffer,

@@ -10,14 +10,17 @@ use std::sync::{Arc, OnceLock};
 use crate::emit::Cx;
 use crate::error::StreamError;
 use crate::executor::Executor;
-use crate::stream::Stream;
+use crate::node::{Inlet, Outlet};
 
-/// A graph's shared context. Every node gets its upstream's when it is built; a source makes a
-/// new one.
-pub(crate) struct Context {
+/// The graph's error stream, as nodes: its outlet, and its inlet (for `connect`).
+pub(crate) type ErrorSource = (Arc<Outlet<StreamError>>, Arc<dyn Inlet<StreamError>>);
+
+/// What every node of a graph shares (the push's own context is [`Cx`]). Every node gets its
+/// upstream's when it is built; a source makes a new one.
+pub(crate) struct GraphShared {
     pub(crate) executor: Option<Arc<dyn Executor>>,
-    /// The graph's error stream, made on first use by [`Stream::errors`].
-    errors: OnceLock<Stream<StreamError>>,
+    /// The graph's error stream, made on first use by `Stream::errors`.
+    errors: OnceLock<ErrorSource>,
     /// Whether nodes built in this graph count their elements.
     metrics: AtomicBool,
     /// Elements' work detached from dropped `Emit`s (or from `emit_blocking` refused with
@@ -26,17 +29,17 @@ pub(crate) struct Context {
     detached_changed: Event,
 }
 
-impl fmt::Debug for Context {
+impl fmt::Debug for GraphShared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Context")
+        f.debug_struct("GraphShared")
             .field("executor", &self.executor)
             .finish_non_exhaustive()
     }
 }
 
-impl Context {
+impl GraphShared {
     pub(crate) fn new(executor: Option<Arc<dyn Executor>>) -> Arc<Self> {
-        Arc::new(Context {
+        Arc::new(GraphShared {
             executor,
             errors: OnceLock::new(),
             metrics: AtomicBool::new(false),
@@ -93,20 +96,22 @@ impl Context {
         }
     }
 
-    /// The graph's error stream.
-    pub(crate) fn error_stream(&self) -> &Stream<StreamError> {
-        self.errors
-            .get_or_init(|| Stream::source_in(Context::new(self.executor.clone()), "errors"))
+    /// The graph's error stream: `make` builds it, with the executor, on first use.
+    pub(crate) fn error_source(
+        &self,
+        make: impl FnOnce(Option<Arc<dyn Executor>>) -> ErrorSource,
+    ) -> &ErrorSource {
+        self.errors.get_or_init(|| make(self.executor.clone()))
     }
 
     /// An error that no `emit` is waiting for: log it and send it to the error stream.
     pub(crate) fn report(&self, err: StreamError) {
         let node = err.node().map(|n| n.name().to_owned()).unwrap_or_default();
         match self.errors.get() {
-            Some(errors) => {
+            Some((errors, _)) => {
                 tracing::debug!(node = %node, error = %err, "stream error sent to the error stream");
                 // A failure while handling an error is logged, never reported again.
-                let done = Cx::run(errors.ctx(), false, |cx| errors.out.push(err, cx));
+                let done = Cx::run(&errors.info.graph, false, |cx| errors.push(err, cx));
                 if let Err(e) = done.into_result_or_detach() {
                     tracing::error!(error = %e, "the error stream's own handler failed");
                 }
