@@ -304,7 +304,8 @@ mod tests {
             (_, _, Kind::Bool) => "true".into(),
             (_, _, Kind::Duration) => "10ms".into(),
             (_, _, Kind::Json) => "1".into(),
-            (_, _, Kind::Text) => "stdout".into(),
+            // a text's own default is one it takes
+            (_, _, Kind::Text) => p.default.filter(|d| !d.is_empty()).unwrap_or("stdout").into(),
             (_, _, Kind::Port) => "0".into(),
             (_, _, Kind::Names) => "a".into(),
         }
