@@ -2,76 +2,16 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use serde_json::Value;
-use streamz_core::{Executor, GraphNode, Stream};
+use streamz_core::{GraphNode, Stream};
 
 use crate::error::{CliError, nearest};
 use crate::flow::Flow;
+use crate::graph::{Feed, Figure, Graph, Runtime, StageStats};
 use crate::lex::Word;
-use crate::ops::{Args, Build, Role, Source, all, find, lookup, pooled_list, stdout_sink};
+use crate::ops::{Args, Build, Role, all, find, lookup, pooled_list, stdout_sink};
 use crate::parse::{Line, Program};
-
-/// A source stream, what feeds it, and the stage that made it (for messages).
-#[derive(Debug)]
-pub(crate) struct Feed {
-    pub(crate) stream: Stream<Value>,
-    pub(crate) source: Source,
-    pub(crate) name: String,
-}
-
-/// A built graph, ready to run.
-#[derive(Debug)]
-pub(crate) struct Graph {
-    pub(crate) feeds: Vec<Feed>,
-    /// `count` sinks' counters, printed at the end.
-    pub(crate) counts: Vec<Arc<AtomicU64>>,
-    /// The user's stages, for `--stats` (which reads the core's metrics of their nodes).
-    pub(crate) stages: Vec<StageStats>,
-    /// Set when stdout is gone (a closed pipe): the sources stop.
-    pub(crate) stdout_closed: Arc<AtomicBool>,
-    /// Whether a sink writes somewhere other than stdout (a file), so a closed stdout still
-    /// leaves something to drain into.
-    pub(crate) file_sinks: bool,
-}
-
-/// One stage the user wrote, for `--stats`: where its elements in and out are counted.
-/// Sources have no input, sinks no output, and the stages between `scatter` and `gather`
-/// count as one.
-#[derive(Debug, Clone)]
-pub(crate) struct StageStats {
-    pub(crate) name: String,
-    pub(crate) input: Option<Figure>,
-    pub(crate) output: Option<Figure>,
-}
-
-/// A count the core keeps for a node ([`streamz_core::NodeSnapshot`]).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Figure {
-    /// The elements into the node (the stage shown under this id, conversions included).
-    In(u64),
-    /// The elements out of it.
-    Out(u64),
-}
-
-impl StageStats {
-    fn node(name: &str, id: u64) -> Self {
-        StageStats {
-            name: name.to_owned(),
-            input: Some(Figure::In(id)),
-            output: Some(Figure::Out(id)),
-        }
-    }
-}
-
-/// What the graph runs on.
-pub(crate) struct Runtime {
-    pub(crate) executor: Arc<dyn Executor>,
-    #[cfg(feature = "rayon")]
-    pub(crate) pool: Option<streamz_rayon::Pool>,
-    pub(crate) json_input: bool,
-}
 
 /// Builds the graph of `program`.
 pub(crate) fn build(program: &Program, src: &str, rt: &Runtime) -> Result<Graph, CliError> {
@@ -355,4 +295,114 @@ fn named_streams(
                 .ok_or_else(|| unknown_stream(n, &names))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{Kind, OpSpec, Param};
+    use crate::parse::parse;
+
+    /// A value of `kind` that the operator accepts.
+    fn sample(op: &OpSpec, p: &Param, dir: &std::path::Path) -> String {
+        match (op.name, p.name, p.kind) {
+            ("values", "values", _) => "'[1, 2]'".into(),
+            ("pluck", "key", _) => "0".into(),
+            ("from_textfile" | "sink_to_textfile", "path", _) => {
+                format!("'{}'", dir.join(format!("{}.txt", op.name)).display())
+            }
+            ("filenames", "glob", _) => format!("'{}/*'", dir.display()),
+            ("from_process", "command", _) => "'echo hi'".into(),
+            ("from_http_server", "path", _) => "/in".into(),
+            (_, _, Kind::Expr) => "x".into(),
+            (_, _, Kind::AccExpr) => "acc".into(),
+            (_, _, Kind::Count) => "2".into(),
+            (_, _, Kind::Int) => "3".into(),
+            (_, _, Kind::Bool) => "true".into(),
+            (_, _, Kind::Duration) => "10ms".into(),
+            (_, _, Kind::Json) => "1".into(),
+            // a text's own default is one it takes
+            (_, _, Kind::Text) => p
+                .default
+                .filter(|d| !d.is_empty())
+                .unwrap_or("stdout")
+                .into(),
+            (_, _, Kind::Port) => "0".into(),
+            (_, _, Kind::Names) => "a".into(),
+        }
+    }
+
+    /// Every entry builds: with its required parameters, and with every parameter given,
+    /// where its role puts it (and between scatter and gather, when it may run there).
+    #[test]
+    fn every_entry_builds() {
+        let dir = std::env::temp_dir().join(format!("streamz-ops-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for op in all() {
+            for every in [false, true] {
+                let mut words = vec![op.name.to_owned()];
+                for p in op.params.iter().filter(|p| every || p.default.is_none()) {
+                    let v = sample(op, p, &dir);
+                    if p.kind == Kind::Names {
+                        words.push(v);
+                    } else {
+                        words.push(format!("{}={v}", p.name));
+                    }
+                }
+                let stage = words.join(" ");
+                if matches!(op.build, Build::Scatter(_)) {
+                    if cfg!(feature = "rayon") {
+                        let program = format!("range 3 | {stage} | map x | gather | count");
+                        let graph = parse(&program)
+                            .and_then(|p| build(&p, &program, &Runtime::for_tests()))
+                            .unwrap_or_else(|e| panic!("`{program}`: {}", e.message));
+                        assert!(!graph.feeds.is_empty());
+                    }
+                    continue;
+                }
+                let mut programs = match op.role() {
+                    Role::Source => vec![format!("{stage} | sink null")],
+                    Role::Transform => vec![format!("a = range 2; range 3 | {stage} | count")],
+                    Role::Pooled => vec![format!("range 3 | scatter | {stage} | count")],
+                    Role::Sink => vec![format!("range 3 | {stage}")],
+                };
+                if op.role() == Role::Pooled && !cfg!(feature = "rayon") {
+                    continue;
+                }
+                // on the pool with its required parameters (some options are local only)
+                if cfg!(feature = "rayon")
+                    && !every
+                    && op.role() == Role::Transform
+                    && op.runs_pooled()
+                {
+                    programs.push(format!("range 3 | scatter | {stage} | gather | count"));
+                }
+                if matches!(op.build, Build::Join(_)) {
+                    programs.push(format!("a = range 2; b = range 2; {op} a b", op = op.name));
+                }
+                for program in programs {
+                    let graph = parse(&program)
+                        .and_then(|p| build(&p, &program, &Runtime::for_tests()))
+                        .unwrap_or_else(|e| panic!("`{program}`: {}", e.message));
+                    assert!(!graph.feeds.is_empty(), "`{program}`");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An option the pooled form does not have is refused, not ignored.
+    #[cfg(feature = "rayon")]
+    #[test]
+    fn a_local_only_option_on_the_pool_is_refused() {
+        let src = "range 3 | scatter | accumulate 'acc + x' returns_state=true | gather";
+        let err = parse(src)
+            .and_then(|p| build(&p, src, &Runtime::for_tests()))
+            .unwrap_err();
+        assert!(
+            err.message
+                .contains("cannot run between scatter and gather"),
+            "{err:?}"
+        );
+    }
 }

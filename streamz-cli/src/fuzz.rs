@@ -2,29 +2,17 @@
 //! random text and over random sequences of the language's own tokens, read and built into a
 //! graph (sources are not started, so nothing is run, bound or opened).
 
-use std::sync::Arc;
-
 use proptest::prelude::*;
-use streamz_core::VirtualExecutor;
 
-use crate::build::{Runtime, build};
+use crate::build::build;
+use crate::graph::Runtime;
 use crate::ops::{Kind, OpSpec, Role, all};
 use crate::parse::parse;
 
 /// Reads and builds `src`; an error must render against the text without panicking, and a
 /// built graph must have something to run.
-/// A runtime to build graphs with in tests: nothing is run on it.
-pub(crate) fn runtime() -> Runtime {
-    Runtime {
-        executor: Arc::new(VirtualExecutor::new()),
-        #[cfg(feature = "rayon")]
-        pool: Some(POOL.clone()),
-        json_input: false,
-    }
-}
-
 fn read(src: &str) {
-    let rt = runtime();
+    let rt = Runtime::for_tests();
     let outcome = parse(src).and_then(|program| build(&program, src, &rt));
     match outcome {
         Ok(graph) => assert!(!graph.feeds.is_empty(), "a graph without a source: {src:?}"),
@@ -34,10 +22,6 @@ fn read(src: &str) {
         }
     }
 }
-
-#[cfg(feature = "rayon")]
-static POOL: std::sync::LazyLock<streamz_rayon::Pool> =
-    std::sync::LazyLock::new(|| streamz_rayon::Pool::new(1).expect("a pool"));
 
 /// Pieces of pipeline text: every operator and parameter name, and values of every kind,
 /// good and bad, quoted and not.

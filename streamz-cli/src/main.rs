@@ -11,6 +11,7 @@ mod error;
 mod flow;
 #[cfg(test)]
 mod fuzz;
+mod graph;
 mod lex;
 mod lines;
 mod net;
@@ -266,7 +267,7 @@ fn prepare(
     choice: ExecutorChoice,
     threads: usize,
     json: bool,
-) -> Result<(build::Graph, build::Runtime), CliError> {
+) -> Result<(graph::Graph, graph::Runtime), CliError> {
     let program = parse::parse(src)?;
     if threads > MAX_THREADS {
         return Err(CliError::new(format!(
@@ -278,7 +279,7 @@ fn prepare(
         .map_err(|e| CliError::new(format!("cannot start the thread pool: {e}")))?;
     #[cfg(not(feature = "rayon"))]
     let _ = threads;
-    let rt = build::Runtime {
+    let rt = graph::Runtime {
         executor: executor(
             choice,
             #[cfg(feature = "rayon")]
@@ -318,8 +319,8 @@ fn run_command(args: RunArgs) -> ExitCode {
 
 /// Serves the graph's dashboard on `addr` while it runs.
 async fn dashboard(
-    graph: &build::Graph,
-    runtime: &build::Runtime,
+    graph: &graph::Graph,
+    runtime: &graph::Runtime,
     addr: &str,
 ) -> Result<streamz_dashboard::Server, CliError> {
     let mut dashboard = streamz_dashboard::Dashboard::new();

@@ -11,7 +11,7 @@ use streamz_core::{Stream, StreamError};
 use tokio::io::BufReader;
 use tokio::sync::watch;
 
-use crate::build::Graph;
+use crate::graph::Graph;
 use crate::lines::{BadLine, Partial, read_into};
 use crate::ops::show;
 
@@ -325,7 +325,11 @@ pub(crate) async fn run(
         elapsed: start.elapsed(),
     };
     if let Some(reporter) = reporter {
-        reporter.finish(&outcome);
+        reporter.finish(&crate::stats::Totals {
+            emitted: outcome.emitted,
+            errors: outcome.errors,
+            elapsed: outcome.elapsed,
+        });
     }
     for n in &graph.counts {
         println!("{}", n.load(Ordering::Relaxed));

@@ -13,8 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 use streamz_core::Stream;
 
-use crate::build::{Figure, StageStats};
-use crate::run::Outcome;
+use crate::graph::{Figure, StageStats};
 
 pub(crate) struct Reporter {
     stages: Vec<StageStats>,
@@ -65,7 +64,14 @@ fn live(stages: &[StageStats], figures: &Figures, errors: u64) -> String {
 }
 
 /// The table printed at the end.
-fn summary(stages: &[StageStats], figures: &Figures, outcome: &Outcome) -> String {
+/// What a run came to, for the last line.
+pub(crate) struct Totals {
+    pub(crate) emitted: u64,
+    pub(crate) errors: u64,
+    pub(crate) elapsed: Duration,
+}
+
+fn summary(stages: &[StageStats], figures: &Figures, outcome: &Totals) -> String {
     let width = stages
         .iter()
         .map(|s| s.name.chars().count())
@@ -144,7 +150,7 @@ impl Reporter {
         }
     }
 
-    pub(crate) fn finish(self, outcome: &Outcome) {
+    pub(crate) fn finish(self, outcome: &Totals) {
         self.ticker.abort();
         self.bar.finish_and_clear();
         let figures = Figures::read(&self.graphs);

@@ -8,8 +8,8 @@ use tokio::io::{AsyncSeekExt, BufReader};
 
 use super::args::{Kind::*, opt, req};
 use super::{Args, Build, OpSpec, Source};
-use crate::build::Runtime;
 use crate::error::CliError;
+use crate::graph::Runtime;
 use crate::run::feed_lines;
 
 pub(super) static OPS: &[OpSpec] = &[

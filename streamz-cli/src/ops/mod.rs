@@ -37,9 +37,9 @@ pub(crate) use args::{Args, Param, usage};
 pub(crate) use sinks::stdout_sink;
 pub(crate) use sources::Source;
 
-use crate::build::{Graph, Runtime};
 use crate::error::{CliError, nearest};
 use crate::flow::{Flow, Pooled};
+use crate::graph::{Graph, Runtime};
 use crate::parse::Stage;
 use crate::script::Expr;
 
@@ -284,106 +284,5 @@ mod tests {
             assert!(names.insert(op.name), "`{}` is in the table twice", op.name);
         }
         assert!(listing.contains("Between scatter and gather: map, filter, remove"));
-    }
-
-    /// A value of `kind` that the operator accepts.
-    fn sample(op: &OpSpec, p: &Param, dir: &std::path::Path) -> String {
-        match (op.name, p.name, p.kind) {
-            ("values", "values", _) => "'[1, 2]'".into(),
-            ("pluck", "key", _) => "0".into(),
-            ("from_textfile" | "sink_to_textfile", "path", _) => {
-                format!("'{}'", dir.join(format!("{}.txt", op.name)).display())
-            }
-            ("filenames", "glob", _) => format!("'{}/*'", dir.display()),
-            ("from_process", "command", _) => "'echo hi'".into(),
-            ("from_http_server", "path", _) => "/in".into(),
-            (_, _, Kind::Expr) => "x".into(),
-            (_, _, Kind::AccExpr) => "acc".into(),
-            (_, _, Kind::Count) => "2".into(),
-            (_, _, Kind::Int) => "3".into(),
-            (_, _, Kind::Bool) => "true".into(),
-            (_, _, Kind::Duration) => "10ms".into(),
-            (_, _, Kind::Json) => "1".into(),
-            // a text's own default is one it takes
-            (_, _, Kind::Text) => p.default.filter(|d| !d.is_empty()).unwrap_or("stdout").into(),
-            (_, _, Kind::Port) => "0".into(),
-            (_, _, Kind::Names) => "a".into(),
-        }
-    }
-
-    /// Every entry builds: with its required parameters, and with every parameter given,
-    /// where its role puts it (and between scatter and gather, when it may run there).
-    #[test]
-    fn every_entry_builds() {
-        let dir = std::env::temp_dir().join(format!("streamz-ops-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        for op in all() {
-            for every in [false, true] {
-                let mut words = vec![op.name.to_owned()];
-                for p in op.params.iter().filter(|p| every || p.default.is_none()) {
-                    let v = sample(op, p, &dir);
-                    if p.kind == Kind::Names {
-                        words.push(v);
-                    } else {
-                        words.push(format!("{}={v}", p.name));
-                    }
-                }
-                let stage = words.join(" ");
-                if matches!(op.build, Build::Scatter(_)) {
-                    if cfg!(feature = "rayon") {
-                        let program = format!("range 3 | {stage} | map x | gather | count");
-                        let graph = parse(&program)
-                            .and_then(|p| {
-                                crate::build::build(&p, &program, &crate::fuzz::runtime())
-                            })
-                            .unwrap_or_else(|e| panic!("`{program}`: {}", e.message));
-                        assert!(!graph.feeds.is_empty());
-                    }
-                    continue;
-                }
-                let mut programs = match op.role() {
-                    Role::Source => vec![format!("{stage} | sink null")],
-                    Role::Transform => vec![format!("a = range 2; range 3 | {stage} | count")],
-                    Role::Pooled => vec![format!("range 3 | scatter | {stage} | count")],
-                    Role::Sink => vec![format!("range 3 | {stage}")],
-                };
-                if op.role() == Role::Pooled && !cfg!(feature = "rayon") {
-                    continue;
-                }
-                // on the pool with its required parameters (some options are local only)
-                if cfg!(feature = "rayon")
-                    && !every
-                    && op.role() == Role::Transform
-                    && op.runs_pooled()
-                {
-                    programs.push(format!("range 3 | scatter | {stage} | gather | count"));
-                }
-                if matches!(op.build, Build::Join(_)) {
-                    programs.push(format!("a = range 2; b = range 2; {op} a b", op = op.name));
-                }
-                for program in programs {
-                    let graph = parse(&program)
-                        .and_then(|p| crate::build::build(&p, &program, &crate::fuzz::runtime()))
-                        .unwrap_or_else(|e| panic!("`{program}`: {}", e.message));
-                    assert!(!graph.feeds.is_empty(), "`{program}`");
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    /// An option the pooled form does not have is refused, not ignored.
-    #[cfg(feature = "rayon")]
-    #[test]
-    fn a_local_only_option_on_the_pool_is_refused() {
-        let src = "range 3 | scatter | accumulate 'acc + x' returns_state=true | gather";
-        let err = parse(src)
-            .and_then(|p| crate::build::build(&p, src, &crate::fuzz::runtime()))
-            .unwrap_err();
-        assert!(
-            err.message
-                .contains("cannot run between scatter and gather"),
-            "{err:?}"
-        );
     }
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use super::args::{Kind::*, opt, req};
 use super::lines::json;
 use super::{Args, Build, OpSpec, Source};
-use crate::build::Runtime;
 use crate::error::CliError;
+use crate::graph::Runtime;
 use crate::net::HttpLimits;
 
 pub(super) static OPS: &[OpSpec] = &[

@@ -6,9 +6,9 @@ use streamz_core::Stream;
 
 use super::args::{Kind::*, opt};
 use super::{Args, Build, OpSpec};
-use crate::build::Runtime;
 use crate::error::CliError;
 use crate::flow::Pooled;
+use crate::graph::Runtime;
 
 pub(super) static OPS: &[OpSpec] = &[
     OpSpec {

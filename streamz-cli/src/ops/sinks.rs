@@ -9,8 +9,8 @@ use streamz_core::{Sink, Stream};
 
 use super::args::{Kind::*, opt, pos, req};
 use super::{Args, Build, OpSpec};
-use crate::build::Graph;
 use crate::error::CliError;
+use crate::graph::Graph;
 
 pub(super) static OPS: &[OpSpec] = &[
     OpSpec {

@@ -11,8 +11,8 @@ use streamz_core::Stream;
 
 use super::args::{Kind::*, opt, pos, req};
 use super::{Args, Build, OpSpec};
-use crate::build::Runtime;
 use crate::error::CliError;
+use crate::graph::Runtime;
 use crate::run::Control;
 
 type Feeding = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;

@@ -1,0 +1,85 @@
+//! A built graph, and what it runs on: what `build` makes and `run` runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+use serde_json::Value;
+use streamz_core::{Executor, Stream};
+
+use crate::ops::Source;
+
+/// A source stream, what feeds it, and the stage that made it (for messages).
+#[derive(Debug)]
+pub(crate) struct Feed {
+    pub(crate) stream: Stream<Value>,
+    pub(crate) source: Source,
+    pub(crate) name: String,
+}
+
+/// A built graph, ready to run.
+#[derive(Debug)]
+pub(crate) struct Graph {
+    pub(crate) feeds: Vec<Feed>,
+    /// `count` sinks' counters, printed at the end.
+    pub(crate) counts: Vec<Arc<AtomicU64>>,
+    /// The user's stages, for `--stats` (which reads the core's metrics of their nodes).
+    pub(crate) stages: Vec<StageStats>,
+    /// Set when stdout is gone (a closed pipe): the sources stop.
+    pub(crate) stdout_closed: Arc<AtomicBool>,
+    /// Whether a sink writes somewhere other than stdout (a file), so a closed stdout still
+    /// leaves something to drain into.
+    pub(crate) file_sinks: bool,
+}
+
+/// One stage the user wrote, for `--stats`: where its elements in and out are counted.
+/// Sources have no input, sinks no output, and the stages between `scatter` and `gather`
+/// count as one.
+#[derive(Debug, Clone)]
+pub(crate) struct StageStats {
+    pub(crate) name: String,
+    pub(crate) input: Option<Figure>,
+    pub(crate) output: Option<Figure>,
+}
+
+/// A count the core keeps for a node ([`streamz_core::NodeSnapshot`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Figure {
+    /// The elements into the node (the stage shown under this id, conversions included).
+    In(u64),
+    /// The elements out of it.
+    Out(u64),
+}
+
+impl StageStats {
+    pub(crate) fn node(name: &str, id: u64) -> Self {
+        StageStats {
+            name: name.to_owned(),
+            input: Some(Figure::In(id)),
+            output: Some(Figure::Out(id)),
+        }
+    }
+}
+
+/// What the graph runs on.
+pub(crate) struct Runtime {
+    pub(crate) executor: Arc<dyn Executor>,
+    #[cfg(feature = "rayon")]
+    pub(crate) pool: Option<streamz_rayon::Pool>,
+    pub(crate) json_input: bool,
+}
+
+#[cfg(test)]
+impl Runtime {
+    /// A runtime to build graphs with in tests: nothing is run on it.
+    pub(crate) fn for_tests() -> Self {
+        #[cfg(feature = "rayon")]
+        static POOL: std::sync::LazyLock<streamz_rayon::Pool> =
+            std::sync::LazyLock::new(|| streamz_rayon::Pool::new(1).expect("a pool"));
+        Runtime {
+            executor: Arc::new(streamz_core::VirtualExecutor::new()),
+            #[cfg(feature = "rayon")]
+            pool: Some(POOL.clone()),
+            json_input: false,
+        }
+    }
+}
