@@ -299,16 +299,24 @@ async fn drain(rt: Runtime, case: Case) -> (Vec<(u64, i64)>, u64) {
 /// harnesses), as it is in real time, where no two events share an instant; the
 /// single-threaded executors settle it in the manual clock's fixed order. `PROPTEST_CASES=20000`
 /// found such a case (2026-12), so those executors are compared on cases without one.
+///
+/// A timed window's tick is the same kind of race once slow work downstream holds the source
+/// back (the window's backpressure, or a slow buffer's): the source's next emit and a tick
+/// then share an instant, and which comes first decides the window the element falls in
+/// (`two_timed_windows_ticking_together_agree_on_every_executor`, found 2026-12).
 fn has_timeout_race(case: &Case) -> bool {
-    case.main
-        .iter()
-        .chain(case.branch.iter().flatten())
-        .any(|op| {
-            matches!(
-                op,
-                Op::PartitionTimeoutSum(..) | Op::PartitionTimeoutFlat(..)
-            )
-        })
+    let ops = || case.main.iter().chain(case.branch.iter().flatten());
+    let slow = ops().any(|op| {
+        matches!(
+            op,
+            Op::BufferSlow(..) | Op::LatestSlow(..) | Op::MapAsync(..)
+        )
+    });
+    ops().any(|op| match op {
+        Op::PartitionTimeoutSum(..) | Op::PartitionTimeoutFlat(..) => true,
+        Op::TimedWindowSum(..) | Op::TimedWindowFlat(..) => slow,
+        _ => false,
+    })
 }
 
 fn cases() -> u32 {
@@ -356,6 +364,62 @@ fn a_partition_remainder_into_a_full_slow_buffer_reaches_the_sink() {
         run::<Rayon>(&case),
     ] {
         assert_eq!(got.0.iter().map(|&(_, x)| x).collect::<Vec<_>>(), model);
+    }
+}
+
+/// What the property found (2026-12): two timed windows, each in front of a slow buffer, whose
+/// ticks share instants with the source's emits. Run many times, since the race shows only now
+/// and then.
+#[test]
+fn two_timed_windows_ticking_together_agree_on_every_executor() {
+    let case = Case {
+        main: vec![
+            Op::TimedWindowSum(8),
+            Op::Add(-4),
+            Op::BufferSlow(2, 4),
+            Op::Add(1),
+        ],
+        branch: Some(vec![
+            Op::TimedWindowFlat(16),
+            Op::BufferSlow(1, 16),
+            Op::Add(-3),
+        ]),
+        input: vec![
+            (0, -13),
+            (36, 0),
+            (4, 16),
+            (0, -19),
+            (36, 10),
+            (28, 6),
+            (0, 3),
+            (36, -13),
+            (0, 13),
+            (4, -7),
+        ],
+    };
+    assert!(has_timeout_race(&case));
+    let expected = run::<Virtual>(&case);
+    for round in 0..20 {
+        // the executors that settle an instant in the clock's fixed order agree exactly
+        assert_eq!(run::<TokioManual>(&case), expected, "tokio, round {round}");
+        assert_eq!(run::<Smol>(&case), expected, "smol, round {round}");
+        // the multi-threaded ones drain, and every element of the flat branch arrives: its
+        // values are the input's, less 3, whichever window they fell in
+        for (name, (got, _)) in [
+            ("async-std", run::<AsyncStd>(&case)),
+            ("rayon", run::<Rayon>(&case)),
+        ] {
+            let mut flat: Vec<i64> = case.input.iter().map(|&(_, x)| x - 3).collect();
+            let mut seen = got.iter().map(|&(_, x)| x).collect::<Vec<_>>();
+            flat.sort_unstable();
+            seen.sort_unstable();
+            for x in &flat {
+                let at = seen
+                    .binary_search(x)
+                    .unwrap_or_else(|_| panic!("{name}: {x} lost: {got:?}"));
+                seen.remove(at);
+            }
+        }
     }
 }
 
