@@ -58,11 +58,7 @@ impl Clock for AsyncStdClock {
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
-        let now = Instant::now();
-        if deadline <= now {
-            return Box::pin(std::future::ready(()));
-        }
-        Box::pin(async_std::task::sleep(deadline - now))
+        streamz_core::deadline_timer(Instant::now(), deadline, async_std::task::sleep)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use serde_json::Value;
 use streamz_core::{Executor, Stream};
 
-use crate::ops::Source;
+use crate::source::Source;
 
 /// A source stream, what feeds it, and the stage that made it (for messages).
 #[derive(Debug)]

@@ -19,6 +19,7 @@ mod ops;
 mod parse;
 mod run;
 mod script;
+mod source;
 mod stats;
 
 use std::io::Write;

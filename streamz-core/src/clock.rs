@@ -1,5 +1,6 @@
 //! The [`Clock`] trait: the time a graph's timers run on.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::emit::BoxFuture;
@@ -35,6 +36,38 @@ impl dyn Clock + '_ {
     pub fn sleep(&self, duration: Duration) -> BoxFuture<()> {
         self.sleep_until(after(self.now(), duration))
     }
+}
+
+/// A [`Clock::sleep_until`] for executors: ready at once, taking no timer, when `deadline` is
+/// not after `now`; otherwise `sleep(deadline - now)`, the executor's own timer. Every
+/// executor crate's clock is written with it, so a deadline that has passed never costs a
+/// timer (tokio's would round even a zero wait up to a millisecond).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let now = Instant::now();
+/// let past = streamz_core::deadline_timer(now, now - Duration::from_secs(1), |_| async {
+///     unreachable!("no timer for a deadline that has passed")
+/// });
+/// futures_executor::block_on(past);
+/// let soon = streamz_core::deadline_timer(now, now + Duration::from_millis(5), |wait| {
+///     assert_eq!(wait, Duration::from_millis(5));
+///     async move { std::thread::sleep(wait) }
+/// });
+/// futures_executor::block_on(soon);
+/// ```
+pub fn deadline_timer<F, Fut>(now: Instant, deadline: Instant, sleep: F) -> BoxFuture<()>
+where
+    F: FnOnce(Duration) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    if deadline <= now {
+        return Box::pin(std::future::ready(()));
+    }
+    Box::pin(sleep(deadline - now))
 }
 
 /// `now + wait`, or a hundred years from now when that is past what an `Instant` can hold

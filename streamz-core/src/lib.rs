@@ -46,7 +46,7 @@ mod topology;
 mod virtual_executor;
 mod visualize;
 
-pub use clock::{Clock, IntoInterval};
+pub use clock::{Clock, IntoInterval, deadline_timer};
 pub use emit::{BoxFuture, Emit};
 pub use error::{BoxError, ErrorKind, NodeRef, StreamError, panic_message};
 pub use executor::Executor;

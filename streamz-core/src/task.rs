@@ -168,14 +168,14 @@ pub(crate) async fn hand_on<T: Clone + Send + 'static>(out: &Outlet<T>, x: T, he
 }
 
 /// The state a node shares with its task, and the event that says it changed.
-pub(crate) struct Shared<S> {
+pub(crate) struct NodeState<S> {
     state: Mutex<S>,
     changed: Event,
 }
 
-impl<S> Shared<S> {
+impl<S> NodeState<S> {
     pub(crate) fn new(state: S) -> Arc<Self> {
-        Arc::new(Shared {
+        Arc::new(NodeState {
             state: Mutex::new(state),
             changed: Event::new(),
         })

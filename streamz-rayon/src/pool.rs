@@ -86,11 +86,7 @@ impl Clock for TimerClock {
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
-        let now = Instant::now();
-        if deadline <= now {
-            return Box::pin(std::future::ready(()));
-        }
-        Box::pin(futures_timer::Delay::new(deadline - now))
+        streamz_core::deadline_timer(Instant::now(), deadline, futures_timer::Delay::new)
     }
 }
 

@@ -75,12 +75,11 @@ impl Clock for SmolClock {
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
-        if deadline <= Instant::now() {
-            return Box::pin(std::future::ready(()));
-        }
-        let timer = async_io::Timer::at(deadline);
-        Box::pin(async move {
-            timer.await;
+        streamz_core::deadline_timer(Instant::now(), deadline, |_| {
+            let timer = async_io::Timer::at(deadline);
+            async move {
+                timer.await;
+            }
         })
     }
 }

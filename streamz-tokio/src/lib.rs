@@ -69,10 +69,7 @@ impl Clock for TokioClock {
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
-        if deadline <= self.now() {
-            return Box::pin(std::future::ready(()));
-        }
-        Box::pin(sleep_until(deadline))
+        streamz_core::deadline_timer(self.now(), deadline, |_| sleep_until(deadline))
     }
 }
 

@@ -7,10 +7,11 @@ use std::time::Duration;
 use tokio::io::{AsyncSeekExt, BufReader};
 
 use super::args::{Kind::*, opt, req};
-use super::{Args, Build, OpSpec, Source};
+use super::{Args, Build, OpSpec};
 use crate::error::CliError;
 use crate::graph::Runtime;
 use crate::run::feed_lines;
+use crate::source::Source;
 
 pub(super) static OPS: &[OpSpec] = &[
     OpSpec {

@@ -35,13 +35,13 @@ use streamz_core::Stream;
 pub(crate) use args::Kind;
 pub(crate) use args::{Args, Param, usage};
 pub(crate) use sinks::stdout_sink;
-pub(crate) use sources::Source;
 
 use crate::error::{CliError, nearest};
 use crate::flow::{Flow, Pooled};
 use crate::graph::{Graph, Runtime};
 use crate::parse::Stage;
 use crate::script::Expr;
+use crate::source::Source;
 
 /// Where an operator may stand, as `streamz ops` groups them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use super::args::{Kind::*, opt, req};
 use super::lines::json;
-use super::{Args, Build, OpSpec, Source};
+use super::{Args, Build, OpSpec};
 use crate::error::CliError;
 use crate::graph::Runtime;
 use crate::net::HttpLimits;
+use crate::source::Source;
 
 pub(super) static OPS: &[OpSpec] = &[
     OpSpec {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::emit::Cx;
 use crate::node::{Finish, Kind, Operator, Outlet, Port, Shape};
 use crate::stream::{Element, Stream};
-use crate::task::{InFlight, Inbox, Shared, TaskQueue, hand_on, task_queue};
+use crate::task::{InFlight, Inbox, NodeState, TaskQueue, hand_on, task_queue};
 
 const BUFFER: Kind = Kind::new("buffer", Shape::Diamond);
 const LATEST: Kind = Kind::new("latest", Shape::Octagon);
@@ -43,7 +43,7 @@ struct Slot<T> {
 }
 
 struct Latest<T> {
-    shared: Arc<Shared<Slot<T>>>,
+    shared: Arc<NodeState<Slot<T>>>,
 }
 
 impl<T: Element> Operator<T> for Latest<T> {
@@ -73,7 +73,7 @@ impl<T> Drop for Latest<T> {
     }
 }
 
-async fn latest_task<T: Element>(shared: Arc<Shared<Slot<T>>>, out: Arc<Outlet<T>>) {
+async fn latest_task<T: Element>(shared: Arc<NodeState<Slot<T>>>, out: Arc<Outlet<T>>) {
     loop {
         let listener = shared.listen();
         let (value, closed) = {
@@ -189,7 +189,7 @@ impl<T: Element> Stream<T> {
     pub fn latest(&self) -> Stream<T> {
         let executor = self.graph_shared().require_executor("latest");
         self.attach_with(LATEST, None, |out| {
-            let shared = Shared::new(Slot {
+            let shared = NodeState::new(Slot {
                 value: None,
                 closed: false,
             });

@@ -12,7 +12,7 @@ use crate::emit::Cx;
 use crate::executor::Executor;
 use crate::node::{Finish, Kind, Operator, Outlet, Port, Shape, fn_name, guard, lock};
 use crate::stream::{Element, Stream};
-use crate::task::{InFlight, Shared, hand_on, sleep_until};
+use crate::task::{InFlight, NodeState, hand_on, sleep_until};
 
 const PARTITION: Kind = Kind::new("partition", Shape::Diamond);
 const PARTITION_UNIQUE: Kind = Kind::new("partition_unique", Shape::Diamond);
@@ -59,7 +59,7 @@ struct Batches<K, T> {
 }
 
 /// End of stream (or the node is gone): what is left, in the order it started.
-fn close<K, T>(shared: &Shared<Batches<K, T>>) -> Vec<Batch<T>> {
+fn close<K, T>(shared: &NodeState<Batches<K, T>>) -> Vec<Batch<T>> {
     shared.update(|batches| {
         batches.closed = true;
         batches.open.drain(..).map(|(_, b)| b).collect()
@@ -71,7 +71,7 @@ fn close<K, T>(shared: &Shared<Batches<K, T>>) -> Vec<Batch<T>> {
 struct Partition<K, T, F> {
     n: usize,
     key: F,
-    shared: Arc<Shared<Batches<K, T>>>,
+    shared: Arc<NodeState<Batches<K, T>>>,
     timeout: Option<(Duration, Arc<dyn Executor>)>,
 }
 
@@ -152,7 +152,7 @@ impl<K, T, F> Drop for Partition<K, T, F> {
 
 /// Emits each batch whose timeout has passed, oldest first; one timer at a time per node.
 async fn partition_timeout_task<K: Send + 'static, T: Element>(
-    shared: Arc<Shared<Batches<K, T>>>,
+    shared: Arc<NodeState<Batches<K, T>>>,
     out: Arc<Outlet<Vec<T>>>,
     executor: Arc<dyn Executor>,
 ) {
@@ -221,7 +221,7 @@ fn partition_op<K, T, F>(
     Partition {
         n,
         key,
-        shared: Shared::new(Batches {
+        shared: NodeState::new(Batches {
             open: IndexMap::new(),
             closed: false,
         }),

@@ -22,7 +22,7 @@ use crate::node::{Finish, Kind, NodeInfo, Operator, Outlet, Port, Shape, fn_name
 use crate::ops::partition::Keep;
 use crate::stream::{Element, Stream};
 use crate::task::{
-    InFlight, Inbox, QUEUE, Shared, TaskQueue, closed_before_queued, hand_on, sleep_until,
+    InFlight, Inbox, NodeState, QUEUE, TaskQueue, closed_before_queued, hand_on, sleep_until,
     task_queue,
 };
 
@@ -234,7 +234,7 @@ struct WindowState<B> {
 }
 
 struct TimedWindow<B> {
-    shared: Arc<Shared<WindowState<B>>>,
+    shared: Arc<NodeState<WindowState<B>>>,
 }
 
 impl<T: Element, B: WindowBuffer<T>> Operator<T> for TimedWindow<B> {
@@ -279,7 +279,7 @@ impl<B> Drop for TimedWindow<B> {
 }
 
 async fn timed_window_task<T: Element, B: WindowBuffer<T>>(
-    shared: Arc<Shared<WindowState<B>>>,
+    shared: Arc<NodeState<WindowState<B>>>,
     out: Arc<Outlet<Vec<T>>>,
     executor: Arc<dyn Executor>,
     interval: Duration,
@@ -569,7 +569,7 @@ impl<T: Element> Stream<T> {
         );
         let executor = self.graph_shared().require_executor(kind.op);
         self.attach_with(kind, func, |out| {
-            let shared = Shared::new(WindowState {
+            let shared = NodeState::new(WindowState {
                 buffer,
                 held: InFlight::none(&out.info),
                 busy: false,

@@ -1,0 +1,127 @@
+//! [`Dashboard`]: which graphs and pools a dashboard shows, and how often its page updates.
+
+use std::time::{Duration, Instant};
+
+use streamz_core::{Element, Graph, GraphSnapshot, Stream};
+
+/// The graphs and pools a dashboard shows, and how often its page updates.
+///
+/// # Examples
+///
+/// ```
+/// use streamz_core::Stream;
+/// use streamz_dashboard::Dashboard;
+///
+/// let source = Stream::new();
+/// let _out = source.map(|x: u32| x + 1).named("increment").sink_to_vec();
+/// let dashboard = Dashboard::new().watch(&source);
+/// source.emit_blocking(1).unwrap();
+/// let figures = dashboard.figures();
+/// assert_eq!(figures["nodes"][1]["name"], "increment");
+/// assert_eq!(figures["nodes"][1]["out"], 1);
+/// assert!(dashboard.prometheus().contains("streamz_node_elements_out_total"));
+/// ```
+#[derive(Clone)]
+pub struct Dashboard {
+    pub(crate) graphs: Vec<Graph>,
+    #[cfg(feature = "rayon")]
+    pub(crate) pools: Vec<(String, streamz_rayon::Pool)>,
+    pub(crate) every: Duration,
+    pub(crate) started: Instant,
+    /// Host names besides the bound address and localhost that requests may name.
+    pub(crate) hosts: Vec<String>,
+    /// Turns true when the server stops: open event streams end, so shutdown is prompt.
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Dashboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dashboard")
+            .field("graphs", &self.graphs.len())
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Dashboard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Dashboard {
+    /// A dashboard that shows nothing yet, updating twice a second.
+    pub fn new() -> Self {
+        Dashboard {
+            graphs: Vec::new(),
+            #[cfg(feature = "rayon")]
+            pools: Vec::new(),
+            every: Duration::from_millis(500),
+            started: Instant::now(),
+            hosts: Vec::new(),
+            stopping: tokio::sync::watch::channel(false).1,
+        }
+    }
+
+    /// Also answers requests whose `Host` is `name` (with or without a port), as when the
+    /// dashboard is reached through a proxy or by a machine's name. By default a served
+    /// dashboard answers only requests naming its bound address, `localhost`, `127.0.0.1` or
+    /// `[::1]`, and refuses others with 421: a web page of another site that resolves its
+    /// own name to 127.0.0.1 (DNS rebinding) cannot read the pipeline's figures.
+    pub fn allow_host(mut self, name: &str) -> Self {
+        self.hosts.push(name.to_ascii_lowercase());
+        self
+    }
+
+    /// Shows the graph `stream` belongs to (turning its metrics on). Several graphs may be
+    /// watched; a graph watched twice is shown once.
+    pub fn watch<T: Element>(self, stream: &Stream<T>) -> Self {
+        self.watch_graph(stream.graph())
+    }
+
+    /// Shows `graph` (turning its metrics on).
+    pub fn watch_graph(mut self, graph: Graph) -> Self {
+        graph.enable_metrics();
+        self.graphs.push(graph);
+        self
+    }
+
+    /// Shows a thread pool's threads and calls in flight, under `name`.
+    #[cfg(feature = "rayon")]
+    pub fn pool(mut self, name: &str, pool: &streamz_rayon::Pool) -> Self {
+        self.pools.push((name.to_owned(), pool.clone()));
+        self
+    }
+
+    /// How often the page gets new figures (default 500 ms).
+    pub fn update_every(mut self, every: Duration) -> Self {
+        self.every = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The watched graphs, merged into one (a node in two watched graphs appears once).
+    pub(crate) fn snapshot(&self) -> GraphSnapshot {
+        let mut merged: Option<GraphSnapshot> = None;
+        for graph in &self.graphs {
+            let next = graph.snapshot();
+            match &mut merged {
+                None => merged = Some(next),
+                Some(all) => {
+                    for node in next.nodes {
+                        if !all.nodes.iter().any(|n| n.id == node.id) {
+                            all.nodes.push(node);
+                        }
+                    }
+                    for edge in next.edges {
+                        if !all.edges.contains(&edge) {
+                            all.edges.push(edge);
+                        }
+                    }
+                }
+            }
+        }
+        let mut all = merged.unwrap_or_default();
+        all.nodes.sort_by_key(|n| n.id);
+        all
+    }
+}
