@@ -31,9 +31,7 @@ use std::sync::Mutex;
 use crate::sync::lock;
 
 #[cfg(crossbeam_loom)]
-fn lock<T>(m: &Mutex<T>) -> loom::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use crate::sync::loom_lock as lock;
 
 /// A list of edges. One edge, the common case, is stored in the list's own allocation, so
 /// reaching it costs one pointer less.

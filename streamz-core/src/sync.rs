@@ -23,3 +23,9 @@ use std::sync::{Mutex, MutexGuard};
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// [`lock`] for loom's mutex, which `edges.rs` uses under the model checker.
+#[cfg(crossbeam_loom)]
+pub(crate) fn loom_lock<T>(m: &loom::sync::Mutex<T>) -> loom::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -67,7 +67,7 @@ fn sink_to_textfile(
     graph.file_sinks = true;
     let file = Mutex::new(std::io::LineWriter::new(file));
     Ok(s.try_sink(move |x: Value| {
-        let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+        let mut file = streamz_core::lock(&file);
         writeln!(file, "{x}")
     }))
 }
