@@ -327,7 +327,9 @@ impl<T: Element> Stream<T> {
     /// Waits until every node downstream of this one holds no element in flight (buffers,
     /// timers, async work), without ending the stream. Work left running by dropped
     /// [`Emit`]s of this graph, and by `emit_blocking` calls refused with
-    /// [`ErrorKind::WouldDeadlock`], is waited for too.
+    /// [`ErrorKind::WouldDeadlock`], is waited for too. An element whose `emit` is still
+    /// waiting for room at a full node counts as held there: await (or drop) that `Emit`
+    /// before flushing from the same task, or the flush waits for an element nobody moves.
     ///
     /// The original streamz has no way to do this (its issue #449).
     ///
