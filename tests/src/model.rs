@@ -22,3 +22,65 @@ pub fn unique<T: PartialEq + Clone>(xs: &[T], maxsize: Option<usize>) -> Vec<T> 
     }
     out
 }
+
+/// A broker source's commit positions, plainly: per partition the offsets begun and whether
+/// each is done. The position is the oldest offset not done, or one past the newest begun.
+#[derive(Debug, Default, Clone)]
+pub struct Offsets {
+    begun: std::collections::HashMap<u8, Vec<(i64, bool)>>,
+    reported: std::collections::HashMap<u8, i64>,
+}
+
+impl Offsets {
+    /// The next offset `partition` reads, after a gap of `gap`.
+    pub fn next_offset(&self, partition: u8, gap: i64) -> i64 {
+        self.begun
+            .get(&partition)
+            .and_then(|b| b.last())
+            .map_or(gap, |&(o, _)| o + 1 + gap)
+    }
+
+    /// How many are begun and not done.
+    pub fn outstanding(&self) -> usize {
+        self.begun
+            .values()
+            .flatten()
+            .filter(|(_, done)| !done)
+            .count()
+    }
+
+    pub fn begin(&mut self, partition: u8, offset: i64) {
+        self.reported.entry(partition).or_insert(offset);
+        self.begun
+            .entry(partition)
+            .or_default()
+            .push((offset, false));
+    }
+
+    /// The outstanding records, in a fixed order.
+    pub fn open(&self) -> Vec<(u8, i64)> {
+        let mut open: Vec<(u8, i64)> = self
+            .begun
+            .iter()
+            .flat_map(|(&p, b)| b.iter().filter(|(_, d)| !d).map(move |&(o, _)| (p, o)))
+            .collect();
+        open.sort_unstable();
+        open
+    }
+
+    /// Marks it done; the new position if it moved past the last one reported.
+    pub fn complete(&mut self, partition: u8, offset: i64) -> Option<i64> {
+        let begun = self.begun.get_mut(&partition)?;
+        let record = begun.iter_mut().find(|(o, d)| *o == offset && !d)?;
+        record.1 = true;
+        let position = begun
+            .iter()
+            .find(|(_, d)| !d)
+            .map_or(begun.last().map(|&(o, _)| o + 1)?, |&(o, _)| o);
+        let reported = self.reported.get_mut(&partition)?;
+        (position > *reported).then(|| {
+            *reported = position;
+            position
+        })
+    }
+}

@@ -32,6 +32,31 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
+    /// The offset tracker against the plain model: the same commit positions after every
+    /// step, and the same bound on what is outstanding.
+    #[test]
+    fn offset_tracker(steps in prop::collection::vec((0u8..3, 0i64..3, any::<bool>(), any::<prop::sample::Index>()), 0..120), max in 1usize..12) {
+        let tracker = streamz_core::OffsetTracker::new(max);
+        let mut model = streamz_tests::model::Offsets::default();
+        for (partition, gap, begin, pick) in steps {
+            let open = model.open();
+            if begin || open.is_empty() {
+                let offset = model.next_offset(partition, gap);
+                let room = model.outstanding() < max;
+                prop_assert_eq!(tracker.try_begin(partition, offset), room);
+                if room {
+                    model.begin(partition, offset);
+                }
+            } else {
+                let (p, o) = open[pick.index(open.len())];
+                prop_assert_eq!(tracker.complete(&p, o), model.complete(p, o), "completing {} of {}", o, p);
+                // completing it again does nothing
+                prop_assert_eq!(tracker.complete(&p, o), None);
+            }
+            prop_assert_eq!(tracker.outstanding(), model.outstanding());
+        }
+    }
+
     #[test]
     fn accumulate(xs in small(), start in prop::option::of(-5i32..5)) {
         let model: Vec<i32> = match start {
