@@ -49,6 +49,7 @@ impl Offsets {
             .count()
     }
 
+    /// Begins the record at `offset` of `partition`.
     pub fn begin(&mut self, partition: u8, offset: i64) {
         self.reported.entry(partition).or_insert(offset);
         self.begun
