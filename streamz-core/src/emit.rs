@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 
 use crossbeam_epoch::Guard;
 
+use crate::ack::Acks;
 use crate::error::{ErrorKind, StreamError};
 use crate::shared::GraphShared;
 
@@ -34,6 +35,9 @@ pub(crate) struct Cx<'g> {
     blocking: bool,
     /// The graph's futures may be polled on this thread (see [`Cx::may_poll_here`]).
     poll_here: bool,
+    /// The acknowledgements of the element being pushed (none unless its source uses them):
+    /// everything pushed in this context derives from it.
+    acks: Acks,
 }
 
 impl<'g> Cx<'g> {
@@ -42,6 +46,18 @@ impl<'g> Cx<'g> {
     pub(crate) fn run(
         graph: &Arc<GraphShared>,
         blocking: bool,
+        f: impl FnOnce(&mut Cx<'_>),
+    ) -> Emit {
+        Cx::run_acked(graph, blocking, Acks::default(), f)
+    }
+
+    /// [`run`](Cx::run) for an element that carries `acks`: they are held until the push and
+    /// the work it leaves pending are done, and marked failed by any failure.
+    #[inline]
+    pub(crate) fn run_acked(
+        graph: &Arc<GraphShared>,
+        blocking: bool,
+        acks: Acks,
         f: impl FnOnce(&mut Cx<'_>),
     ) -> Emit {
         let guard = crossbeam_epoch::pin();
@@ -57,9 +73,29 @@ impl<'g> Cx<'g> {
                     .executor
                     .as_ref()
                     .is_none_or(|executor| executor.polls_anywhere()),
+            acks,
         };
         f(&mut cx);
         cx.into_emit()
+    }
+
+    /// The acknowledgements of the element being pushed, for a node that keeps it past the
+    /// push (it keeps a clone, and hands it on with what it emits later).
+    #[inline(always)]
+    pub(crate) fn acks(&self) -> &Acks {
+        &self.acks
+    }
+
+    /// Runs `f` with `extra` acknowledgements added to the push's: for a node that emits,
+    /// within this push, elements it kept from earlier ones (a window, a batch, a tuple).
+    pub(crate) fn with_acks(&mut self, extra: &Acks, f: impl FnOnce(&mut Self)) {
+        if extra.is_empty() {
+            return f(self);
+        }
+        let both = self.acks.with(extra);
+        let own = std::mem::replace(&mut self.acks, both);
+        f(self);
+        self.acks = own;
     }
 
     pub(crate) fn guard(&self) -> &'g Guard {
@@ -74,6 +110,9 @@ impl<'g> Cx<'g> {
             error = %err,
             "element failed"
         );
+        if !self.acks.is_empty() {
+            self.acks.fail(&err);
+        }
         match &mut self.error {
             None => self.error = Some(err),
             Some(first) => first.push_other(err),
@@ -101,6 +140,7 @@ impl<'g> Cx<'g> {
         let before = Waiting {
             error: None,
             work: self.pending.drain(mark..).map(Some).collect(),
+            acks: Acks::default(),
         };
         self.pending.push(Box::pin(async move {
             let first = before.await;
@@ -170,6 +210,7 @@ impl<'g> Cx<'g> {
                 state: State::Waiting(Box::new(Waiting {
                     error: self.error,
                     work: self.pending.into_iter().map(Some).collect(),
+                    acks: self.acks,
                 })),
                 graph: Some(self.graph.clone()),
             }
@@ -248,10 +289,12 @@ enum State {
     Done,
 }
 
-/// Pending work of one element, and the first error so far.
+/// Pending work of one element, the first error so far, and the element's acknowledgements,
+/// held until the work is done.
 struct Waiting {
     error: Option<StreamError>,
     work: Vec<Option<Pending>>,
+    acks: Acks,
 }
 
 impl Future for Waiting {
@@ -279,9 +322,13 @@ impl Future for Waiting {
         if !done {
             return Poll::Pending;
         }
+        let acks = std::mem::take(&mut this.acks);
         Poll::Ready(match this.error.take() {
             None => Ok(()),
-            Some(e) => Err(e),
+            Some(e) => {
+                acks.fail(&e);
+                Err(e)
+            }
         })
     }
 }

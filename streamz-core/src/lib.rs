@@ -27,6 +27,7 @@
 #![doc = include_str!("../../docs/core.md")]
 #![deny(unsafe_code)]
 
+mod ack;
 mod clock;
 mod edges;
 mod emit;
@@ -47,6 +48,7 @@ mod topology;
 mod virtual_executor;
 mod visualize;
 
+pub use ack::Ack;
 pub use clock::{Clock, IntoInterval, deadline_timer};
 pub use emit::{BoxFuture, Emit};
 pub use error::{BoxError, ErrorKind, NodeRef, StreamError, panic_message};

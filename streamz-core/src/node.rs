@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use event_listener::Event;
 
+use crate::ack::Acks;
 use crate::edges::{DirectArc, Edges};
 use crate::emit::{Cx, Emit};
 use crate::error::{BoxError, NodeRef, StreamError, next_id};
@@ -389,9 +390,10 @@ impl<T: Clone> Outlet<T> {
         }
     }
 
-    /// Pushes `x` in a push of its own, from a node's task rather than from an `emit`.
-    pub(crate) fn emit(&self, x: T) -> Emit {
-        Cx::run(&self.info.graph, false, |cx| self.push(x, cx))
+    /// Pushes `x`, which carries `acks`, from this node's task: a push of its own, whose
+    /// `Emit` the task awaits.
+    pub(crate) fn emit_acked(&self, x: T, acks: Acks) -> Emit {
+        Cx::run_acked(&self.info.graph, false, acks, |cx| self.push(x, cx))
     }
 
     /// Closes this node's output from its task, once the task has emitted what it held;

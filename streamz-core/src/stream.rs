@@ -7,6 +7,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::ack::{Ack, Acks};
 use crate::emit::{Cx, Emit};
 use crate::error::{ErrorKind, StreamError};
 use crate::executor::Executor;
@@ -266,6 +267,48 @@ impl<T: Element> Stream<T> {
     /// ```
     pub fn emit_blocking(&self, x: T) -> Result<(), StreamError> {
         self.push_new(x, true).wait()
+    }
+
+    /// Pushes `x` as [`emit`](Stream::emit) does, with an acknowledgement: `ack`'s function
+    /// is called once `x` and everything derived from it downstream is done (handled by every
+    /// sink, or dropped by an operator's own semantics, such as a filter's), with the first
+    /// failure if any part failed. Nodes that keep an element (buffers, delays, async
+    /// functions, `latest`, timed windows, partitions) keep its acknowledgement until they
+    /// hand it on or drop it. This is what a broker's source commits by.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use streamz_core::{Ack, Stream};
+    ///
+    /// let (done, acked) = mpsc::channel();
+    /// let source = Stream::new();
+    /// let batches = source.partition(2).sink_to_vec();
+    /// for x in 0..3 {
+    ///     let done = done.clone();
+    ///     source.emit_acked(x, Ack::new(move |r| done.send((x, r.is_ok())).unwrap())).wait().unwrap();
+    /// }
+    /// // 0 and 1 went out in a batch; 2 waits in the partition
+    /// assert_eq!(acked.try_iter().collect::<Vec<_>>(), vec![(0, true), (1, true)]);
+    /// source.close().wait().unwrap();
+    /// assert_eq!(acked.try_iter().collect::<Vec<_>>(), vec![(2, true)]);
+    /// assert_eq!(batches.to_vec(), vec![vec![0, 1], vec![2]]);
+    /// ```
+    pub fn emit_acked(&self, x: T, ack: Ack) -> Emit {
+        if self.out.info.is_closed() {
+            let err = StreamError::new(
+                ErrorKind::Closed,
+                Some(self.out.info.node_ref()),
+                "cannot emit after close()",
+            );
+            ack.fail(&err);
+            return Emit::failed(err, self.out.info.graph.clone());
+        }
+        self.out.info.meter.count_in();
+        Cx::run_acked(&self.out.info.graph, false, Acks::one(ack), |cx| {
+            self.out.push(x, cx)
+        })
     }
 
     fn push_new(&self, x: T, blocking: bool) -> Emit {

@@ -14,6 +14,7 @@ use std::time::Instant;
 use async_channel::TrySendError;
 use event_listener::{Event, EventListener};
 
+use crate::ack::Acks;
 use crate::emit::Cx;
 use crate::error::{ErrorKind, StreamError};
 use crate::executor::Executor;
@@ -23,19 +24,27 @@ use crate::queue::{Receiver, Sender};
 /// How many elements a node with a task queues before `emit` has to wait for room.
 pub(crate) const QUEUE: usize = 1024;
 
-/// Elements a node holds (counted in flight) until this is dropped.
+/// Elements a node holds (counted in flight) until this is dropped, with their
+/// acknowledgements, which go on with them when they are handed on (`hand_on`).
 pub(crate) struct InFlight {
     node: Arc<NodeInfo>,
     n: usize,
+    pub(crate) acks: Acks,
 }
 
 impl InFlight {
-    /// Holds `n` more elements at `node`.
+    /// Holds `n` more elements at `node`, without acknowledgements.
     pub(crate) fn hold(node: &Arc<NodeInfo>, n: usize) -> Self {
+        InFlight::hold_acked(node, n, Acks::default())
+    }
+
+    /// Holds `n` more elements at `node`, carrying `acks`.
+    pub(crate) fn hold_acked(node: &Arc<NodeInfo>, n: usize, acks: Acks) -> Self {
         node.hold(n);
         InFlight {
             node: node.clone(),
             n,
+            acks,
         }
     }
 }
@@ -46,10 +55,11 @@ impl InFlight {
         InFlight::hold(node, 0)
     }
 
-    /// Holds `k` more.
-    pub(crate) fn add(&mut self, k: usize) {
+    /// Holds `k` more, carrying `acks` too.
+    pub(crate) fn add(&mut self, k: usize, acks: &Acks) {
         self.node.hold(k);
         self.n += k;
+        self.acks.merge(acks);
     }
 
     /// What this holds, moved out: this then holds nothing.
@@ -57,6 +67,7 @@ impl InFlight {
         InFlight {
             node: self.node.clone(),
             n: std::mem::take(&mut self.n),
+            acks: std::mem::take(&mut self.acks),
         }
     }
 
@@ -105,7 +116,7 @@ impl<I: Send + 'static> TaskQueue<I> {
     /// element's `Emit` (backpressure). From then on the node holds it, until the task is
     /// done with it.
     pub(crate) fn push(&self, item: I, cx: &mut Cx<'_>) {
-        let held = InFlight::hold(&self.node, 1);
+        let held = InFlight::hold_acked(&self.node, 1, cx.acks().clone());
         match self.queue.try_send((item, held)) {
             Ok(()) => {}
             Err(TrySendError::Full(item)) => {
@@ -158,10 +169,11 @@ pub(crate) async fn sleep_until(executor: &dyn Executor, deadline: Instant) {
     }
 }
 
-/// Hands `x` on from the node's task: a push of its own, awaited, its failure reported to
-/// the error stream (no `emit` is waiting for it); then what held it is released.
+/// Hands `x` on from the node's task: a push of its own, with the acknowledgements it
+/// carries, awaited, its failure reported to the error stream (no `emit` is waiting for it);
+/// then what held it is released.
 pub(crate) async fn hand_on<T: Clone + Send + 'static>(out: &Outlet<T>, x: T, held: InFlight) {
-    if let Err(e) = out.emit(x).await {
+    if let Err(e) = out.emit_acked(x, held.acks.clone()).await {
         out.info.graph.report(e);
     }
     drop(held);

@@ -317,3 +317,32 @@ proptest! {
         prop_assert_eq!(serial, pooled);
     }
 }
+
+#[test]
+fn an_acknowledgement_waits_for_the_pool() {
+    let pool = Pool::new(2).unwrap();
+    let source = Stream::with_executor(pool.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = source
+        .scatter(&pool)
+        .map(|x: i32| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            x * 2
+        })
+        .buffer(4)
+        .gather()
+        .sink_to_vec();
+    for x in 0..8 {
+        let tx = tx.clone();
+        let ack = streamz_core::Ack::new(move |r| tx.send((x, r.is_ok())).unwrap());
+        source.emit_acked(x, ack).wait().unwrap();
+    }
+    // the last element is still sleeping on the pool: its emit returned, it is not done
+    let early: Vec<_> = rx.try_iter().collect();
+    assert!(!early.contains(&(7, true)), "{early:?}");
+    flush(&source);
+    let mut done: Vec<_> = early.into_iter().chain(rx.try_iter()).collect();
+    done.sort_unstable();
+    assert_eq!(done, (0..8).map(|x| (x, true)).collect::<Vec<_>>());
+    assert_eq!(out.to_vec(), (0..8).map(|x| x * 2).collect::<Vec<_>>());
+}

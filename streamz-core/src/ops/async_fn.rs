@@ -155,8 +155,11 @@ async fn map_async_task<T, U, F>(
             {
                 progressed = true;
                 match result {
-                    Ok(y) => handing_on = Some((out.emit(y), held)),
-                    Err(e) => out.info.graph.report(e),
+                    Ok(y) => handing_on = Some((out.emit_acked(y, held.acks.clone()), held)),
+                    Err(e) => {
+                        held.acks.fail(&e);
+                        out.info.graph.report(e);
+                    }
                 }
             }
             if let Some((emit, _)) = &mut handing_on
@@ -246,10 +249,13 @@ where
             Ok(Poll::Pending) => {
                 let (node, out) = (out.info.clone(), out.clone());
                 let in_flight = InFlight::hold(&node, 1);
+                // the element's acknowledgements go on with the result (this push's `Emit`
+                // holds them as well, until this work is done)
+                let acks = cx.acks().clone();
                 cx.wait(async move {
                     let y = run_user(node, work).await;
                     drop(in_flight);
-                    out.emit(y?).await
+                    out.emit_acked(y?, acks).await
                 });
             }
         }

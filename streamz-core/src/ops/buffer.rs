@@ -49,16 +49,13 @@ struct Latest<T> {
 impl<T: Element> Operator<T> for Latest<T> {
     type Out = T;
 
-    fn push(&self, _: Port, x: T, out: &Arc<Outlet<T>>, _cx: &mut Cx<'_>) {
-        let mut slot = self.shared.lock();
-        let held = match slot.value.take() {
-            // the older element is dropped: its hold goes on to the newer one
-            Some((_, held)) => held,
-            None => InFlight::hold(&out.info, 1),
-        };
-        slot.value = Some((x, held));
-        drop(slot);
+    fn push(&self, _: Port, x: T, out: &Arc<Outlet<T>>, cx: &mut Cx<'_>) {
+        // the newer element is held (with its acknowledgements) before the older one, dropped
+        // by `latest`'s own semantics, is let go: the count never passes through zero
+        let held = InFlight::hold_acked(&out.info, 1, cx.acks().clone());
+        let older = self.shared.lock().value.replace((x, held));
         self.shared.notify_one();
+        drop(older);
     }
 
     fn finish(&self, _out: &Arc<Outlet<T>>, _cx: &mut Cx<'_>) -> Finish {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::{Either, select};
 use indexmap::IndexMap;
 
+use crate::ack::Acks;
 use crate::clock::IntoInterval;
 use crate::emit::Cx;
 use crate::executor::Executor;
@@ -45,9 +46,23 @@ pub enum Keep {
 
 struct Batch<T> {
     items: Vec<T>,
+    /// The acknowledgements of its elements, without a timeout (with one, `timed` holds them).
+    acks: Acks,
     /// With a timeout: when the batch is emitted even if not full, and what holds its
     /// elements until then (the timeout task may hand them on).
     timed: Option<(Instant, InFlight)>,
+}
+
+impl<T> Batch<T> {
+    /// The acknowledgements of its elements, for emitting it in this push; what held them for
+    /// the timeout is released.
+    fn acks_and_release(&mut self) -> Acks {
+        let mut acks = std::mem::take(&mut self.acks);
+        if let Some((_, held)) = self.timed.take() {
+            acks.merge(&held.acks);
+        }
+        acks
+    }
 }
 
 /// The open batches, shared with the timeout task (notified when a batch starts and at end
@@ -96,6 +111,7 @@ where
             Batch {
                 // at most a few slots up front, whatever `n` is; it grows with what it holds
                 items: Vec::with_capacity(self.n.min(16)),
+                acks: Acks::default(),
                 timed: self.timeout.as_ref().map(|(t, ex)| {
                     let due = crate::clock::after(ex.clock().now(), *t);
                     (due, InFlight::none(&out.info))
@@ -107,10 +123,13 @@ where
         let timed = match &mut batch.timed {
             // Counted in flight: the timeout may hand it on.
             Some((_, held)) => {
-                held.add(1);
+                held.add(1, cx.acks());
                 true
             }
-            None => false,
+            None => {
+                batch.acks.merge(cx.acks());
+                false
+            }
         };
         // `shift_remove` keeps the other open batches in the order they started.
         let batch = if full {
@@ -122,9 +141,9 @@ where
         if timed && started {
             self.shared.notify();
         }
-        if let Some((_, batch)) = batch {
-            drop(batch.timed);
-            out.push(batch.items, cx);
+        if let Some((_, mut batch)) = batch {
+            let acks = batch.acks_and_release();
+            cx.with_acks(&acks, |cx| out.push(batch.items, cx));
         }
     }
 
@@ -136,8 +155,9 @@ where
             self.shared.update(|batches| batches.closed = true);
             return Finish::Later;
         }
-        for batch in close(&self.shared) {
-            out.push(batch.items, cx);
+        for mut batch in close(&self.shared) {
+            let acks = batch.acks_and_release();
+            cx.with_acks(&acks, |cx| out.push(batch.items, cx));
         }
         Finish::Now
     }
@@ -233,7 +253,9 @@ fn partition_op<K, T, F>(
 struct PartitionUnique<K, T, F> {
     n: usize,
     keep: Keep,
-    batch: Mutex<IndexMap<K, T>>,
+    /// The batch, each element with its acknowledgements (a duplicate ignored or replaced is
+    /// done when it is).
+    batch: Mutex<IndexMap<K, (T, Acks)>>,
     key: F,
 }
 
@@ -250,31 +272,49 @@ where
             return;
         };
         let mut batch = lock(&self.batch);
-        match self.keep {
+        let replaced = match self.keep {
             Keep::First => {
-                batch.entry(key).or_insert(x);
+                batch.entry(key).or_insert_with(|| (x, cx.acks().clone()));
+                None
             }
             Keep::Last => {
-                batch.shift_remove(&key);
-                batch.insert(key, x);
+                let replaced = batch.shift_remove(&key);
+                batch.insert(key, (x, cx.acks().clone()));
+                replaced
             }
-        }
+        };
         if batch.len() < self.n {
+            drop(batch);
+            drop(replaced);
             return;
         }
-        let full: Vec<T> = batch.drain(..).map(|(_, x)| x).collect();
+        let (full, acks) = drain(&mut batch);
         drop(batch);
-        out.push(full, cx);
+        drop(replaced);
+        cx.with_acks(&acks, |cx| out.push(full, cx));
     }
 
     /// End of stream: emit the unfinished batch, if any.
     fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) -> Finish {
-        let rest: Vec<T> = lock(&self.batch).drain(..).map(|(_, x)| x).collect();
+        let (rest, acks) = drain(&mut lock(&self.batch));
         if !rest.is_empty() {
-            out.push(rest, cx);
+            cx.with_acks(&acks, |cx| out.push(rest, cx));
         }
         Finish::Now
     }
+}
+
+/// A batch's elements, and their acknowledgements together.
+fn drain<K, T>(batch: &mut IndexMap<K, (T, Acks)>) -> (Vec<T>, Acks) {
+    let mut acks = Acks::default();
+    let items = batch
+        .drain(..)
+        .map(|(_, (x, a))| {
+            acks.merge(&a);
+            x
+        })
+        .collect();
+    (items, acks)
 }
 
 fn check_n(op: &str, n: usize) {

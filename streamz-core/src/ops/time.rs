@@ -14,6 +14,7 @@ use futures_channel::oneshot;
 use futures_util::future::{Either, select};
 use indexmap::IndexMap;
 
+use crate::ack::Acks;
 use crate::clock::{IntoInterval, after};
 use crate::emit::Cx;
 use crate::error::StreamError;
@@ -40,7 +41,8 @@ struct RateState {
     queued: usize,
 }
 
-type Turn<T> = (T, oneshot::Sender<Result<(), StreamError>>);
+/// An element waiting for its turn, its acknowledgements, and where its result goes.
+type Turn<T> = (T, Acks, oneshot::Sender<Result<(), StreamError>>);
 
 struct RateLimit<T> {
     interval: Duration,
@@ -67,7 +69,7 @@ impl<T: Element> Operator<T> for RateLimit<T> {
         // The element waits for its turn; its `Emit` resolves when it has been handled.
         let (done, turn) = oneshot::channel();
         let info = out.info.clone();
-        match self.queue.try_send((x, done)) {
+        match self.queue.try_send((x, cx.acks().clone(), done)) {
             Ok(()) => cx.wait(async move { turn.await.unwrap_or_else(|_| Err(dropped(&info))) }),
             Err(TrySendError::Full(item)) => {
                 let (queue, state) = (self.queue.clone(), self.state.clone());
@@ -108,7 +110,7 @@ async fn rate_limit_task<T: Element>(
     executor: Arc<dyn Executor>,
     interval: Duration,
 ) {
-    while let Ok((x, done)) = queue.recv().await {
+    while let Ok((x, acks, done)) = queue.recv().await {
         let next_free = lock(&state).next_free;
         if let Some(t) = next_free {
             sleep_until(&*executor, t).await;
@@ -121,7 +123,7 @@ async fn rate_limit_task<T: Element>(
             state.next_free = Some(after(now, interval));
             state.queued -= 1;
         }
-        let result = out.emit(x).await;
+        let result = out.emit_acked(x, acks).await;
         if let Err(Err(e)) = done.send(result) {
             // The emitter dropped its `Emit`: nobody else will see this error.
             out.info.graph.report(e);
@@ -244,9 +246,11 @@ impl<T: Element, B: WindowBuffer<T>> Operator<T> for TimedWindow<B> {
         let mut state = self.shared.lock();
         state.buffer.add(x, &out.info, cx);
         let held = state.buffer.len();
+        // what the window keeps is held, with its acknowledgements (a duplicate that
+        // `timed_window_unique` dropped is done with the push)
         if held > state.held.count() {
             let more = held - state.held.count();
-            state.held.add(more);
+            state.held.add(more, cx.acks());
         }
         let busy = state.busy;
         drop(state);

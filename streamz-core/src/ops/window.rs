@@ -5,6 +5,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
+use crate::ack::Acks;
 use crate::emit::{Cx, Emit};
 use crate::node::{Finish, Kind, Operator, Outlet, Port, Shape, lock};
 use crate::stream::{Element, GraphNode, Stream};
@@ -13,26 +14,53 @@ const SLIDING_WINDOW: Kind = Kind::new("sliding_window", Shape::Diamond);
 const COLLECT: Kind = Kind::new("collect", Shape::Diamond);
 
 struct SlidingWindow<T> {
-    window: Mutex<VecDeque<T>>,
+    window: Mutex<Window<T>>,
     n: usize,
     return_partial: bool,
+}
+
+/// The last `n` elements, and their acknowledgements once any element has had some: each is
+/// done only when it has left the window.
+struct Window<T> {
+    items: VecDeque<T>,
+    acks: Option<VecDeque<Acks>>,
 }
 
 impl<T: Element> Operator<T> for SlidingWindow<T> {
     type Out = Vec<T>;
 
     fn push(&self, _: Port, x: T, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) {
-        let mut window = lock(&self.window);
-        if window.len() == self.n {
-            window.pop_front();
+        let mut guard = lock(&self.window);
+        let window = &mut *guard;
+        if window.items.len() == self.n {
+            window.items.pop_front();
+            if let Some(acks) = &mut window.acks {
+                acks.pop_front();
+            }
         }
-        window.push_back(x);
-        if !self.return_partial && window.len() < self.n {
+        window.items.push_back(x);
+        if window.acks.is_none() && !cx.acks().is_empty() {
+            let earlier = window.items.len() - 1;
+            window.acks = Some(
+                std::iter::repeat_with(Acks::default)
+                    .take(earlier)
+                    .collect(),
+            );
+        }
+        if let Some(acks) = &mut window.acks {
+            acks.push_back(cx.acks().clone());
+        }
+        if !self.return_partial && window.items.len() < self.n {
             return;
         }
-        let emitted: Vec<T> = window.iter().cloned().collect();
-        drop(window);
-        out.push(emitted, cx);
+        let emitted: Vec<T> = window.items.iter().cloned().collect();
+        // the window is derived from every element in it
+        let mut carried = Acks::default();
+        for acks in window.acks.iter().flatten() {
+            carried.merge(acks);
+        }
+        drop(guard);
+        cx.with_acks(&carried, |cx| out.push(emitted, cx));
     }
 }
 
@@ -165,7 +193,10 @@ impl<T: Element> Stream<T> {
             None,
             SlidingWindow {
                 // grows with what it holds: `n` sizes nothing up front
-                window: Mutex::new(VecDeque::new()),
+                window: Mutex::new(Window {
+                    items: VecDeque::new(),
+                    acks: None,
+                }),
                 n,
                 return_partial,
             },
