@@ -178,3 +178,57 @@ fn an_element_after_close_fails_its_acknowledgement() {
     assert!(source.emit_acked(1, acked.ack(1)).wait().is_err());
     assert_eq!(acked.done(), vec![(1, false)]);
 }
+
+#[test]
+fn a_zip_tuple_carries_all_its_parts_and_unmatched_ones_fail_at_close() {
+    let acked = Acked::new();
+    let (a, b) = (Stream::new(), Stream::new());
+    let pairs = a.zip(&b).sink_to_vec();
+    a.emit_acked(1, acked.ack(1)).wait().unwrap();
+    a.emit_acked(2, acked.ack(2)).wait().unwrap();
+    assert_eq!(acked.done(), vec![], "both wait for a partner");
+    b.emit_acked(10, acked.ack(10)).wait().unwrap();
+    let mut done = acked.done();
+    done.sort_unstable();
+    assert_eq!(done, vec![(1, true), (10, true)]);
+    assert_eq!(pairs.to_vec(), vec![(1, 10)]);
+    a.close().wait().unwrap();
+    let _ = b.close().wait(); // zip reports 2 as unmatched
+    assert_eq!(acked.done(), vec![(2, false)]);
+}
+
+#[test]
+fn combine_latest_is_done_with_a_value_once_it_is_replaced() {
+    let acked = Acked::new();
+    let (a, b) = (Stream::new(), Stream::new());
+    let _out = a.combine_latest(&b).sink_to_vec();
+    a.emit_acked(1, acked.ack(1)).wait().unwrap();
+    b.emit_acked(10, acked.ack(10)).wait().unwrap();
+    assert_eq!(
+        acked.done(),
+        vec![],
+        "both are the latest values, part of what comes next"
+    );
+    a.emit_acked(2, acked.ack(2)).wait().unwrap();
+    assert_eq!(acked.done(), vec![(1, true)]);
+    a.close().wait().unwrap();
+    b.close().wait().unwrap();
+    let mut done = acked.done();
+    done.sort_unstable();
+    assert_eq!(done, vec![(2, true), (10, true)]);
+}
+
+#[test]
+fn collect_holds_the_acknowledgements_until_its_flush() {
+    let acked = Acked::new();
+    let source = Stream::new();
+    let collector = source.collect();
+    let batches = collector.sink_to_vec();
+    for x in 0..2 {
+        source.emit_acked(x, acked.ack(x)).wait().unwrap();
+    }
+    assert_eq!(acked.done(), vec![]);
+    collector.flush().wait().unwrap();
+    assert_eq!(acked.done(), vec![(0, true), (1, true)]);
+    assert_eq!(batches.to_vec(), vec![vec![0, 1]]);
+}

@@ -12,6 +12,7 @@ use std::thread::{self, ThreadId};
 
 use event_listener::Event;
 
+use crate::ack::Acks;
 use crate::emit::Cx;
 use crate::error::{ErrorKind, StreamError};
 use crate::node::{Finish, Inlet, Kind, NodeInfo, OpNode, Operator, Outlet, Port, Shape, lock};
@@ -152,7 +153,8 @@ where
 enum ZipSlot<E> {
     Input {
         port: Option<Port>,
-        buffer: VecDeque<E>,
+        /// Waiting elements, each with its acknowledgements.
+        buffer: VecDeque<(E, Acks)>,
         /// The thread that last fed this input, to tell a deadlock from a wait.
         feeder: Option<ThreadId>,
     },
@@ -167,8 +169,8 @@ struct ZipShared<E> {
 }
 
 impl<E: Clone> ZipShared<E> {
-    /// Takes one tuple if every input has an element.
-    fn take_ready(slots: &mut [ZipSlot<E>]) -> Option<Vec<E>> {
+    /// Takes one tuple, with the acknowledgements of its parts, if every input has an element.
+    fn take_ready(slots: &mut [ZipSlot<E>]) -> Option<(Vec<E>, Acks)> {
         let mut inputs = 0;
         for slot in slots.iter() {
             if let ZipSlot::Input { buffer, .. } = slot {
@@ -182,20 +184,26 @@ impl<E: Clone> ZipShared<E> {
             return None;
         }
         let mut tuple = Vec::with_capacity(slots.len());
+        let mut acks = Acks::default();
         for slot in slots.iter_mut() {
             match slot {
-                ZipSlot::Input { buffer, .. } => tuple.extend(buffer.pop_front()),
+                ZipSlot::Input { buffer, .. } => {
+                    if let Some((x, a)) = buffer.pop_front() {
+                        tuple.push(x);
+                        acks.merge(&a);
+                    }
+                }
                 ZipSlot::Value(v) => tuple.push(v.clone()),
             }
         }
-        Some(tuple)
+        Some((tuple, acks))
     }
 }
 
 /// Where the element on `port` goes, after the room check.
 enum Admit<E> {
-    /// Taken; here is the tuple it completed, if any.
-    Taken(Option<Vec<E>>),
+    /// Taken; here is the tuple it completed, if any, with its parts' acknowledgements.
+    Taken(Option<(Vec<E>, Acks)>),
     /// The input is full.
     Full(E),
     /// The input is full and only this thread could drain it.
@@ -205,7 +213,7 @@ enum Admit<E> {
 }
 
 impl<E: Clone> ZipShared<E> {
-    fn admit(&self, port: Port, x: E, blocking: bool) -> Admit<E> {
+    fn admit(&self, port: Port, x: E, acks: &Acks, blocking: bool) -> Admit<E> {
         let me = thread::current().id();
         let mut slots = lock(&self.slots);
         let Some(index) = slots
@@ -227,7 +235,7 @@ impl<E: Clone> ZipShared<E> {
             };
         }
         if let ZipSlot::Input { buffer, feeder, .. } = &mut slots[index] {
-            buffer.push_back(x);
+            buffer.push_back((x, acks.clone()));
             *feeder = Some(me);
         }
         Admit::Taken(Self::take_ready(&mut slots))
@@ -240,11 +248,11 @@ struct Zip<E, O> {
 }
 
 impl<E: Element, O: Element> Zip<E, O> {
-    fn emit(&self, tuple: Option<Vec<E>>, out: &Outlet<O>, cx: &mut Cx<'_>) {
-        if let Some(tuple) = tuple {
+    fn emit(&self, tuple: Option<(Vec<E>, Acks)>, out: &Outlet<O>, cx: &mut Cx<'_>) {
+        if let Some((tuple, acks)) = tuple {
             self.shared.room.notify(usize::MAX);
             if let Some(o) = (self.convert)(tuple) {
-                out.push(o, cx);
+                cx.with_acks(&acks, |cx| out.push(o, cx));
             }
         }
     }
@@ -254,7 +262,7 @@ impl<E: Element, O: Element> Operator<E> for Zip<E, O> {
     type Out = O;
 
     fn push(&self, port: Port, x: E, out: &Arc<Outlet<O>>, cx: &mut Cx<'_>) {
-        match self.shared.admit(port, x, cx.is_blocking()) {
+        match self.shared.admit(port, x, cx.acks(), cx.is_blocking()) {
             Admit::Taken(tuple) => self.emit(tuple, out, cx),
             Admit::Gone => {}
             Admit::Deadlock => cx.fail(StreamError::new(
@@ -269,16 +277,18 @@ impl<E: Element, O: Element> Operator<E> for Zip<E, O> {
             Admit::Full(x) => {
                 // Wait for room; the element travels in the emitter's `Emit`.
                 let (shared, out, convert) = (self.shared.clone(), out.clone(), self.convert);
+                let acks = cx.acks().clone();
                 cx.wait(async move {
                     let mut x = x;
                     loop {
                         let listener = shared.room.listen();
-                        match shared.admit(port, x, false) {
+                        match shared.admit(port, x, &acks, false) {
                             Admit::Full(back) => x = back,
                             Admit::Taken(tuple) => {
                                 let zip = Zip { shared, convert };
-                                let done =
-                                    Cx::run(&out.info.graph, false, |cx| zip.emit(tuple, &out, cx));
+                                let done = Cx::run_acked(&out.info.graph, false, acks, |cx| {
+                                    zip.emit(tuple, &out, cx)
+                                });
                                 return done.await;
                             }
                             Admit::Gone | Admit::Deadlock => return Ok(()),
@@ -293,21 +303,27 @@ impl<E: Element, O: Element> Operator<E> for Zip<E, O> {
     /// End of stream: unmatched elements cannot be emitted; report them.
     fn finish(&self, out: &Arc<Outlet<O>>, cx: &mut Cx<'_>) -> Finish {
         let mut slots = lock(&self.shared.slots);
-        let held: Vec<usize> = slots
+        let dropped: Vec<VecDeque<(E, Acks)>> = slots
             .iter_mut()
             .filter_map(|s| match s {
-                ZipSlot::Input { buffer, .. } => Some(std::mem::take(buffer).len()),
+                ZipSlot::Input { buffer, .. } => Some(std::mem::take(buffer)),
                 ZipSlot::Value(_) => None,
             })
             .collect();
         drop(slots);
+        let held: Vec<usize> = dropped.iter().map(VecDeque::len).collect();
         let total: usize = held.iter().sum();
         if total > 0 {
-            cx.fail(StreamError::new(
+            let err = StreamError::new(
                 ErrorKind::Unflushed,
                 Some(out.info.node_ref()),
                 format!("{total} unmatched elements dropped (held per input: {held:?})"),
-            ));
+            );
+            // their sources learn that they failed
+            for (_, acks) in dropped.iter().flatten() {
+                acks.fail(&err);
+            }
+            cx.fail(err);
         }
         Finish::Now
     }
@@ -362,7 +378,8 @@ fn open_input<E>() -> ZipSlot<E> {
 
 struct LatestSlot<E> {
     port: Option<Port>,
-    value: Option<E>,
+    /// The latest value, with its acknowledgements: they are done once it is replaced.
+    value: Option<(E, Acks)>,
     emit_on: bool,
 }
 
@@ -379,7 +396,7 @@ struct LatestState<E> {
     /// `emit_on` for inputs connected after construction.
     emit_on_new: bool,
     /// `zip_latest`: elements of the first input not emitted yet.
-    queue: VecDeque<E>,
+    queue: VecDeque<(E, Acks)>,
 }
 
 impl<E: Clone> LatestState<E> {
@@ -388,8 +405,19 @@ impl<E: Clone> LatestState<E> {
         self.slots.iter().skip(skip).all(|s| s.value.is_some())
     }
 
-    fn snapshot(&self) -> Vec<E> {
-        self.slots.iter().filter_map(|s| s.value.clone()).collect()
+    /// The latest values, and their acknowledgements.
+    fn snapshot(&self) -> (Vec<E>, Acks) {
+        let mut acks = Acks::default();
+        let values = self
+            .slots
+            .iter()
+            .filter_map(|s| {
+                let (x, a) = s.value.as_ref()?;
+                acks.merge(a);
+                Some(x.clone())
+            })
+            .collect();
+        (values, acks)
     }
 }
 
@@ -402,40 +430,60 @@ impl<E: Element, O: Element> Operator<E> for Latest<E, O> {
             return;
         };
         let mut outputs = Vec::new();
+        // values replaced are done, once the lock is let go
+        let mut replaced = Vec::new();
+        let acks = cx.acks().clone();
         if self.lossless {
             if index == 0 {
-                state.queue.push_back(x);
+                state.queue.push_back((x, acks));
             } else {
-                state.slots[index].value = Some(x);
+                replaced.extend(state.slots[index].value.replace((x, acks)));
             }
             if state.all_present(true) {
                 while let Some(head) = state.queue.pop_front() {
-                    state.slots[0].value = Some(head);
+                    replaced.extend(state.slots[0].value.replace(head));
                     outputs.push(state.snapshot());
                 }
             }
         } else {
-            state.slots[index].value = Some(x);
+            replaced.extend(state.slots[index].value.replace((x, acks)));
             if state.slots[index].emit_on && state.all_present(false) {
                 outputs.push(state.snapshot());
             }
         }
         drop(state);
-        for output in outputs {
+        drop(replaced);
+        for (output, acks) in outputs {
             if let Some(o) = (self.convert)(output) {
-                out.push(o, cx);
+                cx.with_acks(&acks, |cx| out.push(o, cx));
             }
         }
     }
 
     fn finish(&self, out: &Arc<Outlet<O>>, cx: &mut Cx<'_>) -> Finish {
-        let left = std::mem::take(&mut lock(&self.state).queue).len();
-        if left > 0 {
-            cx.fail(StreamError::new(
+        let mut state = lock(&self.state);
+        let queue = std::mem::take(&mut state.queue);
+        // no input sends more: the latest values are done with
+        let latest: Vec<_> = state
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.value.take())
+            .collect();
+        drop(state);
+        drop(latest);
+        if !queue.is_empty() {
+            let err = StreamError::new(
                 ErrorKind::Unflushed,
                 Some(out.info.node_ref()),
-                format!("{left} elements of the lossless input dropped: some input never produced a value"),
-            ));
+                format!(
+                    "{} elements of the lossless input dropped: some input never produced a value",
+                    queue.len()
+                ),
+            );
+            for (_, acks) in &queue {
+                acks.fail(&err);
+            }
+            cx.fail(err);
         }
         Finish::Now
     }

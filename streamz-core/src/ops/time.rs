@@ -246,11 +246,14 @@ impl<T: Element, B: WindowBuffer<T>> Operator<T> for TimedWindow<B> {
         let mut state = self.shared.lock();
         state.buffer.add(x, &out.info, cx);
         let held = state.buffer.len();
-        // what the window keeps is held, with its acknowledgements (a duplicate that
-        // `timed_window_unique` dropped is done with the push)
+        // what the window keeps is held, with its acknowledgements; `timed_window_unique`'s
+        // duplicates' are held with the window too (one may have replaced an earlier one), so
+        // none is done before the window goes out
         if held > state.held.count() {
             let more = held - state.held.count();
             state.held.add(more, cx.acks());
+        } else {
+            state.held.acks.merge(cx.acks());
         }
         let busy = state.busy;
         drop(state);

@@ -32,10 +32,12 @@ impl<T: Element> Operator<T> for SlidingWindow<T> {
     fn push(&self, _: Port, x: T, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) {
         let mut guard = lock(&self.window);
         let window = &mut *guard;
+        // the oldest element's acknowledgements are let go after the lock
+        let mut left = None;
         if window.items.len() == self.n {
             window.items.pop_front();
             if let Some(acks) = &mut window.acks {
-                acks.pop_front();
+                left = acks.pop_front();
             }
         }
         window.items.push_back(x);
@@ -51,6 +53,8 @@ impl<T: Element> Operator<T> for SlidingWindow<T> {
             acks.push_back(cx.acks().clone());
         }
         if !self.return_partial && window.items.len() < self.n {
+            drop(guard);
+            drop(left);
             return;
         }
         let emitted: Vec<T> = window.items.iter().cloned().collect();
@@ -60,25 +64,43 @@ impl<T: Element> Operator<T> for SlidingWindow<T> {
             carried.merge(acks);
         }
         drop(guard);
+        drop(left);
         cx.with_acks(&carried, |cx| out.push(emitted, cx));
     }
 }
 
+/// What `collect` holds until a flush: the elements and their acknowledgements.
+struct Held<T> {
+    items: Vec<T>,
+    acks: Acks,
+}
+
+impl<T> Held<T> {
+    fn take(&mut self) -> (Vec<T>, Acks) {
+        (
+            std::mem::take(&mut self.items),
+            std::mem::take(&mut self.acks),
+        )
+    }
+}
+
 struct Collect<T> {
-    held: Arc<Mutex<Vec<T>>>,
+    held: Arc<Mutex<Held<T>>>,
 }
 
 impl<T: Element> Operator<T> for Collect<T> {
     type Out = Vec<T>;
 
-    fn push(&self, _: Port, x: T, _out: &Arc<Outlet<Vec<T>>>, _cx: &mut Cx<'_>) {
-        lock(&self.held).push(x);
+    fn push(&self, _: Port, x: T, _out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) {
+        let mut held = lock(&self.held);
+        held.items.push(x);
+        held.acks.merge(cx.acks());
     }
 
     fn finish(&self, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) -> Finish {
-        let held = std::mem::take(&mut *lock(&self.held));
-        if !held.is_empty() {
-            out.push(held, cx);
+        let (items, acks) = lock(&self.held).take();
+        if !items.is_empty() {
+            cx.with_acks(&acks, |cx| out.push(items, cx));
         }
         Finish::Now
     }
@@ -105,7 +127,7 @@ impl<T: Element> Operator<T> for Collect<T> {
 #[must_use = "a Collector's elements are emitted only by its `flush`: keep it to flush them"]
 pub struct Collector<T> {
     stream: Stream<Vec<T>>,
-    held: Arc<Mutex<Vec<T>>>,
+    held: Arc<Mutex<Held<T>>>,
 }
 
 impl<T> Clone for Collector<T> {
@@ -121,7 +143,7 @@ impl<T> fmt::Debug for Collector<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Collector")
             .field("stream", &self.stream)
-            .field("held", &lock(&self.held).len())
+            .field("held", &lock(&self.held).items.len())
             .finish()
     }
 }
@@ -133,13 +155,13 @@ impl<T: Element> Collector<T> {
     ///
     /// (The graph-wide wait is [`Stream::flush`]; reach it with `collector.stream().flush()`.)
     pub fn flush(&self) -> Emit {
-        let batch = std::mem::take(&mut *lock(&self.held));
-        self.stream.emit(batch)
+        let (batch, acks) = lock(&self.held).take();
+        self.stream.push_new(batch, false, acks)
     }
 
     /// How many elements are waiting for the next flush.
     pub fn len(&self) -> usize {
-        lock(&self.held).len()
+        lock(&self.held).items.len()
     }
 
     /// True when nothing is waiting for the next flush.
@@ -228,7 +250,10 @@ impl<T: Element> Stream<T> {
     /// assert_eq!(batches.to_vec(), vec![vec![1, 2], vec![], vec![3]]);
     /// ```
     pub fn collect(&self) -> Collector<T> {
-        let held = Arc::new(Mutex::new(Vec::new()));
+        let held = Arc::new(Mutex::new(Held {
+            items: Vec::new(),
+            acks: Acks::default(),
+        }));
         let stream = self.attach(COLLECT, None, Collect { held: held.clone() });
         Collector { stream, held }
     }
