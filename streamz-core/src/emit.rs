@@ -53,7 +53,7 @@ impl<'g> Cx<'g> {
 
     /// [`run`](Cx::run) for an element that carries `acks`: they are held until the push and
     /// the work it leaves pending are done, and marked failed by any failure.
-    #[inline(always)]
+    #[inline]
     pub(crate) fn run_acked(
         graph: &Arc<GraphShared>,
         blocking: bool,

@@ -241,7 +241,7 @@ impl<T: Element> Stream<T> {
     /// # }).unwrap();
     /// ```
     pub fn emit(&self, x: T) -> Emit {
-        self.push_new(x, false, Acks::default())
+        self.push_new(x, false)
     }
 
     /// Pushes `x` and blocks the calling thread until the element's work is complete.
@@ -266,7 +266,7 @@ impl<T: Element> Stream<T> {
     /// assert_eq!(evens.to_vec(), vec![0, 2, 4]);
     /// ```
     pub fn emit_blocking(&self, x: T) -> Result<(), StreamError> {
-        self.push_new(x, true, Acks::default()).wait()
+        self.push_new(x, true).wait()
     }
 
     /// Pushes `x` as [`emit`](Stream::emit) does, with an acknowledgement: `ack`'s function
@@ -296,25 +296,36 @@ impl<T: Element> Stream<T> {
     /// assert_eq!(batches.to_vec(), vec![vec![0, 1], vec![2]]);
     /// ```
     pub fn emit_acked(&self, x: T, ack: Ack) -> Emit {
-        self.push_new(x, false, Acks::one(ack))
+        self.push_new_acked(x, Acks::one(ack))
     }
 
-    /// Pushes `x`, which carries `acks`, into this node as a new element.
-    #[inline(always)]
-    pub(crate) fn push_new(&self, x: T, blocking: bool, acks: Acks) -> Emit {
+    fn push_new(&self, x: T, blocking: bool) -> Emit {
         if self.out.info.is_closed() {
-            let err = StreamError::new(
-                ErrorKind::Closed,
-                Some(self.out.info.node_ref()),
-                "cannot emit after close()",
-            );
+            return Emit::failed(self.closed_error(), self.out.info.graph.clone());
+        }
+        self.out.info.meter.count_in();
+        Cx::run(&self.out.info.graph, blocking, |cx| self.out.push(x, cx))
+    }
+
+    /// [`push_new`](Stream::push_new) for an element that carries `acks` (kept apart, so that
+    /// the plain path is the one it always was).
+    pub(crate) fn push_new_acked(&self, x: T, acks: Acks) -> Emit {
+        if self.out.info.is_closed() {
+            let err = self.closed_error();
             acks.fail(&err);
             return Emit::failed(err, self.out.info.graph.clone());
         }
         self.out.info.meter.count_in();
-        Cx::run_acked(&self.out.info.graph, blocking, acks, |cx| {
-            self.out.push(x, cx)
-        })
+        Cx::run_acked(&self.out.info.graph, false, acks, |cx| self.out.push(x, cx))
+    }
+
+    #[cold]
+    fn closed_error(&self) -> StreamError {
+        StreamError::new(
+            ErrorKind::Closed,
+            Some(self.out.info.node_ref()),
+            "cannot emit after close()",
+        )
     }
 
     /// Ends this stream: completion travels downstream, and nodes that hold elements emit

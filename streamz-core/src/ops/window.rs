@@ -156,7 +156,7 @@ impl<T: Element> Collector<T> {
     /// (The graph-wide wait is [`Stream::flush`]; reach it with `collector.stream().flush()`.)
     pub fn flush(&self) -> Emit {
         let (batch, acks) = lock(&self.held).take();
-        self.stream.push_new(batch, false, acks)
+        self.stream.push_new_acked(batch, acks)
     }
 
     /// How many elements are waiting for the next flush.
