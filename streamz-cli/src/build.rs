@@ -230,17 +230,13 @@ fn build_line(
                 graph.stages.push(StageStats::node(name, out.node_id()));
                 Flow::Local(out)
             }
-            (Build::Anywhere(transform), Flow::Local(s)) => {
-                match transform(&args, Flow::Local(s))?.named(name) {
-                    Flow::Local(out) => {
-                        graph.stages.push(StageStats::node(name, out.node_id()));
-                        Flow::Local(out)
-                    }
-                    pooled => pooled,
+            (Build::Anywhere(transform), flow) => {
+                let out = transform(&args, flow)?.named(name);
+                // a local stage is a row of its own; a pooled one counts in `scatter … gather`
+                if let Flow::Local(s) = &out {
+                    graph.stages.push(StageStats::node(name, s.node_id()));
                 }
-            }
-            (Build::Anywhere(transform), pooled @ Flow::Pooled(_)) => {
-                transform(&args, pooled)?.named(name)
+                out
             }
             (Build::Scatter(scatter), Flow::Local(s)) => {
                 scattered = Some((name.to_owned(), Some(Figure::Out(s.node_id()))));

@@ -55,10 +55,12 @@ impl InFlight {
         InFlight::hold(node, 0)
     }
 
-    /// Holds `k` more, carrying `acks` too.
+    /// Holds `k` more (perhaps none), carrying `acks` too.
     pub(crate) fn add(&mut self, k: usize, acks: &Acks) {
-        self.node.hold(k);
-        self.n += k;
+        if k > 0 {
+            self.node.hold(k);
+            self.n += k;
+        }
         self.acks.merge(acks);
     }
 
@@ -69,11 +71,6 @@ impl InFlight {
             n: std::mem::take(&mut self.n),
             acks: std::mem::take(&mut self.acks),
         }
-    }
-
-    /// How many elements it holds.
-    pub(crate) fn count(&self) -> usize {
-        self.n
     }
 }
 
@@ -172,8 +169,10 @@ pub(crate) async fn sleep_until(executor: &dyn Executor, deadline: Instant) {
 /// Hands `x` on from the node's task: a push of its own, with the acknowledgements it
 /// carries, awaited, its failure reported to the error stream (no `emit` is waiting for it);
 /// then what held it is released.
-pub(crate) async fn hand_on<T: Clone + Send + 'static>(out: &Outlet<T>, x: T, held: InFlight) {
-    if let Err(e) = out.emit_acked(x, held.acks.clone()).await {
+pub(crate) async fn hand_on<T: Clone + Send + 'static>(out: &Outlet<T>, x: T, mut held: InFlight) {
+    // the acknowledgements go on with `x`; the count is released once it is through
+    let acks = std::mem::take(&mut held.acks);
+    if let Err(e) = out.emit_acked(x, acks).await {
         out.info.graph.report(e);
     }
     drop(held);

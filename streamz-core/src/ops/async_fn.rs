@@ -151,11 +151,14 @@ async fn map_async_task<T, U, F>(
                 progressed = true;
             }
             if handing_on.is_none()
-                && let Some((result, held)) = done.pop_front()
+                && let Some((result, mut held)) = done.pop_front()
             {
                 progressed = true;
                 match result {
-                    Ok(y) => handing_on = Some((out.emit_acked(y, held.acks.clone()), held)),
+                    Ok(y) => {
+                        let acks = std::mem::take(&mut held.acks);
+                        handing_on = Some((out.emit_acked(y, acks), held));
+                    }
                     Err(e) => {
                         held.acks.fail(&e);
                         out.info.graph.report(e);

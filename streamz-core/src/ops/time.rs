@@ -244,17 +244,13 @@ impl<T: Element, B: WindowBuffer<T>> Operator<T> for TimedWindow<B> {
 
     fn push(&self, _: Port, x: T, out: &Arc<Outlet<Vec<T>>>, cx: &mut Cx<'_>) {
         let mut state = self.shared.lock();
+        let before = state.buffer.len();
         state.buffer.add(x, &out.info, cx);
-        let held = state.buffer.len();
         // what the window keeps is held, with its acknowledgements; `timed_window_unique`'s
         // duplicates' are held with the window too (one may have replaced an earlier one), so
         // none is done before the window goes out
-        if held > state.held.count() {
-            let more = held - state.held.count();
-            state.held.add(more, cx.acks());
-        } else {
-            state.held.acks.merge(cx.acks());
-        }
+        let added = state.buffer.len() - before;
+        state.held.add(added, cx.acks());
         let busy = state.busy;
         drop(state);
         if busy {
