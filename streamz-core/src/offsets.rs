@@ -119,19 +119,51 @@ impl<P: Hash + Eq + Clone> OffsetTracker<P> {
     ///
     /// As [`begin`](OffsetTracker::begin).
     pub fn try_begin(&self, partition: P, offset: i64) -> bool {
+        self.try_begin_range(partition, offset, offset)
+    }
+
+    /// Begins the records `first..=last` of `partition` as one entry (a batch, done as a
+    /// whole), waiting while `max_outstanding` entries are. It is completed with
+    /// [`complete`](OffsetTracker::complete)`(partition, first)`, after which the position may
+    /// move to `last + 1`.
+    ///
+    /// # Panics
+    ///
+    /// As [`begin`](OffsetTracker::begin), or if `last < first`.
+    pub async fn begin_range(&self, partition: P, first: i64, last: i64) {
+        loop {
+            let listener = self.room.listen();
+            if self.try_begin_range(partition.clone(), first, last) {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// [`begin_range`](OffsetTracker::begin_range) if there is room; `false` (and nothing
+    /// begun) when `max_outstanding` entries are outstanding.
+    ///
+    /// # Panics
+    ///
+    /// As [`begin_range`](OffsetTracker::begin_range).
+    pub fn try_begin_range(&self, partition: P, first: i64, last: i64) -> bool {
+        assert!(
+            first <= last,
+            "OffsetTracker: the range {first}..={last} is empty"
+        );
         let mut state = lock(&self.state);
         if state.outstanding >= self.max_outstanding {
             return false;
         }
         let p = state.partitions.entry(partition).or_default();
         assert!(
-            p.next.is_none_or(|next| offset >= next),
-            "OffsetTracker: offset {offset} begun after {}: a partition is read in order",
+            p.next.is_none_or(|next| first >= next),
+            "OffsetTracker: offset {first} begun after {}: a partition is read in order",
             p.next.map_or(0, |n| n - 1)
         );
-        p.open.insert(offset);
-        p.next = Some(offset.saturating_add(1));
-        p.reported.get_or_insert(offset);
+        p.open.insert(first);
+        p.next = Some(last.saturating_add(1));
+        p.reported.get_or_insert(first);
         state.outstanding += 1;
         true
     }

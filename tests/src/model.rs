@@ -27,7 +27,8 @@ pub fn unique<T: PartialEq + Clone>(xs: &[T], maxsize: Option<usize>) -> Vec<T> 
 /// each is done. The position is the oldest offset not done, or one past the newest begun.
 #[derive(Debug, Default, Clone)]
 pub struct Offsets {
-    begun: std::collections::HashMap<u8, Vec<(i64, bool)>>,
+    /// Each partition's entries: first offset, last offset, done.
+    begun: std::collections::HashMap<u8, Vec<(i64, i64, bool)>>,
     reported: std::collections::HashMap<u8, i64>,
 }
 
@@ -37,7 +38,7 @@ impl Offsets {
         self.begun
             .get(&partition)
             .and_then(|b| b.last())
-            .map_or(gap, |&(o, _)| o + 1 + gap)
+            .map_or(gap, |&(_, last, _)| last + 1 + gap)
     }
 
     /// How many are begun and not done.
@@ -45,25 +46,29 @@ impl Offsets {
         self.begun
             .values()
             .flatten()
-            .filter(|(_, done)| !done)
+            .filter(|(_, _, done)| !done)
             .count()
     }
 
-    /// Begins the record at `offset` of `partition`.
-    pub fn begin(&mut self, partition: u8, offset: i64) {
-        self.reported.entry(partition).or_insert(offset);
+    /// Begins the records `first..=last` of `partition`, as one entry.
+    pub fn begin(&mut self, partition: u8, first: i64, last: i64) {
+        self.reported.entry(partition).or_insert(first);
         self.begun
             .entry(partition)
             .or_default()
-            .push((offset, false));
+            .push((first, last, false));
     }
 
-    /// The outstanding records, in a fixed order.
+    /// The outstanding entries (their first offsets), in a fixed order.
     pub fn open(&self) -> Vec<(u8, i64)> {
         let mut open: Vec<(u8, i64)> = self
             .begun
             .iter()
-            .flat_map(|(&p, b)| b.iter().filter(|(_, d)| !d).map(move |&(o, _)| (p, o)))
+            .flat_map(|(&p, b)| {
+                b.iter()
+                    .filter(|(_, _, d)| !d)
+                    .map(move |&(o, _, _)| (p, o))
+            })
             .collect();
         open.sort_unstable();
         open
@@ -72,12 +77,12 @@ impl Offsets {
     /// Marks it done; the new position if it moved past the last one reported.
     pub fn complete(&mut self, partition: u8, offset: i64) -> Option<i64> {
         let begun = self.begun.get_mut(&partition)?;
-        let record = begun.iter_mut().find(|(o, d)| *o == offset && !d)?;
-        record.1 = true;
+        let record = begun.iter_mut().find(|(o, _, d)| *o == offset && !d)?;
+        record.2 = true;
         let position = begun
             .iter()
-            .find(|(_, d)| !d)
-            .map_or(begun.last().map(|&(o, _)| o + 1)?, |&(o, _)| o);
+            .find(|(_, _, d)| !d)
+            .map_or(begun.last().map(|&(_, last, _)| last + 1)?, |&(o, _, _)| o);
         let reported = self.reported.get_mut(&partition)?;
         (position > *reported).then(|| {
             *reported = position;

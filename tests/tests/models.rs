@@ -35,17 +35,23 @@ proptest! {
     /// The offset tracker against the plain model: the same commit positions after every
     /// step, and the same bound on what is outstanding.
     #[test]
-    fn offset_tracker(steps in prop::collection::vec((0u8..3, 0i64..3, any::<bool>(), any::<prop::sample::Index>()), 0..120), max in 1usize..12) {
+    fn offset_tracker(steps in prop::collection::vec((0u8..3, 0i64..3, 0i64..3, any::<bool>(), any::<prop::sample::Index>()), 0..120), max in 1usize..12) {
         let tracker = streamz_core::OffsetTracker::new(max);
         let mut model = streamz_tests::model::Offsets::default();
-        for (partition, gap, begin, pick) in steps {
+        for (partition, gap, len, begin, pick) in steps {
             let open = model.open();
             if begin || open.is_empty() {
-                let offset = model.next_offset(partition, gap);
+                // single records (`try_begin`) and batches (`try_begin_range`)
+                let first = model.next_offset(partition, gap);
                 let room = model.outstanding() < max;
-                prop_assert_eq!(tracker.try_begin(partition, offset), room);
+                let begun = if len == 0 {
+                    tracker.try_begin(partition, first)
+                } else {
+                    tracker.try_begin_range(partition, first, first + len)
+                };
+                prop_assert_eq!(begun, room);
                 if room {
-                    model.begin(partition, offset);
+                    model.begin(partition, first, first + len);
                 }
             } else {
                 let (p, o) = open[pick.index(open.len())];

@@ -1,0 +1,685 @@
+//! [`from_kafka`] and [`from_kafka_batched`]: a consumer group's records into a stream,
+//! committed as they are done.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use futures_util::future::{Either, select};
+use rdkafka::ClientConfig;
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use streamz_core::{Ack, ErrorKind, Executor, Stream, StreamError};
+
+use crate::commit::{Context, KafkaConsumer, PartitionStats, Shared};
+use crate::config::{check_topics, failed, servers};
+use crate::record::Record;
+
+/// What a source does when one of its records fails in the pipeline (an error or a panic in
+/// an operator, a failed delivery to a sink).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// The source stops reading and [`run`](KafkaSource::run) returns the error, after the
+    /// records already read have drained. The failed record is not committed, nor anything
+    /// after it in its partition: a restart reads it again. The default: nothing is skipped
+    /// unless the user says so.
+    #[default]
+    Stop,
+    /// The failed record counts as done: its offset is committed as if it had succeeded (the
+    /// error is still on the graph's [`errors()`](streamz_core::Stream::errors) stream, or
+    /// returned by the `emit` of the node it failed in).
+    Skip,
+}
+
+/// Where a consumer group starts in a partition it has no committed offset for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartFrom {
+    /// The oldest record (`auto.offset.reset=earliest`). The default: a new group reads
+    /// what is there.
+    #[default]
+    Earliest,
+    /// The next record produced (`auto.offset.reset=latest`).
+    Latest,
+}
+
+/// A Kafka consumer group's records, as a source: see [`from_kafka`].
+#[must_use = "a builder does nothing until it is built"]
+#[derive(Clone)]
+pub struct FromKafka {
+    topics: Vec<String>,
+    config: ClientConfig,
+    max_in_flight: usize,
+    on_failure: OnFailure,
+    connect_timeout: Duration,
+    start_from: Option<StartFrom>,
+    on_error: Option<ErrorHook>,
+    executor: Option<Arc<dyn Executor>>,
+}
+
+type ErrorHook = Arc<dyn Fn(StreamError) + Send + Sync>;
+
+impl std::fmt::Debug for FromKafka {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FromKafka")
+            .field("topics", &self.topics)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("on_failure", &self.on_failure)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A consumer group's records, one element a record: the original's `from_kafka`, committed
+/// at least once.
+///
+/// `config` is the consumer's librdkafka configuration and must set `bootstrap.servers` and
+/// `group.id`. Offsets are committed by the source, after processing: its
+/// `enable.auto.commit` is always false.
+///
+/// Each record is emitted with an [`Ack`]; when it and everything made from it is done,
+/// its offset may be committed, in order, partition by partition: the position committed
+/// is always one below which every record is done. At most
+/// [`max_in_flight`](FromKafka::max_in_flight) records are read and not yet committed, so
+/// after a crash at most that many records that had been done are read again. A
+/// rebalance commits what is done in the partitions taken away.
+///
+/// # Examples
+///
+/// ```no_run
+/// use streamz_kafka::{ClientConfig, from_kafka};
+///
+/// # async fn example() -> Result<(), streamz_core::StreamError> {
+/// let mut config = ClientConfig::new();
+/// config
+///     .set("bootstrap.servers", "127.0.0.1:9092")
+///     .set("group.id", "totals");
+/// let source = from_kafka(["events"], config).max_in_flight(10_000).build()?;
+/// source
+///     .stream()
+///     .map(|record| record.value_str().map_or(0, str::len))
+///     .sink(|n| println!("{n}"));
+/// source.run().await?; // until the graph fails; `run_until` stops it
+/// # Ok(())
+/// # }
+/// ```
+pub fn from_kafka<I, S>(topics: I, config: ClientConfig) -> FromKafka
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    FromKafka {
+        topics: topics.into_iter().map(Into::into).collect(),
+        config,
+        max_in_flight: 1000,
+        on_failure: OnFailure::Stop,
+        connect_timeout: Duration::from_secs(10),
+        start_from: None,
+        on_error: None,
+        executor: None,
+    }
+}
+
+/// The original's `from_kafka_batched`: each poll interval, for each partition with new
+/// records, a batch of up to `max_batch_size` of them (the original's default: 10,000),
+/// committed when the batch, and everything made from it, is done. See [`from_kafka`] for
+/// `config`.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use streamz_kafka::{ClientConfig, from_kafka_batched};
+///
+/// # async fn example() -> Result<(), streamz_core::StreamError> {
+/// let mut config = ClientConfig::new();
+/// config.set("bootstrap.servers", "127.0.0.1:9092").set("group.id", "batches");
+/// let source = from_kafka_batched(["events"], config)
+///     .max_batch_size(500)
+///     .poll_interval(Duration::from_millis(200))
+///     .build()?;
+/// source.stream().sink(|batch| println!("{} records", batch.len()));
+/// source.run().await?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn from_kafka_batched<I, S>(topics: I, config: ClientConfig) -> FromKafkaBatched
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    FromKafkaBatched {
+        inner: from_kafka(topics, config).max_in_flight(100_000),
+        max_batch_size: 10_000,
+        poll_interval: Duration::from_secs(1),
+    }
+}
+
+/// Per-partition batches of a consumer group's records: see [`from_kafka_batched`].
+#[must_use = "a builder does nothing until it is built"]
+#[derive(Debug, Clone)]
+pub struct FromKafkaBatched {
+    inner: FromKafka,
+    max_batch_size: usize,
+    poll_interval: Duration,
+}
+
+impl FromKafka {
+    /// At most `n` records read and not yet committed (default 1000): the source stops
+    /// reading until commits make room. It bounds memory, and the records a crash makes the
+    /// group read again. At least 1.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// What to do with a record that fails in the pipeline (default [`OnFailure::Stop`]).
+    pub fn on_failure(mut self, on_failure: OnFailure) -> Self {
+        self.on_failure = on_failure;
+        self
+    }
+
+    /// The executor the source's graph runs its tasks and timers on (buffers, async
+    /// functions, `to_kafka`'s deliveries, timed windows): as
+    /// [`Stream::with_executor`]. Without one, the graph is synchronous, and its async
+    /// nodes run within the source's own `emit`s.
+    pub fn executor(mut self, executor: impl Executor) -> Self {
+        self.executor = Some(Arc::new(executor));
+        self
+    }
+
+    /// Calls `f` with each error an `emit` of the source returned (an operator's error or
+    /// panic on a record's way through the graph). Errors that happen after a record has
+    /// left `emit` (behind a buffer, in a pool) are on the graph's
+    /// [`errors()`](streamz_core::Stream::errors) stream instead; either way the record's
+    /// acknowledgement fails, and [`on_failure`](FromKafka::on_failure) decides its offset.
+    pub fn on_error(mut self, f: impl Fn(StreamError) + Send + Sync + 'static) -> Self {
+        self.on_error = Some(Arc::new(f));
+        self
+    }
+
+    /// Where the group starts in a partition it has not committed in (default
+    /// [`StartFrom::Earliest`], unless `config` sets `auto.offset.reset`).
+    pub fn start_from(mut self, start_from: StartFrom) -> Self {
+        self.start_from = Some(start_from);
+        self
+    }
+
+    /// How long [`build`](FromKafka::build) waits for the broker to answer (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Connects, checks that the topics exist, and subscribes. Blocks for up to the connect
+    /// timeout.
+    ///
+    /// # Errors
+    ///
+    /// A configuration librdkafka refuses, a missing `group.id`, a broker that does not
+    /// answer, a topic that is not on the broker.
+    pub fn build(self) -> Result<KafkaSource<Record>, StreamError> {
+        self.build_as("from_kafka", None)
+    }
+
+    fn build_as<T: streamz_core::Element>(
+        self,
+        name: &'static str,
+        batch: Option<(usize, Duration)>,
+    ) -> Result<KafkaSource<T>, StreamError> {
+        let stream = match self.executor {
+            Some(executor) => Stream::with_executor(executor),
+            None => Stream::new(),
+        }
+        .named(name);
+        let node = stream.node();
+        let servers = servers(&self.config);
+        let mut config = self.config;
+        if config.get("group.id").is_none() {
+            return Err(failed(
+                &node,
+                format!("{name} needs a consumer group: set `group.id` in its config"),
+            ));
+        }
+        config.set("enable.auto.commit", "false");
+        config.set("enable.auto.offset.store", "false");
+        if let Some(start) = self.start_from {
+            config.set(
+                "auto.offset.reset",
+                match start {
+                    StartFrom::Earliest => "earliest",
+                    StartFrom::Latest => "latest",
+                },
+            );
+        } else if config.get("auto.offset.reset").is_none() {
+            config.set("auto.offset.reset", "earliest");
+        }
+        if config.get("statistics.interval.ms").is_none() {
+            config.set("statistics.interval.ms", "1000");
+        }
+        let shared = Arc::new(Shared::new(
+            node.clone(),
+            servers.clone(),
+            self.max_in_flight,
+            self.on_failure,
+        ));
+        let consumer: KafkaConsumer =
+            KafkaConsumer::from_config_and_context(&config, Context(shared.clone()))
+                .map_err(|e| failed(&node, format!("{name}: the consumer's config: {e}")))?;
+        check_topics(
+            consumer.client(),
+            &self.topics,
+            &servers,
+            self.connect_timeout,
+            &node,
+        )?;
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| failed(&node, format!("{name}: subscribing to {topics:?}: {e}")))?;
+        Ok(KafkaSource {
+            stream,
+            consumer: Arc::new(consumer),
+            shared,
+            batch,
+            on_error: self.on_error,
+        })
+    }
+}
+
+impl FromKafkaBatched {
+    /// At most `n` records in a batch (default 10,000, the original's). At least 1.
+    pub fn max_batch_size(mut self, n: usize) -> Self {
+        self.max_batch_size = n.max(1);
+        self
+    }
+
+    /// How long a poll gathers records before its batches are emitted (default 1 s, the
+    /// original's).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// As [`FromKafka::max_in_flight`], in records (default 100,000). A poll ends early, with
+    /// the batches it has, when the bound is reached.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.inner = self.inner.max_in_flight(n);
+        self
+    }
+
+    /// As [`FromKafka::on_failure`]: for a batch that fails.
+    pub fn on_failure(mut self, on_failure: OnFailure) -> Self {
+        self.inner = self.inner.on_failure(on_failure);
+        self
+    }
+
+    /// As [`FromKafka::start_from`].
+    pub fn start_from(mut self, start_from: StartFrom) -> Self {
+        self.inner = self.inner.start_from(start_from);
+        self
+    }
+
+    /// As [`FromKafka::connect_timeout`].
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.inner = self.inner.connect_timeout(timeout);
+        self
+    }
+
+    /// As [`FromKafka::executor`].
+    pub fn executor(mut self, executor: impl Executor) -> Self {
+        self.inner = self.inner.executor(executor);
+        self
+    }
+
+    /// As [`FromKafka::on_error`].
+    pub fn on_error(mut self, f: impl Fn(StreamError) + Send + Sync + 'static) -> Self {
+        self.inner = self.inner.on_error(f);
+        self
+    }
+
+    /// As [`FromKafka::build`].
+    ///
+    /// # Errors
+    ///
+    /// As [`FromKafka::build`].
+    pub fn build(self) -> Result<KafkaSource<Vec<Record>>, StreamError> {
+        self.inner.build_as(
+            "from_kafka_batched",
+            Some((self.max_batch_size, self.poll_interval)),
+        )
+    }
+}
+
+/// A subscribed consumer and the stream it feeds: build the graph on
+/// [`stream`](KafkaSource::stream), then [`run`](KafkaSource::run) it.
+pub struct KafkaSource<T> {
+    stream: Stream<T>,
+    consumer: Arc<KafkaConsumer>,
+    shared: Arc<Shared>,
+    batch: Option<(usize, Duration)>,
+    on_error: Option<ErrorHook>,
+}
+
+impl<T> std::fmt::Debug for KafkaSource<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSource")
+            .field("servers", &self.shared.servers)
+            .field("batch", &self.batch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a finished run did: see [`KafkaSource::run_until`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Records read.
+    pub records: u64,
+    /// Records (or batches) that failed in the pipeline.
+    pub failed: u64,
+    /// Commits the broker acknowledged.
+    pub commits: u64,
+}
+
+/// A handle on a running source's figures, that outlives [`KafkaSource::run`]'s borrow.
+#[derive(Debug, Clone)]
+pub struct SourceStats(Arc<Shared>);
+
+impl SourceStats {
+    /// Each assigned partition's committed position, high watermark and lag.
+    pub fn partitions(&self) -> Vec<PartitionStats> {
+        self.0.partition_stats()
+    }
+
+    /// The last error the client reported (a broker it cannot reach, a failed commit): they
+    /// are retried, so they do not end the run.
+    pub fn last_error(&self) -> Option<String> {
+        self.0.last_error()
+    }
+
+    /// The servers the source was configured with (`bootstrap.servers`).
+    pub fn servers(&self) -> &str {
+        &self.0.servers
+    }
+}
+
+impl<T: SourceElement> KafkaSource<T> {
+    /// The stream the records are emitted into; it is closed when the run ends.
+    pub fn stream(&self) -> &Stream<T> {
+        &self.stream
+    }
+
+    /// Each assigned partition's committed position, high watermark and lag.
+    pub fn partitions(&self) -> Vec<PartitionStats> {
+        self.shared.partition_stats()
+    }
+
+    /// A handle on the figures, for a dashboard or a progress line while the source runs.
+    pub fn stats(&self) -> SourceStats {
+        SourceStats(self.shared.clone())
+    }
+
+    /// Runs until a record fails under [`OnFailure::Stop`] or the consumer fails: see
+    /// [`run_until`](KafkaSource::run_until).
+    ///
+    /// # Errors
+    ///
+    /// As [`run_until`](KafkaSource::run_until).
+    pub async fn run(self) -> Result<RunSummary, StreamError> {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Reads and emits records until `stop` completes (or a record fails under
+    /// [`OnFailure::Stop`], or the consumer fails fatally); then stops reading, closes the
+    /// stream (everything read drains to the sinks), commits what is done, and leaves the
+    /// group.
+    ///
+    /// # Errors
+    ///
+    /// The failure that stopped it: a record that failed under [`OnFailure::Stop`] (its
+    /// error is the source of the one returned), or a fatal consumer error.
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()>,
+    ) -> Result<RunSummary, StreamError> {
+        let committer = {
+            let (shared, consumer) = (self.shared.clone(), self.consumer.clone());
+            std::thread::Builder::new()
+                .name("streamz-kafka-commit".into())
+                .spawn(move || shared.commit_loop(&consumer))
+                .map_err(|e| {
+                    failed(
+                        &self.shared.node,
+                        format!("cannot start the committer thread: {e}"),
+                    )
+                })?
+        };
+        let stop = pin!(stop.fuse());
+        let failed_ = pin!(self.shared.failed().fuse());
+        let mut halt = select(stop, failed_);
+        let records = match self.batch {
+            None => self.read_each(&mut halt).await,
+            Some((max, interval)) => self.read_batches(&mut halt, max, interval).await,
+        };
+        // what was read drains; its acknowledgements complete
+        let closed = self.stream.close().await;
+        self.shared.shut_down();
+        let _ = committer.join();
+        self.consumer.unsubscribe();
+        let summary = RunSummary {
+            records,
+            failed: self.shared.failed_records.load(Ordering::Relaxed),
+            commits: self.shared.commits.load(Ordering::Relaxed),
+        };
+        match self.shared.failure() {
+            Some(e) => Err(e),
+            None => closed.map(|()| summary),
+        }
+    }
+
+    /// Reads one record at a time until `halt`; returns how many were read.
+    async fn read_each<H: Future + Unpin>(&self, halt: &mut H) -> u64 {
+        let mut records = 0;
+        let mut topic: Arc<str> = Arc::from("");
+        loop {
+            if !self.shared.has_room() {
+                let room = pin!(self.shared.wait_for_room());
+                if let Either::Left(_) = select(&mut *halt, room).await {
+                    return records;
+                }
+            }
+            if self.shared.failure().is_some() {
+                return records;
+            }
+            let message = match select(&mut *halt, pin!(self.consumer.recv())).await {
+                Either::Left(_) => return records,
+                Either::Right((message, _)) => message,
+            };
+            let record = match message {
+                Ok(message) => {
+                    if *topic != *message.topic() {
+                        topic = Arc::from(message.topic());
+                    }
+                    Record::from_message(&message, &topic)
+                }
+                Err(e) => {
+                    if self.consumer_error(e) {
+                        return records;
+                    }
+                    continue;
+                }
+            };
+            records += 1;
+            let (partition, offset) = (record.partition, record.offset);
+            let key = self.shared.read(&topic, partition, offset, offset, 1);
+            let shared = self.shared.clone();
+            let ack = Ack::new(move |result| shared.done(&key, offset, result));
+            let element = T::from_record(record);
+            if self.emitted(self.stream.emit_acked(element, ack).await) {
+                return records;
+            }
+        }
+    }
+
+    /// Gathers per-partition batches for each poll interval until `halt`.
+    async fn read_batches<H: Future + Unpin>(
+        &self,
+        halt: &mut H,
+        max: usize,
+        interval: Duration,
+    ) -> u64 {
+        let mut records = 0;
+        loop {
+            if !self.shared.has_room() {
+                let room = pin!(self.shared.wait_for_room());
+                if let Either::Left(_) = select(&mut *halt, room).await {
+                    return records;
+                }
+            }
+            if self.shared.failure().is_some() {
+                return records;
+            }
+            // (topic, partition) → its batch, in the order partitions first had a record
+            let mut batches: Vec<(Arc<str>, i32, Vec<Record>)> = Vec::new();
+            let deadline = Instant::now() + interval;
+            let mut halted = false;
+            let mut gathered = 0;
+            while self.shared.has_room_for(gathered) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                let timer = futures_timer::Delay::new(left);
+                let recv = pin!(self.consumer.recv());
+                let recv = select(recv, timer);
+                let message = match select(&mut *halt, recv).await {
+                    Either::Left(_) => {
+                        halted = true;
+                        break;
+                    }
+                    Either::Right((Either::Left((message, _)), _)) => message,
+                    Either::Right((Either::Right(_), _)) => break,
+                };
+                let message = match message {
+                    Ok(message) => message,
+                    Err(e) => {
+                        if self.consumer_error(e) {
+                            halted = true;
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                let i = match batches
+                    .iter()
+                    .position(|(t, p, _)| **t == *message.topic() && *p == message.partition())
+                {
+                    Some(i) => i,
+                    None => {
+                        batches.push((Arc::from(message.topic()), message.partition(), Vec::new()));
+                        batches.len() - 1
+                    }
+                };
+                let topic = batches[i].0.clone();
+                batches[i].2.push(Record::from_message(&message, &topic));
+                gathered += 1;
+                if batches[i].2.len() >= max {
+                    break;
+                }
+            }
+            for (topic, partition, batch) in batches {
+                records += batch.len() as u64;
+                let (first, last) = (batch[0].offset, batch[batch.len() - 1].offset);
+                let key = self
+                    .shared
+                    .read(&topic, partition, first, last, batch.len() as u64);
+                let shared = self.shared.clone();
+                let ack = Ack::new(move |result| shared.done(&key, first, result));
+                if self.emitted(self.stream.emit_acked(T::from_batch(batch), ack).await) {
+                    return records;
+                }
+            }
+            if halted {
+                return records;
+            }
+        }
+    }
+
+    /// An emit's result: true when the stream was closed (by someone else), which ends the
+    /// source.
+    fn emitted(&self, result: Result<(), StreamError>) -> bool {
+        match result {
+            Ok(()) => false,
+            Err(e) if e.kind() == ErrorKind::Closed => true,
+            Err(e) => {
+                if let Some(hook) = &self.on_error {
+                    hook(e);
+                }
+                false
+            }
+        }
+    }
+
+    /// A consumer's error: true when it is fatal (the source fails).
+    fn consumer_error(&self, e: KafkaError) -> bool {
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        let fatal = match &e {
+            KafkaError::PartitionEOF(_) => return false,
+            KafkaError::MessageConsumptionFatal(_) => true,
+            KafkaError::MessageConsumption(code) => matches!(
+                code,
+                Code::UnknownTopicOrPartition
+                    | Code::TopicAuthorizationFailed
+                    | Code::GroupAuthorizationFailed
+            ),
+            _ => false,
+        };
+        if fatal {
+            self.shared.fail(failed(
+                &self.shared.node,
+                format!("the consumer failed on {}: {e}", self.shared.servers),
+            ));
+        } else {
+            self.shared.note_error(format!(
+                "the consumer reported, on {}: {e}",
+                self.shared.servers
+            ));
+        }
+        fatal
+    }
+}
+
+mod sealed {
+    use crate::Record;
+
+    /// A source's element: a [`Record`] (`from_kafka`) or a batch of them
+    /// (`from_kafka_batched`).
+    pub trait SourceElement: streamz_core::Element {
+        /// The element for one record.
+        fn from_record(record: Record) -> Self;
+        /// The element for a batch.
+        fn from_batch(records: Vec<Record>) -> Self;
+    }
+}
+use sealed::SourceElement;
+
+impl SourceElement for Record {
+    fn from_record(record: Record) -> Self {
+        record
+    }
+
+    fn from_batch(mut records: Vec<Record>) -> Self {
+        records.pop().unwrap_or_default()
+    }
+}
+
+impl SourceElement for Vec<Record> {
+    fn from_record(record: Record) -> Self {
+        vec![record]
+    }
+
+    fn from_batch(records: Vec<Record>) -> Self {
+        records
+    }
+}
