@@ -66,6 +66,37 @@ pub(crate) struct Runtime {
     #[cfg(feature = "rayon")]
     pub(crate) pool: Option<streamz_rayon::Pool>,
     pub(crate) json_input: bool,
+    /// The broker sources' partitions, for `--stats` and the dashboard.
+    pub(crate) partitions: Partitions,
+}
+
+/// One partition of a broker's source: its committed position, high watermark and lag.
+pub(crate) type PartitionFigures = streamz_dashboard::PartitionFigures;
+
+type PartitionsFn = Arc<dyn Fn() -> Vec<PartitionFigures> + Send + Sync>;
+
+/// Where the running broker sources show their partitions.
+#[derive(Clone, Default)]
+pub(crate) struct Partitions(Arc<std::sync::Mutex<Vec<PartitionsFn>>>);
+
+impl std::fmt::Debug for Partitions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partitions").finish_non_exhaustive()
+    }
+}
+
+impl Partitions {
+    /// Adds a source's partitions, read whenever the figures are shown.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub(crate) fn add(&self, figures: PartitionsFn) {
+        streamz_core::lock(&self.0).push(figures);
+    }
+
+    /// Every source's partitions now.
+    pub(crate) fn now(&self) -> Vec<PartitionFigures> {
+        let all: Vec<PartitionsFn> = streamz_core::lock(&self.0).clone();
+        all.iter().flat_map(|f| f()).collect()
+    }
 }
 
 #[cfg(test)]
@@ -80,6 +111,7 @@ impl Runtime {
             #[cfg(feature = "rayon")]
             pool: Some(POOL.clone()),
             json_input: false,
+            partitions: Partitions::default(),
         }
     }
 }

@@ -289,6 +289,7 @@ fn prepare(
         #[cfg(feature = "rayon")]
         pool: Some(pool),
         json_input: json,
+        partitions: graph::Partitions::default(),
     };
     Ok((build::build(&program, src, &rt)?, rt))
 }
@@ -332,8 +333,8 @@ async fn dashboard(
     if let Some(pool) = &runtime.pool {
         dashboard = dashboard.pool("scatter", pool);
     }
-    #[cfg(not(feature = "rayon"))]
-    let _ = runtime;
+    let partitions = runtime.partitions.clone();
+    let dashboard = dashboard.partitions(move || partitions.now());
     let server = dashboard.serve(addr).await.map_err(|e| {
         CliError::new(format!("cannot serve the dashboard on {addr}: {e}"))
             .help("choose another address with --dashboard=ADDR, such as --dashboard=127.0.0.1:0")

@@ -57,7 +57,13 @@ impl Control {
     }
 
     /// Reports a failed element.
-    fn element_failed(&self, err: &StreamError) {
+    /// True under `--on-error skip`.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub(crate) fn skips_errors(&self) -> bool {
+        self.on_error == OnError::Skip
+    }
+
+    pub(crate) fn element_failed(&self, err: &StreamError) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         eprintln!("error: {}", describe(err));
         if self.on_error == OnError::Fail {

@@ -1,8 +1,29 @@
 //! [`Dashboard`]: which graphs and pools a dashboard shows, and how often its page updates.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use streamz_core::{Element, Graph, GraphSnapshot, Stream};
+
+type PartitionsFn = Arc<dyn Fn() -> Vec<PartitionFigures> + Send + Sync>;
+
+/// One partition of a broker's source, as a dashboard shows it: see
+/// [`Dashboard::partitions`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionFigures {
+    /// The source's name.
+    pub source: String,
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The position the broker has acknowledged as committed, if any.
+    pub committed: Option<i64>,
+    /// The partition's high watermark (one past its newest record), if known.
+    pub high_watermark: Option<i64>,
+    /// Records between the two.
+    pub lag: Option<i64>,
+}
 
 /// The graphs and pools a dashboard shows, and how often its page updates.
 ///
@@ -26,6 +47,7 @@ pub struct Dashboard {
     pub(crate) graphs: Vec<Graph>,
     #[cfg(feature = "rayon")]
     pub(crate) pools: Vec<(String, streamz_rayon::Pool)>,
+    pub(crate) partitions: Vec<PartitionsFn>,
     pub(crate) every: Duration,
     pub(crate) started: Instant,
     /// Host names besides the bound address and localhost that requests may name.
@@ -56,6 +78,7 @@ impl Dashboard {
             graphs: Vec::new(),
             #[cfg(feature = "rayon")]
             pools: Vec::new(),
+            partitions: Vec::new(),
             every: Duration::from_millis(500),
             started: Instant::now(),
             hosts: Vec::new(),
@@ -91,6 +114,40 @@ impl Dashboard {
     pub fn pool(mut self, name: &str, pool: &streamz_rayon::Pool) -> Self {
         self.pools.push((name.to_owned(), pool.clone()));
         self
+    }
+
+    /// Also shows the partitions of a broker's source, as `f` reports them each time the
+    /// figures are read: each one's committed position, high watermark and lag (a table on
+    /// the page, `partitions` in `/api/graph`, `streamz_partition_*` in `/metrics`).
+    ///
+    /// ```
+    /// use streamz_dashboard::{Dashboard, PartitionFigures};
+    ///
+    /// let dashboard = Dashboard::new().partitions(|| {
+    ///     vec![PartitionFigures {
+    ///         source: "from_kafka".into(),
+    ///         topic: "events".into(),
+    ///         partition: 0,
+    ///         committed: Some(90),
+    ///         high_watermark: Some(100),
+    ///         lag: Some(10),
+    ///     }]
+    /// });
+    /// assert!(dashboard.prometheus().contains(
+    ///     "streamz_partition_lag{source=\"from_kafka\",topic=\"events\",partition=\"0\"} 10"
+    /// ));
+    /// ```
+    pub fn partitions(
+        mut self,
+        f: impl Fn() -> Vec<PartitionFigures> + Send + Sync + 'static,
+    ) -> Self {
+        self.partitions.push(Arc::new(f));
+        self
+    }
+
+    /// Every source's partitions now.
+    pub(crate) fn partition_figures(&self) -> Vec<PartitionFigures> {
+        self.partitions.iter().flat_map(|f| f()).collect()
     }
 
     /// How often the page gets new figures (default 500 ms).

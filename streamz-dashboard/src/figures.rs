@@ -7,8 +7,9 @@ use crate::Dashboard;
 impl Dashboard {
     /// Everything the dashboard shows, as the JSON that `GET /api/graph` serves: `time_ms`
     /// (since the dashboard was made), `nodes` (`id`, `name`, `operator`, `shape`, `in`,
-    /// `out`, `errors`, `in_flight`, `latency_ms`, `closed`), `edges` (`from`, `to`) and
-    /// `pools` (`name`, `threads`, `in_flight`, `running`, `completed`).
+    /// `out`, `errors`, `in_flight`, `latency_ms`, `closed`), `edges` (`from`, `to`),
+    /// `pools` (`name`, `threads`, `in_flight`, `running`, `completed`) and `partitions`
+    /// (`source`, `topic`, `partition`, `committed`, `high_watermark`, `lag`).
     pub fn figures(&self) -> Value {
         let snapshot = self.snapshot();
         let nodes: Vec<Value> = snapshot
@@ -40,6 +41,14 @@ impl Dashboard {
             "nodes": nodes,
             "edges": edges,
             "pools": self.pools_json(),
+            "partitions": self.partition_figures().iter().map(|p| json!({
+                "source": p.source,
+                "topic": p.topic,
+                "partition": p.partition,
+                "committed": p.committed,
+                "high_watermark": p.high_watermark,
+                "lag": p.lag,
+            })).collect::<Vec<Value>>(),
         })
     }
 

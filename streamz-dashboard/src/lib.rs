@@ -40,5 +40,5 @@ mod figures;
 mod prometheus;
 mod server;
 
-pub use dashboard::Dashboard;
+pub use dashboard::{Dashboard, PartitionFigures};
 pub use server::{Server, serve};

@@ -97,12 +97,64 @@ impl Dashboard {
             ];
             write_families(&mut out, &families, &rows);
         }
+        let partitions = self.partition_figures();
+        if !partitions.is_empty() {
+            let rows: Vec<_> = partitions
+                .iter()
+                .map(|p| {
+                    let labels = format!(
+                        "source=\"{}\",topic=\"{}\",partition=\"{}\"",
+                        label(&p.source),
+                        label(&p.topic),
+                        p.partition
+                    );
+                    (labels, p)
+                })
+                .collect();
+            // a figure not known yet has no sample (Prometheus has no null)
+            let families: [OptFamily<crate::PartitionFigures>; 3] = [
+                (
+                    "streamz_partition_committed_offset",
+                    "gauge",
+                    "The position a source has committed in a partition: every record before it is done.",
+                    |p| p.committed,
+                ),
+                (
+                    "streamz_partition_high_watermark",
+                    "gauge",
+                    "One past the newest record of a partition, as the source last saw it.",
+                    |p| p.high_watermark,
+                ),
+                (
+                    "streamz_partition_lag",
+                    "gauge",
+                    "Records of a partition not yet committed by its source.",
+                    |p| p.lag,
+                ),
+            ];
+            for (name, kind, help, value) in families {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                for (labels, row) in &rows {
+                    if let Some(v) = value(row) {
+                        let _ = writeln!(out, "{name}{{{labels}}} {v}");
+                    }
+                }
+            }
+        }
         out
     }
 }
 
 /// A Prometheus metric family: name, type, help, and how to read it off a snapshot.
 type Family<S> = (&'static str, &'static str, &'static str, fn(&S) -> f64);
+
+/// A family whose figure may be unknown.
+type OptFamily<S> = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&S) -> Option<i64>,
+);
 
 /// Writes each family's HELP and TYPE lines and one sample per row (its labels, rendered).
 fn write_families<S>(out: &mut String, families: &[Family<S>], rows: &[(String, &S)]) {

@@ -46,6 +46,8 @@ struct Assigned {
     pending: Option<i64>,
     /// The partition's high watermark, from the client's statistics.
     high_watermark: Option<i64>,
+    /// One past the newest offset read in this assignment.
+    next: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -141,23 +143,32 @@ impl Shared {
         count: u64,
     ) -> Key {
         let mut partitions = lock(&self.partitions);
-        let epoch = match partitions.assigned.get(&(topic.clone(), partition)) {
-            Some(a) => a.epoch,
-            None => {
-                // a record of a partition whose assignment was not seen: assigned now
-                let epoch = self.epochs.fetch_add(1, Ordering::Relaxed);
-                partitions
-                    .assigned
-                    .insert((topic.clone(), partition), Assigned::new(epoch));
-                epoch
-            }
-        };
-        let a = partitions
+        let at = (topic.clone(), partition);
+        let known = partitions
             .assigned
-            .get_mut(&(topic.clone(), partition))
-            .expect("inserted above");
+            .get(&at)
+            .filter(|a| a.next.is_none_or(|next| first >= next));
+        if known.is_none() {
+            // a partition whose assignment was not seen, or one the consumer read again from
+            // an earlier offset (a reset, an assignment it did not report): a new
+            // assignment, in which the completions of what was read before move nothing
+            let epoch = self.epochs.fetch_add(1, Ordering::Relaxed);
+            let mut fresh = Assigned::new(epoch);
+            if let Some(old) = partitions.assigned.remove(&at) {
+                self.forget(&mut partitions, &at, old, &mut fresh);
+            }
+            partitions.assigned.insert(at.clone(), fresh);
+        }
+        let Partitions {
+            assigned,
+            uncommitted,
+            ..
+        } = &mut *partitions;
+        let a = assigned.get_mut(&at).expect("inserted above");
         a.uncommitted.push_back((last, count));
-        partitions.uncommitted += count;
+        a.next = Some(last.saturating_add(1));
+        *uncommitted += count;
+        let epoch = a.epoch;
         let key = Key {
             topic: topic.clone(),
             partition,
@@ -175,14 +186,15 @@ impl Shared {
             self.failed_records.fetch_add(1, Ordering::Relaxed);
             if self.on_failure == OnFailure::Stop {
                 // not completed: nothing at or past it is committed in its partition
-                self.fail(StreamError::new(
-                    ErrorKind::Failed,
-                    Some(self.node.clone()),
-                    format!(
-                        "the record at offset {first} of {}/{} failed; it is not committed, and the source stops: {e}",
-                        key.topic, key.partition
-                    ),
-                ).with_source(e));
+                let message = format!(
+                    "{}; the record at offset {first} of {}/{} is not committed, and the source stops",
+                    e.message(),
+                    key.topic,
+                    key.partition
+                );
+                self.fail(
+                    StreamError::new(ErrorKind::Failed, e.node().cloned(), message).with_source(e),
+                );
                 return;
             }
         }
@@ -348,16 +360,40 @@ impl Shared {
         self.work.notify_all();
     }
 
-    /// Partitions assigned to this consumer.
+    /// Partitions assigned to this consumer: each a new assignment (the consumer reads from
+    /// the committed position again).
     fn assign(&self, tpl: &TopicPartitionList) {
         let mut partitions = lock(&self.partitions);
         for elem in tpl.elements() {
-            let key = (Arc::<str>::from(elem.topic()), elem.partition());
-            if !partitions.assigned.contains_key(&key) {
-                let epoch = self.epochs.fetch_add(1, Ordering::Relaxed);
-                partitions.assigned.insert(key, Assigned::new(epoch));
+            let at = (Arc::<str>::from(elem.topic()), elem.partition());
+            let epoch = self.epochs.fetch_add(1, Ordering::Relaxed);
+            let mut fresh = Assigned::new(epoch);
+            if let Some(old) = partitions.assigned.remove(&at) {
+                self.forget(&mut partitions, &at, old, &mut fresh);
             }
+            partitions.assigned.insert(at, fresh);
         }
+        drop(partitions);
+        self.room.notify(usize::MAX);
+    }
+
+    /// Drops an assignment replaced by `fresh`: its records in flight no longer count, and
+    /// `fresh` knows what was committed.
+    fn forget(
+        &self,
+        partitions: &mut Partitions,
+        at: &(Arc<str>, i32),
+        old: Assigned,
+        fresh: &mut Assigned,
+    ) {
+        partitions.uncommitted -= old.uncommitted.iter().map(|&(_, n)| n).sum::<u64>();
+        self.tracker.revoke(&Key {
+            topic: at.0.clone(),
+            partition: at.1,
+            epoch: old.epoch,
+        });
+        fresh.committed = old.committed;
+        fresh.high_watermark = old.high_watermark;
     }
 
     /// Partitions taken away: what is done is committed (by the caller, with the returned
@@ -409,6 +445,7 @@ impl Assigned {
             committed: None,
             pending: None,
             high_watermark: None,
+            next: None,
         }
     }
 }

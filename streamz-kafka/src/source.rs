@@ -14,9 +14,9 @@ use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use streamz_core::{Ack, ErrorKind, Executor, Stream, StreamError};
+use streamz_core::{Ack, BoxError, Element, ErrorKind, Executor, Stream, StreamError};
 
-use crate::commit::{Context, KafkaConsumer, PartitionStats, Shared};
+use crate::commit::{Context, KafkaConsumer, Key, PartitionStats, Shared};
 use crate::config::{check_topics, failed, servers};
 use crate::record::Record;
 
@@ -220,19 +220,75 @@ impl FromKafka {
     /// A configuration librdkafka refuses, a missing `group.id`, a broker that does not
     /// answer, a topic that is not on the broker.
     pub fn build(self) -> Result<KafkaSource<Record>, StreamError> {
-        self.build_as("from_kafka", None)
+        let stream = self.new_stream("from_kafka");
+        self.build_as(
+            "from_kafka",
+            stream,
+            None,
+            Box::new(|read| match read {
+                Read::One(record) => Ok(record),
+                Read::Batch(mut batch) => Ok(batch.pop().unwrap_or_default()),
+            }),
+        )
     }
 
-    fn build_as<T: streamz_core::Element>(
+    /// As [`build`](FromKafka::build), emitting into `stream` (a source the caller made,
+    /// with its executor and name) what `decode` makes of each record. A record `decode`
+    /// fails on is a failed record: passed to [`on_error`](FromKafka::on_error) and
+    /// committed or not as [`on_failure`](FromKafka::on_failure) says. The
+    /// [`executor`](FromKafka::executor) option does not apply: `stream` has its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](FromKafka::build).
+    pub fn build_into<T, E, F>(
         self,
-        name: &'static str,
-        batch: Option<(usize, Duration)>,
-    ) -> Result<KafkaSource<T>, StreamError> {
-        let stream = match self.executor {
-            Some(executor) => Stream::with_executor(executor),
+        stream: &Stream<T>,
+        decode: F,
+    ) -> Result<KafkaSource<T>, StreamError>
+    where
+        T: Element,
+        E: Into<BoxError>,
+        F: Fn(Record) -> Result<T, E> + Send + Sync + 'static,
+    {
+        self.build_as(
+            "from_kafka",
+            stream.clone(),
+            None,
+            Box::new(move |read| match read {
+                Read::One(record) => decode(record).map_err(Into::into),
+                Read::Batch(mut batch) => {
+                    decode(batch.pop().unwrap_or_default()).map_err(Into::into)
+                }
+            }),
+        )
+    }
+
+    /// The batched form of this source: see [`from_kafka_batched`]. Its
+    /// [`max_in_flight`](FromKafkaBatched::max_in_flight) is what was set here.
+    pub fn batched(self, max_batch_size: usize, poll_interval: Duration) -> FromKafkaBatched {
+        FromKafkaBatched {
+            inner: self,
+            max_batch_size: max_batch_size.max(1),
+            poll_interval,
+        }
+    }
+
+    fn new_stream<T: Element>(&self, name: &'static str) -> Stream<T> {
+        match &self.executor {
+            Some(executor) => Stream::with_executor(executor.clone()),
             None => Stream::new(),
         }
-        .named(name);
+        .named(name)
+    }
+
+    fn build_as<T: Element>(
+        self,
+        name: &'static str,
+        stream: Stream<T>,
+        batch: Option<(usize, Duration)>,
+        decode: Decode<T>,
+    ) -> Result<KafkaSource<T>, StreamError> {
         let node = stream.node();
         let servers = servers(&self.config);
         let mut config = self.config;
@@ -284,11 +340,38 @@ impl FromKafka {
             shared,
             batch,
             on_error: self.on_error,
+            decode,
         })
     }
 }
 
 impl FromKafkaBatched {
+    /// As [`FromKafka::build_into`]: `decode` makes the element of each batch.
+    ///
+    /// # Errors
+    ///
+    /// As [`FromKafka::build`].
+    pub fn build_into<T, E, F>(
+        self,
+        stream: &Stream<T>,
+        decode: F,
+    ) -> Result<KafkaSource<T>, StreamError>
+    where
+        T: Element,
+        E: Into<BoxError>,
+        F: Fn(Vec<Record>) -> Result<T, E> + Send + Sync + 'static,
+    {
+        self.inner.build_as(
+            "from_kafka_batched",
+            stream.clone(),
+            Some((self.max_batch_size, self.poll_interval)),
+            Box::new(move |read| match read {
+                Read::One(record) => decode(vec![record]).map_err(Into::into),
+                Read::Batch(batch) => decode(batch).map_err(Into::into),
+            }),
+        )
+    }
+
     /// At most `n` records in a batch (default 10,000, the original's). At least 1.
     pub fn max_batch_size(mut self, n: usize) -> Self {
         self.max_batch_size = n.max(1);
@@ -345,9 +428,15 @@ impl FromKafkaBatched {
     ///
     /// As [`FromKafka::build`].
     pub fn build(self) -> Result<KafkaSource<Vec<Record>>, StreamError> {
+        let stream = self.inner.new_stream("from_kafka_batched");
         self.inner.build_as(
             "from_kafka_batched",
+            stream,
             Some((self.max_batch_size, self.poll_interval)),
+            Box::new(|read| match read {
+                Read::One(record) => Ok(vec![record]),
+                Read::Batch(batch) => Ok(batch),
+            }),
         )
     }
 }
@@ -360,7 +449,17 @@ pub struct KafkaSource<T> {
     shared: Arc<Shared>,
     batch: Option<(usize, Duration)>,
     on_error: Option<ErrorHook>,
+    decode: Decode<T>,
 }
+
+/// What a source read: a record, or a partition's batch.
+enum Read {
+    One(Record),
+    Batch(Vec<Record>),
+}
+
+/// How a source makes its element of what it read.
+type Decode<T> = Box<dyn Fn(Read) -> Result<T, BoxError> + Send + Sync>;
 
 impl<T> std::fmt::Debug for KafkaSource<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -404,7 +503,7 @@ impl SourceStats {
     }
 }
 
-impl<T: SourceElement> KafkaSource<T> {
+impl<T: Element> KafkaSource<T> {
     /// The stream the records are emitted into; it is closed when the run ends.
     pub fn stream(&self) -> &Stream<T> {
         &self.stream
@@ -513,10 +612,7 @@ impl<T: SourceElement> KafkaSource<T> {
             records += 1;
             let (partition, offset) = (record.partition, record.offset);
             let key = self.shared.read(&topic, partition, offset, offset, 1);
-            let shared = self.shared.clone();
-            let ack = Ack::new(move |result| shared.done(&key, offset, result));
-            let element = T::from_record(record);
-            if self.emitted(self.stream.emit_acked(element, ack).await) {
+            if self.emit(Read::One(record), key, offset).await {
                 return records;
             }
         }
@@ -594,9 +690,7 @@ impl<T: SourceElement> KafkaSource<T> {
                 let key = self
                     .shared
                     .read(&topic, partition, first, last, batch.len() as u64);
-                let shared = self.shared.clone();
-                let ack = Ack::new(move |result| shared.done(&key, first, result));
-                if self.emitted(self.stream.emit_acked(T::from_batch(batch), ack).await) {
+                if self.emit(Read::Batch(batch), key, first).await {
                     return records;
                 }
             }
@@ -606,10 +700,30 @@ impl<T: SourceElement> KafkaSource<T> {
         }
     }
 
-    /// An emit's result: true when the stream was closed (by someone else), which ends the
-    /// source.
-    fn emitted(&self, result: Result<(), StreamError>) -> bool {
-        match result {
+    /// Emits what was read, acknowledged (or fails it if it cannot be decoded); true when
+    /// the stream was closed (by someone else), which ends the source.
+    async fn emit(&self, read: Read, key: Key, first: i64) -> bool {
+        let element = match (self.decode)(read) {
+            Ok(element) => element,
+            Err(e) => {
+                let e = StreamError::new(
+                    ErrorKind::Failed,
+                    Some(self.shared.node.clone()),
+                    format!(
+                        "the record at offset {first} of {}/{}: {e}",
+                        key.topic, key.partition
+                    ),
+                );
+                if let Some(hook) = &self.on_error {
+                    hook(e.clone());
+                }
+                self.shared.done(&key, first, Err(e));
+                return false;
+            }
+        };
+        let shared = self.shared.clone();
+        let ack = Ack::new(move |result| shared.done(&key, first, result));
+        match self.stream.emit_acked(element, ack).await {
             Ok(()) => false,
             Err(e) if e.kind() == ErrorKind::Closed => true,
             Err(e) => {
@@ -647,39 +761,5 @@ impl<T: SourceElement> KafkaSource<T> {
             ));
         }
         fatal
-    }
-}
-
-mod sealed {
-    use crate::Record;
-
-    /// A source's element: a [`Record`] (`from_kafka`) or a batch of them
-    /// (`from_kafka_batched`).
-    pub trait SourceElement: streamz_core::Element {
-        /// The element for one record.
-        fn from_record(record: Record) -> Self;
-        /// The element for a batch.
-        fn from_batch(records: Vec<Record>) -> Self;
-    }
-}
-use sealed::SourceElement;
-
-impl SourceElement for Record {
-    fn from_record(record: Record) -> Self {
-        record
-    }
-
-    fn from_batch(mut records: Vec<Record>) -> Self {
-        records.pop().unwrap_or_default()
-    }
-}
-
-impl SourceElement for Vec<Record> {
-    fn from_record(record: Record) -> Self {
-        vec![record]
-    }
-
-    fn from_batch(records: Vec<Record>) -> Self {
-        records
     }
 }

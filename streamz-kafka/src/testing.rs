@@ -99,10 +99,6 @@ impl Broker {
                 &url,
             ])
             .args(["--storage-engine", &self.storage])
-            .args([
-                "--prometheus-listener-url",
-                &format!("tcp://127.0.0.1:{}", free_port()),
-            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("a log file"))
             .stderr(log)
@@ -111,6 +107,16 @@ impl Broker {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "tansu exited ({status}) before listening; its log: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
             assert!(
                 Instant::now() < deadline,
                 "tansu did not listen on {} within 30 s; its log: {}",
@@ -190,8 +196,12 @@ impl Broker {
         I: IntoIterator<Item = V>,
         V: AsRef<[u8]>,
     {
+        // One record a batch: tansu 0.6.0 returns no records to a fetch that starts inside
+        // a batch, so a group could not resume from a commit in the middle of one.
+        let mut config = self.producer_config();
+        config.set("batch.num.messages", "1");
         let producer: FutureProducer<DefaultClientContext, Runtime> =
-            FutureProducer::from_config(&self.producer_config()).expect("a producer");
+            FutureProducer::from_config(&config).expect("a producer");
         let mut pending = Vec::new();
         for (i, value) in values.into_iter().enumerate() {
             let key = i.to_string();

@@ -251,11 +251,13 @@ async fn a_restarted_group_reads_what_was_not_committed() {
         let tick = stop_at(&count, stop_after, &notify);
         source.stream().sink(move |_| tick());
         let within = if stop_after == usize::MAX { 8 } else { 30 };
+
         source
             .run_until(bounded(notify, Duration::from_secs(within)))
             .await
             .unwrap();
-        for v in got.to_vec() {
+        let got = got.to_vec();
+        for v in got {
             *seen.entry(v).or_default() += 1;
         }
     }

@@ -18,6 +18,8 @@
 mod args;
 mod elementwise;
 mod joins;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod lines;
 mod net;
 mod pool;
@@ -134,6 +136,8 @@ pub(crate) fn all() -> impl Iterator<Item = &'static OpSpec> {
             joins::OPS,
             pool::OPS,
             sinks::OPS,
+            #[cfg(feature = "kafka")]
+            kafka::OPS,
         ]
         .into_iter()
         .flatten()

@@ -1,0 +1,304 @@
+//! Kafka: from_kafka, from_kafka_batched, to_kafka (the `streamz-kafka` crate), at least once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use streamz_core::{Sink, Stream};
+use streamz_kafka::{ClientConfig, OnFailure, Produce, Record, StartFrom};
+
+use super::args::{Kind::*, opt, req};
+use super::{Args, Build, OpSpec, show};
+use crate::error::CliError;
+use crate::graph::{Graph, PartitionFigures, Partitions, Runtime};
+use crate::source::Source;
+
+pub(super) static OPS: &[OpSpec] = &[
+    OpSpec {
+        name: "from_kafka",
+        params: &[
+            req("topic", Text),
+            opt("brokers", Text, "127.0.0.1:9092"),
+            opt("group", Text, "streamz"),
+            opt("from", Text, "earliest"),
+            opt("json", Bool, "false"),
+            opt("meta", Bool, "false"),
+            opt("max_in_flight", Count, "1000"),
+            opt("connect_timeout", Duration, "10s"),
+        ],
+        about: "records of TOPIC (several: a,b) read by consumer group `group`, each committed once it and all made from it is done (at least once); at most max_in_flight read and not committed; a partition new to the group starts at `from` (earliest|latest); each element is the record's value as text (json=true: parsed), or with meta=true an object of topic, partition, offset, key, timestamp and value",
+        build: Build::Source(from_kafka),
+    },
+    OpSpec {
+        name: "from_kafka_batched",
+        params: &[
+            req("topic", Text),
+            opt("brokers", Text, "127.0.0.1:9092"),
+            opt("group", Text, "streamz"),
+            opt("from", Text, "earliest"),
+            opt("json", Bool, "false"),
+            opt("meta", Bool, "false"),
+            opt("max_batch_size", Count, "10000"),
+            opt("poll_interval", Duration, "1s"),
+            opt("max_in_flight", Count, "100000"),
+            opt("connect_timeout", Duration, "10s"),
+        ],
+        about: "as from_kafka, but each poll_interval, for each partition with new records, one array of up to max_batch_size of them, committed when the array is done",
+        build: Build::Source(from_kafka_batched),
+    },
+    OpSpec {
+        name: "to_kafka",
+        params: &[
+            req("topic", Text),
+            opt("brokers", Text, "127.0.0.1:9092"),
+            opt("key", Expr, ""),
+            opt("max_in_flight", Count, "1000"),
+            opt("connect_timeout", Duration, "10s"),
+        ],
+        about: "produce each element to TOPIC (a string as it is, anything else as compact JSON; keyed by `key` when given); an element is done when the broker has it, so from_kafka commits only what reached TOPIC; at most max_in_flight deliveries awaited, then the pipeline waits",
+        build: Build::Sink(to_kafka),
+    },
+];
+
+/// What the consumer options of a `from_kafka` stage say.
+struct Consumer {
+    topics: Vec<String>,
+    config: ClientConfig,
+    start: StartFrom,
+    meta: bool,
+    json: bool,
+    max_in_flight: usize,
+    connect_timeout: Duration,
+}
+
+fn consumer(args: &Args<'_>, rt: &Runtime, max_in_flight: usize) -> Result<Consumer, CliError> {
+    let topics: Vec<String> = args
+        .text("topic")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if topics.is_empty() {
+        return Err(CliError::at("no topic given", args.stage().span.clone()));
+    }
+    let start = match args.text("from").as_deref() {
+        Some("earliest") | None => StartFrom::Earliest,
+        Some("latest") => StartFrom::Latest,
+        Some(other) => {
+            return Err(CliError::at(
+                format!("from={other}: a group starts from `earliest` or `latest`"),
+                args.stage().span.clone(),
+            ));
+        }
+    };
+    let mut config = ClientConfig::new();
+    config
+        .set(
+            "bootstrap.servers",
+            args.text("brokers").unwrap_or_default(),
+        )
+        .set("group.id", args.text("group").unwrap_or_default())
+        .set("client.id", "streamz");
+    Ok(Consumer {
+        topics,
+        config,
+        start,
+        meta: args.flag("meta")?,
+        json: super::lines::json(args, rt)?,
+        max_in_flight: args.positive("max_in_flight", max_in_flight)?,
+        connect_timeout: args
+            .interval("connect_timeout")?
+            .unwrap_or(Duration::from_secs(10)),
+    })
+}
+
+/// A record's value as an element: text, or parsed JSON.
+fn value(record: &Record, json: bool) -> Result<Value, String> {
+    let Some(bytes) = record.value.as_deref() else {
+        return Ok(Value::Null);
+    };
+    let text = std::str::from_utf8(bytes).map_err(|_| "its value is not UTF-8".to_owned())?;
+    if json {
+        serde_json::from_str(text).map_err(|e| {
+            format!(
+                "its value is not JSON: {e}: {}",
+                show(&Value::String(text.to_owned()))
+            )
+        })
+    } else {
+        Ok(Value::String(text.to_owned()))
+    }
+}
+
+/// A record as an element: its value, or (`meta`) an object with its coordinates.
+fn element(record: Record, json: bool, meta: bool) -> Result<Value, String> {
+    let v = value(&record, json)?;
+    if !meta {
+        return Ok(v);
+    }
+    Ok(json!({
+        "topic": &*record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "key": record.key_str(),
+        "timestamp": record.timestamp,
+        "value": v,
+    }))
+}
+
+fn from_kafka(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
+    let c = consumer(args, rt, 1000)?;
+    let partitions = rt.partitions.clone();
+    Ok(Source::new(None, move |stream, control| async move {
+        let (json, meta) = (c.json, c.meta);
+        let built = build(c, &control, move |builder| {
+            builder.build_into(&stream, move |record| element(record, json, meta))
+        })
+        .await?;
+        run(built, control, partitions).await
+    }))
+}
+
+fn from_kafka_batched(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
+    let c = consumer(args, rt, 100_000)?;
+    let max_batch_size = args.positive("max_batch_size", 10_000)?;
+    let poll_interval = args
+        .interval("poll_interval")?
+        .unwrap_or(Duration::from_secs(1));
+    let partitions = rt.partitions.clone();
+    Ok(Source::new(None, move |stream, control| async move {
+        let (json, meta) = (c.json, c.meta);
+        let built = build(c, &control, move |builder| {
+            builder.batched(max_batch_size, poll_interval).build_into(
+                &stream,
+                move |batch: Vec<Record>| {
+                    batch
+                        .into_iter()
+                        .map(|record| element(record, json, meta))
+                        .collect::<Result<Vec<Value>, String>>()
+                        .map(Value::Array)
+                },
+            )
+        })
+        .await?;
+        run(built, control, partitions).await
+    }))
+}
+
+type Built = streamz_kafka::KafkaSource<Value>;
+
+/// Makes the source (connecting: off the runtime's threads), with the run's error policy.
+async fn build<F>(c: Consumer, control: &crate::run::Control, finish: F) -> Result<Built, String>
+where
+    F: FnOnce(streamz_kafka::FromKafka) -> Result<Built, streamz_core::StreamError>
+        + Send
+        + 'static,
+{
+    let hook = control.clone();
+    let builder = streamz_kafka::from_kafka(c.topics, c.config)
+        .start_from(c.start)
+        .max_in_flight(c.max_in_flight)
+        .connect_timeout(c.connect_timeout)
+        .on_failure(if control.skips_errors() {
+            OnFailure::Skip
+        } else {
+            OnFailure::Stop
+        })
+        .on_error(move |e| hook.element_failed(&e));
+    tokio::task::spawn_blocking(move || finish(builder))
+        .await
+        .map_err(|e| format!("from_kafka: {e}"))?
+        .map_err(|e| e.message().to_owned())
+}
+
+/// Runs the source until it ends or the run stops; a record's failure was reported by the
+/// run's error policy already.
+async fn run(
+    source: Built,
+    control: crate::run::Control,
+    partitions: Partitions,
+) -> Result<(), String> {
+    let stats = source.stats();
+    let name = source.stream().name();
+    partitions.add(Arc::new(move || {
+        stats
+            .partitions()
+            .into_iter()
+            .map(|p| PartitionFigures {
+                source: name.clone(),
+                topic: p.topic,
+                partition: p.partition,
+                committed: p.committed,
+                high_watermark: p.high_watermark,
+                lag: p.lag,
+            })
+            .collect()
+    }));
+    let mut stopper = control.clone();
+    let result = source
+        .run_until(async move { stopper.stopped().await })
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(_) if control.failing() => Ok(()),
+        Err(e) => Err(e.message().to_owned()),
+    }
+}
+
+/// What to_kafka produces of an element.
+#[derive(Debug, Clone)]
+struct Outgoing {
+    key: Option<String>,
+    value: String,
+}
+
+impl Produce for Outgoing {
+    fn payload(&self) -> Option<&[u8]> {
+        Some(self.value.as_bytes())
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        self.key.as_deref().map(str::as_bytes)
+    }
+}
+
+/// A string as it is, anything else as compact JSON.
+fn text(x: &Value) -> String {
+    match x {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn to_kafka(args: &Args<'_>, s: &Stream<Value>, _: &mut Graph) -> Result<Sink, CliError> {
+    let topic = args.text("topic").unwrap_or_default();
+    let key = args.expr("key", &["x"])?;
+    let mut config = ClientConfig::new();
+    config
+        .set(
+            "bootstrap.servers",
+            args.text("brokers").unwrap_or_default(),
+        )
+        .set("client.id", "streamz");
+    let outgoing = s.try_map(move |x: Value| {
+        let key = match &key {
+            Some(expr) => Some(text(&expr.eval(&[&x]).map_err(|e| super::failure(&x, e))?)),
+            None => None,
+        };
+        Ok::<_, String>(Outgoing {
+            key,
+            value: text(&x),
+        })
+    });
+    let delivered = streamz_kafka::to_kafka(topic, config)
+        .max_in_flight(args.positive("max_in_flight", 1000)?)
+        .connect_timeout(
+            args.interval("connect_timeout")?
+                .unwrap_or(Duration::from_secs(10)),
+        )
+        .attach(&outgoing)
+        .map_err(|e| CliError::at(e.message().to_owned(), args.stage().span.clone()))?;
+    Ok(delivered.sink(|_| {}))
+}
