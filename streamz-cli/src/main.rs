@@ -309,7 +309,8 @@ fn run_command(args: RunArgs) -> ExitCode {
         let shutdown = run::Shutdown {
             drain_timeout: args.drain_timeout,
         };
-        Ok::<_, CliError>(run::run(graph, args.on_error, args.stats, shutdown).await)
+        let partitions = runtime.partitions.clone();
+        Ok::<_, CliError>(run::run(graph, args.on_error, args.stats, shutdown, partitions).await)
     });
     rt.shutdown_background();
     match outcome {

@@ -57,6 +57,14 @@ impl Control {
     }
 
     /// Reports a failed element.
+    /// Counts `n` elements a source emitted by itself (a broker's source, which emits with
+    /// acknowledgements), for the summary.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub(crate) fn add_emitted(&self, n: u64) {
+        self.emitted.fetch_add(n, Ordering::Relaxed);
+        self.completed.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// True under `--on-error skip`.
     #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub(crate) fn skips_errors(&self) -> bool {
@@ -236,6 +244,7 @@ pub(crate) async fn run(
     on_error: OnError,
     stats: bool,
     shutdown: Shutdown,
+    partitions: crate::graph::Partitions,
 ) -> Outcome {
     let (stop_tx, stop) = watch::channel(false);
     let control = Control {
@@ -288,6 +297,7 @@ pub(crate) async fn run(
             control.emitted.clone(),
             control.errors.clone(),
             total,
+            partitions,
         )
     });
     let mut tasks = Vec::new();

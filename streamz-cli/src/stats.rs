@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 use streamz_core::Stream;
 
-use crate::graph::{Figure, StageStats};
+use crate::graph::{Figure, PartitionFigures, Partitions, StageStats};
 
 pub(crate) struct Reporter {
     stages: Vec<StageStats>,
@@ -21,6 +21,7 @@ pub(crate) struct Reporter {
     graphs: Vec<Stream<Value>>,
     bar: ProgressBar,
     ticker: tokio::task::JoinHandle<()>,
+    partitions: Partitions,
 }
 
 /// Every node's elements in and out, by id, across the graphs.
@@ -46,8 +47,14 @@ impl Figures {
     }
 }
 
-/// One line: what each stage has let out so far (what sinks have taken in).
-fn live(stages: &[StageStats], figures: &Figures, errors: u64) -> String {
+/// One line: what each stage has let out so far (what sinks have taken in), and the broker
+/// sources' lag.
+fn live(
+    stages: &[StageStats],
+    figures: &Figures,
+    errors: u64,
+    partitions: &[PartitionFigures],
+) -> String {
     let mut s = String::new();
     for stage in stages {
         let n = figures
@@ -60,7 +67,31 @@ fn live(stages: &[StageStats], figures: &Figures, errors: u64) -> String {
     if errors > 0 {
         let _ = write!(s, " | errors: {errors}");
     }
+    if partitions.iter().any(|p| p.lag.is_some()) {
+        let lag: i64 = partitions.iter().filter_map(|p| p.lag).sum();
+        let _ = write!(s, " | lag: {lag}");
+    }
     s
+}
+
+/// The broker sources' partitions: committed position, high watermark and lag of each.
+fn partition_table(partitions: &[PartitionFigures]) -> String {
+    let shown = |n: Option<i64>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
+    let mut out = format!(
+        "{:<32}  {:>12}  {:>14}  {:>10}\n",
+        "partition", "committed", "high watermark", "lag"
+    );
+    for p in partitions {
+        let name = format!("{}/{}", p.topic, p.partition);
+        let _ = writeln!(
+            out,
+            "{name:<32}  {:>12}  {:>14}  {:>10}",
+            shown(p.committed),
+            shown(p.high_watermark),
+            shown(p.lag)
+        );
+    }
+    out
 }
 
 /// The table printed at the end.
@@ -114,6 +145,7 @@ impl Reporter {
         emitted: Arc<AtomicU64>,
         errors: Arc<AtomicU64>,
         total: Option<u64>,
+        partitions: Partitions,
     ) -> Self {
         let template = match total {
             Some(_) => "{bar:30} {pos}/{len} {per_sec} {msg}",
@@ -124,7 +156,12 @@ impl Reporter {
         for graph in &graphs {
             graph.enable_metrics();
         }
-        let (b, s, g) = (bar.clone(), stages.clone(), graphs.clone());
+        let (b, s, g, p) = (
+            bar.clone(),
+            stages.clone(),
+            graphs.clone(),
+            partitions.clone(),
+        );
         let start = Instant::now();
         let ticker = tokio::spawn(async move {
             let second = Duration::from_secs(1);
@@ -132,7 +169,12 @@ impl Reporter {
             loop {
                 every.tick().await;
                 let e = emitted.load(Ordering::Relaxed);
-                let line = live(&s, &Figures::read(&g), errors.load(Ordering::Relaxed));
+                let line = live(
+                    &s,
+                    &Figures::read(&g),
+                    errors.load(Ordering::Relaxed),
+                    &p.now(),
+                );
                 b.set_position(e);
                 if b.is_hidden() {
                     // not a terminal: a plain line a second
@@ -147,6 +189,7 @@ impl Reporter {
             graphs,
             bar,
             ticker,
+            partitions,
         }
     }
 
@@ -155,5 +198,9 @@ impl Reporter {
         self.bar.finish_and_clear();
         let figures = Figures::read(&self.graphs);
         eprint!("{}", summary(&self.stages, &figures, outcome));
+        let partitions = self.partitions.now();
+        if !partitions.is_empty() {
+            eprint!("{}", partition_table(&partitions));
+        }
     }
 }

@@ -94,6 +94,8 @@ pub(crate) struct Shared {
     /// The last error the client or a commit reported (they are retried).
     last_error: Mutex<Option<String>>,
     pub(crate) failed_records: AtomicU64,
+    /// The partitions' figures when the source ended (after which it has none assigned).
+    last_figures: Mutex<Option<Vec<PartitionStats>>>,
     pub(crate) commits: AtomicU64,
 }
 
@@ -118,6 +120,7 @@ impl Shared {
             failure: Mutex::new(None),
             last_error: Mutex::new(None),
             failed_records: AtomicU64::new(0),
+            last_figures: Mutex::new(None),
             commits: AtomicU64::new(0),
         }
     }
@@ -252,8 +255,11 @@ impl Shared {
         }
     }
 
-    /// Each assigned partition's figures.
+    /// Each assigned partition's figures; after the source ended, those it ended with.
     pub(crate) fn partition_stats(&self) -> Vec<PartitionStats> {
+        if let Some(last) = &*lock(&self.last_figures) {
+            return last.clone();
+        }
         let partitions = lock(&self.partitions);
         let mut all: Vec<PartitionStats> = partitions
             .assigned
@@ -352,6 +358,12 @@ impl Shared {
         }
         drop(partitions);
         self.room.notify(usize::MAX);
+    }
+
+    /// Keeps the partitions' figures as they are now, for after the consumer is gone.
+    pub(crate) fn freeze_figures(&self) {
+        let now = self.partition_stats();
+        *lock(&self.last_figures) = Some(now);
     }
 
     /// Ends the committer after it has committed what is pending.

@@ -565,6 +565,7 @@ impl<T: Element> KafkaSource<T> {
         let closed = self.stream.close().await;
         self.shared.shut_down();
         let _ = committer.join();
+        self.shared.freeze_figures();
         self.consumer.unsubscribe();
         let summary = RunSummary {
             records,

@@ -58,8 +58,8 @@ impl Broker {
     /// A broker whose storage is an SQLite file in `dir`: it keeps its topics, records and
     /// committed offsets across [`restart`](Broker::restart)s.
     pub fn start_persistent(dir: &Path) -> Option<Broker> {
-        let db = dir.join("tansu.db");
-        Self::start_with(format!("sqlite://{}", db.display()), Some(dir.to_owned()))
+        // tansu reads the path of `sqlite://` relative to its working directory
+        Self::start_with("sqlite://tansu.db".to_owned(), Some(dir.to_owned()))
     }
 
     fn start_with(storage: String, dir: Option<PathBuf>) -> Option<Broker> {
@@ -90,7 +90,11 @@ impl Broker {
     fn spawn(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let log = std::fs::File::create(&self.log).expect("a log file for tansu");
-        let child = Command::new(tansu().expect("checked"))
+        let mut command = Command::new(tansu().expect("checked"));
+        if let Some(dir) = &self._dir {
+            command.current_dir(dir);
+        }
+        let child = command
             .args([
                 "broker",
                 "--listener-url",

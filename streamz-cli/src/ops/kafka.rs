@@ -24,9 +24,11 @@ pub(super) static OPS: &[OpSpec] = &[
             opt("json", Bool, "false"),
             opt("meta", Bool, "false"),
             opt("max_in_flight", Count, "1000"),
+            opt("session_timeout", Duration, "45s"),
             opt("connect_timeout", Duration, "10s"),
+            opt("config", Text, ""),
         ],
-        about: "records of TOPIC (several: a,b) read by consumer group `group`, each committed once it and all made from it is done (at least once); at most max_in_flight read and not committed; a partition new to the group starts at `from` (earliest|latest); each element is the record's value as text (json=true: parsed), or with meta=true an object of topic, partition, offset, key, timestamp and value",
+        about: "records of TOPIC (several: a,b) read by consumer group `group`, each committed once it and all made from it is done (at least once); at most max_in_flight read and not committed; a partition new to the group starts at `from` (earliest|latest); a member that stops answering (killed) holds its partitions for session_timeout; `config` adds librdkafka settings (config=security.protocol=SSL,ssl.ca.location=ca.pem); each element is the record's value as text (json=true: parsed), or with meta=true an object of topic, partition, offset, key, timestamp and value",
         build: Build::Source(from_kafka),
     },
     OpSpec {
@@ -41,7 +43,9 @@ pub(super) static OPS: &[OpSpec] = &[
             opt("max_batch_size", Count, "10000"),
             opt("poll_interval", Duration, "1s"),
             opt("max_in_flight", Count, "100000"),
+            opt("session_timeout", Duration, "45s"),
             opt("connect_timeout", Duration, "10s"),
+            opt("config", Text, ""),
         ],
         about: "as from_kafka, but each poll_interval, for each partition with new records, one array of up to max_batch_size of them, committed when the array is done",
         build: Build::Source(from_kafka_batched),
@@ -54,8 +58,9 @@ pub(super) static OPS: &[OpSpec] = &[
             opt("key", Expr, ""),
             opt("max_in_flight", Count, "1000"),
             opt("connect_timeout", Duration, "10s"),
+            opt("config", Text, ""),
         ],
-        about: "produce each element to TOPIC (a string as it is, anything else as compact JSON; keyed by `key` when given); an element is done when the broker has it, so from_kafka commits only what reached TOPIC; at most max_in_flight deliveries awaited, then the pipeline waits",
+        about: "produce each element to TOPIC (a string as it is, anything else as compact JSON; keyed by `key` when given); an element is done when the broker has it, so from_kafka commits only what reached TOPIC; `config` adds librdkafka settings, as for from_kafka; at most max_in_flight deliveries awaited, then the pipeline waits",
         build: Build::Sink(to_kafka),
     },
 ];
@@ -93,14 +98,13 @@ fn consumer(args: &Args<'_>, rt: &Runtime, max_in_flight: usize) -> Result<Consu
             ));
         }
     };
-    let mut config = ClientConfig::new();
-    config
-        .set(
-            "bootstrap.servers",
-            args.text("brokers").unwrap_or_default(),
-        )
-        .set("group.id", args.text("group").unwrap_or_default())
-        .set("client.id", "streamz");
+    let mut config = client_config(args)?;
+    config.set("group.id", args.text("group").unwrap_or_default());
+    if let Some(timeout) = args.interval("session_timeout")? {
+        config.set("session.timeout.ms", timeout.as_millis().to_string());
+        let heartbeat = (timeout / 10).max(Duration::from_millis(100));
+        config.set("heartbeat.interval.ms", heartbeat.as_millis().to_string());
+    }
     Ok(Consumer {
         topics,
         config,
@@ -112,6 +116,33 @@ fn consumer(args: &Args<'_>, rt: &Runtime, max_in_flight: usize) -> Result<Consu
             .interval("connect_timeout")?
             .unwrap_or(Duration::from_secs(10)),
     })
+}
+
+/// `brokers` and the `config` option's librdkafka settings.
+fn client_config(args: &Args<'_>) -> Result<ClientConfig, CliError> {
+    let mut config = ClientConfig::new();
+    config
+        .set(
+            "bootstrap.servers",
+            args.text("brokers").unwrap_or_default(),
+        )
+        .set("client.id", "streamz");
+    let settings = args.text("config").unwrap_or_default();
+    for setting in settings.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match setting.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => {
+                config.set(key.trim(), value.trim());
+            }
+            _ => {
+                return Err(CliError::at(
+                    format!("config: `{setting}` is not KEY=VALUE"),
+                    args.stage().span.clone(),
+                )
+                .help("librdkafka settings, comma separated: config=security.protocol=SSL,ssl.ca.location=ca.pem"));
+            }
+        }
+    }
+    Ok(config)
 }
 
 /// A record's value as an element: text, or parsed JSON.
@@ -241,7 +272,10 @@ async fn run(
         .run_until(async move { stopper.stopped().await })
         .await;
     match result {
-        Ok(_) => Ok(()),
+        Ok(summary) => {
+            control.add_emitted(summary.records);
+            Ok(())
+        }
         Err(_) if control.failing() => Ok(()),
         Err(e) => Err(e.message().to_owned()),
     }
@@ -275,13 +309,7 @@ fn text(x: &Value) -> String {
 fn to_kafka(args: &Args<'_>, s: &Stream<Value>, _: &mut Graph) -> Result<Sink, CliError> {
     let topic = args.text("topic").unwrap_or_default();
     let key = args.expr("key", &["x"])?;
-    let mut config = ClientConfig::new();
-    config
-        .set(
-            "bootstrap.servers",
-            args.text("brokers").unwrap_or_default(),
-        )
-        .set("client.id", "streamz");
+    let config = client_config(args)?;
     let outgoing = s.try_map(move |x: Value| {
         let key = match &key {
             Some(expr) => Some(text(&expr.eval(&[&x]).map_err(|e| super::failure(&x, e))?)),

@@ -1,0 +1,241 @@
+//! At-least-once through Kafka, shown with a real broker (tansu, on 127.0.0.1): `streamz run
+//! 'from_kafka in | … | to_kafka out'` killed with SIGKILL at several moments and restarted
+//! with the same group loses nothing, and reads again at most `max_in_flight` records per
+//! kill; the same through `partition` and through `scatter … gather`; a poison record under
+//! each error policy; a broker that goes away and comes back. Each test skips when there is
+//! no `tansu`, unless `STREAMZ_REQUIRE_KAFKA=1` (CI).
+
+#![cfg(unix)]
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use streamz_kafka::testing::Broker;
+
+fn streamz() -> Command {
+    Command::new(assert_cmd::cargo::cargo_bin("streamz"))
+}
+
+fn spawn(pipeline: &str, extra: &[&str]) -> Child {
+    streamz()
+        .arg("run")
+        .args(extra)
+        .arg(pipeline)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for `child` to exit, within `limit`.
+fn wait(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("streamz did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// How many times each value appears in `topic`, reading until `want` distinct ones are
+/// there or 60 s have passed.
+fn counts(broker: &Broker, topic: &str, want: usize) -> BTreeMap<i64, usize> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut counts = BTreeMap::new();
+        for record in broker.read_all(topic, usize::MAX, Duration::from_millis(700)) {
+            let v: i64 = record.value_str().unwrap().parse().unwrap();
+            *counts.entry(v).or_insert(0) += 1;
+        }
+        if counts.len() >= want || Instant::now() > deadline {
+            return counts;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `n` records into `in`, a pipeline `middle` between from_kafka and to_kafka killed with
+/// SIGKILL once the group has committed each of `kills` (a fraction of `n`, in thousandths)
+/// and run to the end once more: every record reaches `out`, and the duplicates are at
+/// most `max_in_flight` a kill. `middle` is slowed by a `rate_limit`, so each kill lands
+/// while records are in flight.
+fn survives_kills(middle: &str, n: usize, kills: &[usize]) {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("in", 3);
+    broker.create_topic("out", 1);
+    broker.produce("in", (0..n).map(|i| i.to_string()));
+    let b = broker.address();
+    let max_in_flight = 500;
+    let pipeline = format!(
+        "from_kafka in brokers={b} group=g json=true max_in_flight={max_in_flight} session_timeout=3s | rate_limit 500us | {middle} | to_kafka out brokers={b}"
+    );
+    let committed = || broker.committed("g", "in").values().sum::<i64>();
+    let mut at = Vec::new();
+    for &permille in kills {
+        let target = (n * permille / 1000) as i64;
+        let child = spawn(&pipeline, &[]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while committed() < target {
+            assert!(Instant::now() < deadline, "no progress to {target}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal(&child, "KILL");
+        let out = wait(child, Duration::from_secs(10));
+        assert!(!out.status.success(), "killed");
+        at.push(committed());
+    }
+    assert!(
+        at.iter().all(|&c| c < n as i64),
+        "every kill landed before the end (committed at each: {at:?})"
+    );
+    // the last run: until everything is out, then SIGINT (drains, commits, exits 0)
+    let child = spawn(&pipeline, &["--stats"]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while committed() < n as i64 - 10 {
+        assert!(Instant::now() < deadline, "the last run did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, "INT");
+    let out = wait(child, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let seen = counts(&broker, "out", n);
+    let missing: Vec<i64> = (0..n as i64)
+        .filter(|v| !seen.contains_key(v))
+        .take(10)
+        .collect();
+    assert!(missing.is_empty(), "missing from out: {missing:?}…");
+    assert_eq!(seen.len(), n, "nothing but the input");
+    let duplicates: usize = seen.values().map(|&k| k - 1).sum();
+    eprintln!(
+        "`{middle}`: {n} records, {} kills (committed at each: {at:?}), {duplicates} duplicates",
+        kills.len()
+    );
+    assert!(
+        duplicates <= kills.len() * max_in_flight,
+        "{duplicates} duplicates after {} kills",
+        kills.len()
+    );
+    // the group committed everything it read
+    assert_eq!(committed(), n as i64);
+    assert!(
+        stderr.contains("committed"),
+        "--stats shows the partitions: {stderr}"
+    );
+}
+
+fn child_running(child: &Child) -> bool {
+    Command::new("kill")
+        .args(["-0", &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn sigkill_and_restart_lose_nothing() {
+    survives_kills("map \"x\"", 10_000, &[100, 300, 450, 600, 800]);
+}
+
+#[test]
+fn sigkill_and_restart_lose_nothing_through_partition() {
+    survives_kills("partition 7 | flatten", 10_000, &[200, 500, 750]);
+}
+
+#[cfg(feature = "rayon")]
+#[test]
+fn sigkill_and_restart_lose_nothing_through_scatter_and_gather() {
+    survives_kills("scatter | map \"x\" | gather", 10_000, &[200, 500, 750]);
+}
+
+#[test]
+fn a_poison_record_stops_the_run_uncommitted_or_is_skipped() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("in", 1);
+    broker.create_topic("out", 1);
+    let mut input: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    input[40] = "poison".into(); // not JSON
+    broker.produce("in", &input);
+    let b = broker.address();
+    let pipeline = |group: &str| {
+        format!(
+            "from_kafka in brokers={b} group={group} json=true | map \"x\" | to_kafka out brokers={b}"
+        )
+    };
+    // --on-error fail (the default): exit 2, the poison record and what follows uncommitted
+    for _ in 0..2 {
+        let out = wait(spawn(&pipeline("strict"), &[]), Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("offset 40 of in/0"), "{stderr}");
+        assert!(stderr.contains("not JSON"), "{stderr}");
+        // a restart reads it again, and fails again: nothing past it is committed
+        assert_eq!(broker.committed("strict", "in").get(&0), Some(&40));
+    }
+    // --on-error skip: reported, committed past, the rest delivered
+    let child = spawn(&pipeline("lenient"), &["--on-error", "skip"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while broker.committed("lenient", "in").get(&0) != Some(&100) {
+        assert!(Instant::now() < deadline, "lenient never committed 100");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal(&child, "INT");
+    let out = wait(child, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("offset 40 of in/0"), "{stderr}");
+}
+
+#[test]
+fn a_broker_that_goes_away_and_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut broker) = Broker::start_persistent(dir.path()) else {
+        return;
+    };
+    broker.create_topic("in", 2);
+    broker.create_topic("out", 1);
+    broker.produce("in", (0..1000).map(|i| i.to_string()));
+    let b = broker.address();
+    let child = spawn(
+        &format!(
+            "from_kafka in brokers={b} group=g json=true | map \"x\" | to_kafka out brokers={b}"
+        ),
+        &[],
+    );
+    assert_eq!(counts(&broker, "out", 1000).len(), 1000);
+    broker.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(child_running(&child), "streamz waits for the broker");
+    broker.restart();
+    broker.produce("in", (1000..2000).map(|i| i.to_string()));
+    let seen = counts(&broker, "out", 2000);
+    assert_eq!(
+        seen.len(),
+        2000,
+        "what was produced after the broker came back is delivered"
+    );
+    signal(&child, "INT");
+    let out = wait(child, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
