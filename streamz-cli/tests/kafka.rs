@@ -5,7 +5,7 @@
 //! each error policy; a broker that goes away and comes back. Each test skips when there is
 //! no `tansu`, unless `STREAMZ_REQUIRE_KAFKA=1` (CI).
 
-#![cfg(unix)]
+#![cfg(all(unix, feature = "kafka"))]
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Output, Stdio};
