@@ -1,6 +1,6 @@
-//! docs/cli.md and docs/delivery.md stay true: each `$ command` of its `console` blocks is run by `sh` with this
-//! build's `streamz` first on the PATH, and must print (stdout and stderr together) the lines
-//! that follow it.
+//! docs/cli.md, docs/delivery.md and docs/kafka.md stay true: each `$ command` of its `console` blocks is run by `sh` with this
+//! build's `streamz` first on the PATH, and must print (stdout and stderr together, unless the
+//! command redirects them) the lines that follow it.
 
 use std::path::Path;
 use std::process::Command;
@@ -32,8 +32,16 @@ fn examples(text: &str) -> Vec<(String, String)> {
 /// Runs every example of `chapter` (at least `at_least` of them) and lists those whose output
 /// differs from what the chapter says.
 fn check_chapter(chapter: &str, at_least: usize) {
+    check_chapter_with(chapter, at_least, &[]);
+}
+
+/// As `check_chapter`, with each `(from, to)` of `replace` replaced in the chapter first.
+fn check_chapter_with(chapter: &str, at_least: usize, replace: &[(&str, &str)]) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let text = std::fs::read_to_string(root.join(chapter)).unwrap();
+    let mut text = std::fs::read_to_string(root.join(chapter)).unwrap();
+    for (from, to) in replace {
+        text = text.replace(from, to);
+    }
     let examples = examples(&text);
     assert!(examples.len() >= at_least, "{} examples", examples.len());
     let bin = Path::new(env!("CARGO_BIN_EXE_streamz")).parent().unwrap();
@@ -47,7 +55,7 @@ fn check_chapter(chapter: &str, at_least: usize) {
     for (command, expected) in &examples {
         let out = Command::new("sh")
             .arg("-c")
-            .arg(format!("{command} 2>&1"))
+            .arg(format!("{{ {command}\n}} 2>&1"))
             .env("PATH", &path)
             .current_dir(dir.path())
             .output()
@@ -74,4 +82,24 @@ fn the_command_line_chapter_is_true() {
 #[test]
 fn the_delivery_chapter_is_true() {
     check_chapter("docs/delivery.md", 6);
+}
+
+/// Its examples run against a broker started for the test, at the address the chapter names.
+#[cfg(feature = "kafka")]
+#[test]
+fn the_kafka_chapter_is_true() {
+    let Some(broker) = streamz_kafka::testing::Broker::start() else {
+        return;
+    };
+    let address = broker.address();
+    // the error example underlines a stage that holds the address
+    let underline = |address: &str| "^".repeat("to_kafka nowhere brokers=".len() + address.len());
+    check_chapter_with(
+        "docs/kafka.md",
+        6,
+        &[
+            (&underline("127.0.0.1:9092"), &underline(&address)),
+            ("127.0.0.1:9092", &address),
+        ],
+    );
 }

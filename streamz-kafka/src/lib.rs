@@ -46,6 +46,11 @@
 //! # }
 //! ```
 
+/// The user guide's chapter, whose Rust examples compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/kafka.md")]
+pub struct Guide;
+
 mod commit;
 mod config;
 mod record;
