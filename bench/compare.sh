@@ -2,7 +2,7 @@
 # Runs the original streamz's benchmarks and this project's scenarios in one go, on this
 # machine, and prints a table of the figures and their ratios.
 #
-#   bash bench/compare.sh            # about 6 minutes on 2 cores
+#   bash bench/compare.sh            # about 8 minutes on 2 cores (6 without tansu)
 #   QUICK=1 bash bench/compare.sh    # smaller sizes, about 2 minutes
 #
 # The original runs from a venv at $STREAMZ_PY_VENV (default bench/.venv, git-ignored), made
@@ -14,16 +14,16 @@ OUT="${OUT:-$(mktemp -d)}"
 VENV="${STREAMZ_PY_VENV:-bench/.venv}"
 mkdir -p "$OUT/python"
 
-if [ ! -x "$VENV/bin/python" ]; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import streamz, confluent_kafka" 2>/dev/null; then
   echo ">>> installing the original into $VENV" >&2
-  python3 -m venv "$VENV"
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q -r bench/python/requirements.lock.txt
 fi
 
 if [ -n "${QUICK:-}" ]; then
-  A="200000 1"; B="200000 1"; C="50000"; G="500"; H="3000 1000"; N_RUST=200000
+  A="200000 1"; B="200000 1"; C="50000"; G="500"; H="3000 1000"; N_RUST=200000; N_KAFKA=20000
 else
-  A="1000000 3"; B="1000000 3"; C="200000"; G="2000"; H="30000 1000"; N_RUST=1000000
+  A="1000000 3"; B="1000000 3"; C="200000"; G="2000"; H="30000 1000"; N_RUST=1000000; N_KAFKA=100000
 fi
 
 echo ">>> streamz for Rust" >&2
@@ -32,6 +32,14 @@ RUN=target/release/streamz-bench
 : > "$OUT/rust.jsonl"
 for s in map1 map10 accumulate-filter limit; do "$RUN" "$s" --n "$N_RUST" --json >> "$OUT/rust.jsonl"; done
 for s in async-emit rate-limit timed-window buffer rayon-offload memory-chain; do "$RUN" "$s" --json >> "$OUT/rust.jsonl"; done
+# Kafka, both pipelines through one tansu broker the scenario starts (about 2 minutes); only
+# where tansu is installed (cargo install --locked tansu@0.6.0 --features dynostore,libsql)
+if command -v tansu > /dev/null || [ -n "${STREAMZ_TANSU:-}" ]; then
+  echo ">>> Kafka: this crate and the original, through tansu" >&2
+  "$RUN" kafka --n "$N_KAFKA" --python "$VENV/bin/python" --json >> "$OUT/rust.jsonl"
+else
+  echo ">>> no tansu: the Kafka rows are left out" >&2
+fi
 
 echo ">>> the original, streamz 0.6.6" >&2
 run() {  # name, args...

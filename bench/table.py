@@ -95,6 +95,18 @@ def main(out):
     rows.append(("… graph memory per node, bytes", fmt(get(py, "h_memory_chain", "graph_bytes_per_node_approx")),
                  fmt(get(rust, "memory_chain", "bytes_per_node")), ""))
 
+    kafka = rust.get("kafka")
+    if kafka and "rust" in kafka:
+        r = get(kafka, "rust", "throughput", "records_per_s")
+        p = get(kafka, "python_record", "throughput", "records_per_s")
+        b = get(kafka, "python_batched", "throughput", "records_per_s")
+        rows.append(("Kafka from_kafka → map → to_kafka, records per second", fmt(p), fmt(r), ratio(r, p)))
+        rows.append(("… the original's from_kafka_batched → flatten → map → to_kafka", fmt(b), "", ratio(r, b)))
+        r = get(kafka, "rust", "latency", "median_ms")
+        p = get(kafka, "python_record", "latency", "median_ms")
+        b = get(kafka, "python_batched", "latency", "median_ms")
+        rows.append(("Kafka end-to-end latency, median ms (batched)", f"{fmt(p)} ({fmt(b)})", fmt(r), ratio(p, r)))
+
     print("| measure | Python streamz 0.6.6 | streamz for Rust | ratio |")
     print("|---|---|---|---|")
     for row in rows:

@@ -19,6 +19,8 @@ use streamz_core::Stream;
 use streamz_rayon::{Pool, ScatterExt};
 use streamz_tokio::TokioExecutor;
 
+mod kafka;
+
 /// Runs one benchmark scenario (or all) and prints its figures.
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -31,6 +33,10 @@ struct Args {
     /// One JSON line per scenario instead of text.
     #[arg(long)]
     json: bool,
+    /// For `kafka`: the Python (with streamz 0.6.6 and confluent-kafka) that runs the
+    /// original's pipeline beside this one.
+    #[arg(long)]
+    python: Option<std::path::PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +53,10 @@ enum Scenario {
     Limit,
     /// map10 with per-node metrics off and on: what counting costs.
     Metrics,
-    /// Every scenario but memory_chain, which needs a process of its own.
+    /// `from_kafka → map → to_kafka` through a tansu broker it starts (needs `tansu` on
+    /// PATH): records per second and end-to-end latency, beside the original's with `--python`.
+    Kafka,
+    /// Every scenario but memory_chain and kafka, which needs a process of its own.
     All,
 }
 
@@ -71,7 +80,10 @@ fn main() {
         one => vec![one],
     };
     for scenario in scenarios {
-        let figures = run(scenario, args.n);
+        let figures = match scenario {
+            Scenario::Kafka => kafka::kafka(args.n.unwrap_or(20_000), args.python.as_deref()),
+            other => run(other, args.n),
+        };
         if args.json {
             println!("{figures}");
         } else {
@@ -106,7 +118,7 @@ fn run(scenario: Scenario, n: Option<u64>) -> Value {
         Scenario::MemoryChain => memory_chain(n.unwrap_or(100_000)),
         Scenario::Limit => limit(n.unwrap_or(1_000_000)),
         Scenario::Metrics => metrics(n.unwrap_or(1_000_000)),
-        Scenario::All => unreachable!("expanded in main"),
+        Scenario::Kafka | Scenario::All => unreachable!("run in main"),
     }
 }
 
