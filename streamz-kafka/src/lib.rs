@@ -51,6 +51,11 @@
 #[doc = include_str!("../../docs/kafka.md")]
 pub struct Guide;
 
+/// The crate's README, whose example compiles as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadMe;
+
 mod commit;
 mod config;
 mod record;
