@@ -33,7 +33,7 @@ pub(crate) const LATENCY_RECORDS: usize = 20;
 /// The gap between them.
 pub(crate) const LATENCY_GAP: Duration = Duration::from_millis(500);
 /// How long a pipeline may take to deliver its first record (a group's join included).
-const FIRST_ARRIVAL: Duration = Duration::from_secs(30);
+const FIRST_ARRIVAL: Duration = Duration::from_secs(60);
 
 /// A pipeline under test, running until dropped.
 enum Pipeline {

@@ -307,3 +307,88 @@ fn a_missing_topic_and_an_unreachable_broker_are_clear_errors() {
         "{e}"
     );
 }
+
+/// A second member joins the group mid-run: the first's partitions are revoked (committing
+/// what is done) and shared out, and between them the two read every record, the records
+/// read twice no more than what was in flight at the revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_joining_mid_run_takes_partitions_and_nothing_is_lost() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let (n, partitions, max_in_flight) = (4000, 4, 100);
+    broker.create_topic("in", partitions);
+    broker.produce("in", values(n));
+
+    let seen: Arc<std::sync::Mutex<BTreeMap<String, usize>>> = Arc::default();
+    let all = Arc::new(Notify::new());
+    let member = |name: &'static str| {
+        let source = from_kafka(["in"], broker.consumer_config("sharing"))
+            .executor(TokioExecutor::current())
+            .max_in_flight(max_in_flight)
+            .build()
+            .unwrap();
+        let (seen, done) = (seen.clone(), all.clone());
+        let read = Arc::new(AtomicUsize::new(0));
+        let counted = read.clone();
+        source
+            .stream()
+            // slow enough that the second member joins long before the first is through
+            .map_async(1, |r| async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                r
+            })
+            .sink(move |r| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut seen = seen.lock().unwrap();
+                *seen.entry(r.value_str().unwrap().to_owned()).or_default() += 1;
+                if seen.len() == n {
+                    done.notify_waiters();
+                }
+            });
+        let stats = source.stats();
+        let all = all.clone();
+        let run = tokio::spawn(async move {
+            source
+                .run_until(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(60), all.notified()).await;
+                })
+                .await
+        });
+        eprintln!("{name} started");
+        (run, stats, read)
+    };
+    let (first, first_stats, first_read) = member("first");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while first_read.load(Ordering::SeqCst) < 300 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first member reads"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(first_stats.partitions().len(), partitions as usize);
+    let (second, _, second_read) = member("second");
+    let first = first.await.unwrap().unwrap();
+    let second = second.await.unwrap().unwrap();
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), n, "every record read at least once");
+    let duplicates: usize = seen.values().map(|&k| k - 1).sum();
+    let (a, b) = (
+        first_read.load(Ordering::SeqCst),
+        second_read.load(Ordering::SeqCst),
+    );
+    eprintln!("first read {a}, second {b}, {duplicates} read twice, {first:?} {second:?}");
+    assert!(b > 0, "the second member got partitions");
+    assert!(a < n, "the first gave some up");
+    assert!(
+        duplicates <= max_in_flight,
+        "{duplicates} read twice, more than the {max_in_flight} in flight"
+    );
+    assert_eq!(
+        broker.committed("sharing", "in").values().sum::<i64>(),
+        n as i64,
+        "everything committed at the end"
+    );
+}
