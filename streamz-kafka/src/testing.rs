@@ -237,15 +237,10 @@ impl Broker {
         let mut config = self.consumer_config("streamz-testing-reader");
         config.set("enable.auto.commit", "false");
         let consumer: BaseConsumer = config.create().expect("a consumer");
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .expect("metadata");
         let mut tpl = TopicPartitionList::new();
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-                    .expect("a partition");
-            }
+        for p in partitions(&consumer, topic) {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .expect("a partition");
         }
         consumer.assign(&tpl).expect("assign");
         let name: std::sync::Arc<str> = topic.into();
@@ -267,14 +262,9 @@ impl Broker {
     /// The offsets `group` has committed in `topic`, by partition.
     pub fn committed(&self, group: &str, topic: &str) -> HashMap<i32, i64> {
         let consumer: BaseConsumer = self.consumer_config(group).create().expect("a consumer");
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .expect("metadata");
         let mut tpl = TopicPartitionList::new();
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                tpl.add_partition(topic, p.id());
-            }
+        for p in partitions(&consumer, topic) {
+            tpl.add_partition(topic, p);
         }
         let committed = consumer
             .committed_offsets(tpl, Duration::from_secs(10))
@@ -300,6 +290,18 @@ impl Drop for Broker {
         self.kill();
         let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// The partitions of `topic`, as the broker's metadata gives them.
+fn partitions(consumer: &BaseConsumer, topic: &str) -> Vec<i32> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect()
 }
 
 /// A port nothing listens on now.

@@ -13,39 +13,37 @@ use crate::error::CliError;
 use crate::graph::{Graph, PartitionFigures, Partitions, Runtime};
 use crate::source::Source;
 
-pub(super) static OPS: &[OpSpec] = &[
-    OpSpec {
-        name: "from_kafka",
-        params: &[
+/// The options of both consumer stages, with a stage's own (`$own`) amid them.
+macro_rules! consumer_params {
+    ($($own:expr),* $(,)?) => {
+        &[
             req("topic", Text),
             opt("brokers", Text, "127.0.0.1:9092"),
             opt("group", Text, "streamz"),
             opt("from", Text, "earliest"),
             opt("json", Bool, "false"),
             opt("meta", Bool, "false"),
-            opt("max_in_flight", Count, "1000"),
+            $($own,)*
             opt("session_timeout", Duration, "45s"),
             opt("connect_timeout", Duration, "10s"),
             opt("config", Text, ""),
-        ],
+        ]
+    };
+}
+
+pub(super) static OPS: &[OpSpec] = &[
+    OpSpec {
+        name: "from_kafka",
+        params: consumer_params![opt("max_in_flight", Count, "1000")],
         about: "records of TOPIC (several: a,b) read by consumer group `group`, each committed once it and all made from it is done (at least once); at most max_in_flight read and not committed; a partition new to the group starts at `from` (earliest|latest); a member that stops answering (killed) holds its partitions for session_timeout; `config` adds librdkafka settings (config=security.protocol=SSL,ssl.ca.location=ca.pem); each element is the record's value as text (json=true: parsed), or with meta=true an object of topic, partition, offset, key, timestamp and value",
         build: Build::Source(from_kafka),
     },
     OpSpec {
         name: "from_kafka_batched",
-        params: &[
-            req("topic", Text),
-            opt("brokers", Text, "127.0.0.1:9092"),
-            opt("group", Text, "streamz"),
-            opt("from", Text, "earliest"),
-            opt("json", Bool, "false"),
-            opt("meta", Bool, "false"),
+        params: consumer_params![
             opt("max_batch_size", Count, "10000"),
             opt("poll_interval", Duration, "1s"),
             opt("max_in_flight", Count, "100000"),
-            opt("session_timeout", Duration, "45s"),
-            opt("connect_timeout", Duration, "10s"),
-            opt("config", Text, ""),
         ],
         about: "as from_kafka, but each poll_interval, for each partition with new records, one array of up to max_batch_size of them, committed when the array is done",
         build: Build::Source(from_kafka_batched),
