@@ -68,8 +68,8 @@ fn counts(broker: &Broker, topic: &str, want: usize) -> BTreeMap<i64, usize> {
 }
 
 /// `n` records into `in`, a pipeline `middle` between from_kafka and to_kafka killed with
-/// SIGKILL once the group has committed each of `kills` (a fraction of `n`, in thousandths)
-/// and run to the end once more: every record reaches `out`, and the duplicates are at
+/// SIGKILL at a random moment within 250 ms after the group has committed each of `kills` (a
+/// fraction of `n`, in thousandths) and run to the end once more: every record reaches `out`, and the duplicates are at
 /// most `max_in_flight` a kill. `middle` is slowed by a `rate_limit`, so each kill lands
 /// while records are in flight.
 fn survives_kills(middle: &str, n: usize, kills: &[usize]) {
@@ -85,6 +85,8 @@ fn survives_kills(middle: &str, n: usize, kills: &[usize]) {
         "from_kafka in brokers={b} group=g json=true max_in_flight={max_in_flight} session_timeout=3s | rate_limit 500us | {middle} | to_kafka out brokers={b}"
     );
     let committed = || broker.committed("g", "in").values().sum::<i64>();
+    let seed = kill_seed();
+    let mut random = seed;
     let mut at = Vec::new();
     for &permille in kills {
         let target = (n * permille / 1000) as i64;
@@ -94,6 +96,11 @@ fn survives_kills(middle: &str, n: usize, kills: &[usize]) {
             assert!(Instant::now() < deadline, "no progress to {target}");
             std::thread::sleep(Duration::from_millis(20));
         }
+        // then a random moment within the next 250 ms
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        std::thread::sleep(Duration::from_millis(random % 250));
         signal(&child, "KILL");
         let out = wait(child, Duration::from_secs(10));
         assert!(!out.status.success(), "killed");
@@ -124,7 +131,7 @@ fn survives_kills(middle: &str, n: usize, kills: &[usize]) {
     assert_eq!(seen.len(), n, "nothing but the input");
     let duplicates: usize = seen.values().map(|&k| k - 1).sum();
     eprintln!(
-        "`{middle}`: {n} records, {} kills (committed at each: {at:?}), {duplicates} duplicates",
+        "`{middle}`: {n} records, {} kills (committed at each: {at:?}; STREAMZ_KILL_SEED={seed}), {duplicates} duplicates",
         kills.len()
     );
     assert!(
@@ -138,6 +145,20 @@ fn survives_kills(middle: &str, n: usize, kills: &[usize]) {
         stderr.contains("committed"),
         "--stats shows the partitions: {stderr}"
     );
+}
+
+/// The seed of the kills' random moments: `STREAMZ_KILL_SEED`, to repeat a run, or the clock.
+fn kill_seed() -> u64 {
+    std::env::var("STREAMZ_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970");
+            now.as_nanos() as u64
+        })
+        .max(1)
 }
 
 fn child_running(child: &Child) -> bool {
