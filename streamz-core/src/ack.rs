@@ -136,3 +136,20 @@ impl Acks {
         }
     }
 }
+
+/// What an acknowledging source does when one of its elements fails in the pipeline (an
+/// error or a panic in an operator, a failed delivery to a sink): the policy of the broker
+/// sources (`streamz-kafka`, `streamz-mqtt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// The source stops reading and its run returns the error, after the elements already
+    /// read have drained. The failed element is not acknowledged to the broker (not
+    /// committed, not PUBACKed), nor anything after it that the broker orders after it: a
+    /// restart reads it again. The default: nothing is skipped unless the user says so.
+    #[default]
+    Stop,
+    /// The failed element counts as done: acknowledged to the broker as if it had
+    /// succeeded (the error is still on the graph's [`errors()`](crate::Stream::errors)
+    /// stream, or returned by the `emit` of the node it failed in).
+    Skip,
+}

@@ -48,7 +48,7 @@ mod topology;
 mod virtual_executor;
 mod visualize;
 
-pub use ack::Ack;
+pub use ack::{Ack, OnFailure};
 pub use clock::{Clock, IntoInterval, deadline_timer};
 pub use emit::{BoxFuture, Emit};
 pub use error::{BoxError, ErrorKind, NodeRef, StreamError, panic_message};

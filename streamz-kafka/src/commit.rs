@@ -20,7 +20,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use streamz_core::{ErrorKind, NodeRef, OffsetTracker, StreamError, lock};
 
 use crate::runtime::Runtime;
-use crate::source::OnFailure;
+use streamz_core::OnFailure;
 
 /// The consumer every source uses.
 pub(crate) type KafkaConsumer = rdkafka::consumer::StreamConsumer<Context, Runtime>;

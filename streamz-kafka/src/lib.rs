@@ -68,9 +68,10 @@ pub use rdkafka::ClientConfig;
 pub use record::Record;
 pub use sink::{Delivered, DeliveryError, Produce, ToKafka, to_kafka};
 pub use source::{
-    FromKafka, FromKafkaBatched, KafkaSource, OnFailure, RunSummary, SourceStats, StartFrom,
-    from_kafka, from_kafka_batched,
+    FromKafka, FromKafkaBatched, KafkaSource, RunSummary, SourceStats, StartFrom, from_kafka,
+    from_kafka_batched,
 };
+pub use streamz_core::OnFailure;
 
 #[cfg(feature = "testing")]
 pub mod testing;

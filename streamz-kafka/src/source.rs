@@ -14,27 +14,11 @@ use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use streamz_core::{Ack, BoxError, Element, ErrorKind, Executor, Stream, StreamError};
+use streamz_core::{Ack, BoxError, Element, ErrorKind, Executor, OnFailure, Stream, StreamError};
 
 use crate::commit::{Context, KafkaConsumer, Key, PartitionStats, Shared};
 use crate::config::{check_topics, failed, servers};
 use crate::record::Record;
-
-/// What a source does when one of its records fails in the pipeline (an error or a panic in
-/// an operator, a failed delivery to a sink).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnFailure {
-    /// The source stops reading and [`run`](KafkaSource::run) returns the error, after the
-    /// records already read have drained. The failed record is not committed, nor anything
-    /// after it in its partition: a restart reads it again. The default: nothing is skipped
-    /// unless the user says so.
-    #[default]
-    Stop,
-    /// The failed record counts as done: its offset is committed as if it had succeeded (the
-    /// error is still on the graph's [`errors()`](streamz_core::Stream::errors) stream, or
-    /// returned by the `emit` of the node it failed in).
-    Skip,
-}
 
 /// Where a consumer group starts in a partition it has no committed offset for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,0 +1,477 @@
+//! One connection to a broker: rumqttc's event loop, driven on a thread of its own (a tokio
+//! runtime of one thread, since rumqttc's sockets are tokio's), so that the crate works under
+//! every streamz executor. The thread reconnects with backoff; what it learns goes to the
+//! source or the sink through [`Role`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::QoS as RQoS;
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet, PubAckReason, Publish};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
+use rumqttc::{Outgoing, TlsConfiguration, Transport};
+use streamz_core::{ErrorKind, NodeRef, StreamError, lock};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// The quality of service of a subscription or a publication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QoS {
+    /// QoS 0: sent once, not acknowledged; lost if the connection drops.
+    AtMostOnce,
+    /// QoS 1: acknowledged; a source acknowledges a message only when it is done, and the
+    /// broker sends it again (to the same persistent session) until it is. The default.
+    #[default]
+    AtLeastOnce,
+}
+
+impl QoS {
+    pub(crate) fn rumqttc(self) -> RQoS {
+        match self {
+            QoS::AtMostOnce => RQoS::AtMostOnce,
+            QoS::AtLeastOnce => RQoS::AtLeastOnce,
+        }
+    }
+
+    pub(crate) fn from_rumqttc(qos: RQoS) -> QoS {
+        match qos {
+            RQoS::AtMostOnce => QoS::AtMostOnce,
+            _ => QoS::AtLeastOnce,
+        }
+    }
+}
+
+/// How to reach and log in to a broker: what [`from_mqtt`](crate::from_mqtt) and
+/// [`to_mqtt`](crate::to_mqtt) share.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) client_id: Option<String>,
+    pub(crate) credentials: Option<(String, String)>,
+    pub(crate) ca: Option<PathBuf>,
+    pub(crate) keep_alive: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) session_expiry: Duration,
+}
+
+impl Settings {
+    pub(crate) fn new(host: impl Into<String>, port: u16) -> Self {
+        Settings {
+            host: host.into(),
+            port,
+            client_id: None,
+            credentials: None,
+            ca: None,
+            keep_alive: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            session_expiry: Duration::from_secs(24 * 3600),
+        }
+    }
+
+    pub(crate) fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// What the connection serves.
+pub(crate) enum Role {
+    /// A subscriber: messages go to `messages`; `pending` holds the packet ids of QoS 1
+    /// messages in the graph, so that the broker's resending of one (after a reconnection)
+    /// is not emitted twice.
+    Source {
+        topics: Vec<(String, QoS)>,
+        messages: mpsc::Sender<Publish>,
+        pending: Arc<Mutex<HashSet<u16>>>,
+    },
+    /// A publisher: each publication's completion, in the order they were queued.
+    Sink(Arc<Deliveries>),
+}
+
+/// A sink's publications waiting for the broker: queued ones (not yet given a packet id)
+/// in order, and those sent, by packet id.
+#[derive(Debug, Default)]
+pub(crate) struct Deliveries {
+    pub(crate) queued: Mutex<VecDeque<oneshot::Sender<Result<(), String>>>>,
+    sent: Mutex<HashMap<u16, oneshot::Sender<Result<(), String>>>>,
+}
+
+/// What the connection's thread and its owner share.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    failure: Mutex<Option<StreamError>>,
+    last_error: Mutex<Option<String>>,
+    pub(crate) failed: Notify,
+    reconnections: std::sync::atomic::AtomicU64,
+}
+
+impl Health {
+    pub(crate) fn failure(&self) -> Option<StreamError> {
+        lock(&self.failure).clone()
+    }
+
+    pub(crate) fn fail(&self, e: StreamError) {
+        lock(&self.failure).get_or_insert(e);
+        self.failed.notify_waiters();
+        self.failed.notify_one();
+    }
+
+    pub(crate) fn last_error(&self) -> Option<String> {
+        lock(&self.last_error).clone()
+    }
+
+    pub(crate) fn note(&self, message: String) {
+        *lock(&self.last_error) = Some(message);
+    }
+
+    pub(crate) fn reconnections(&self) -> u64 {
+        self.reconnections
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A running connection.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) client: AsyncClient,
+    pub(crate) health: Arc<Health>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub(crate) fn failed(node: &NodeRef, message: String) -> StreamError {
+    StreamError::new(ErrorKind::Failed, Some(node.clone()), message)
+}
+
+impl Connection {
+    /// Connects (and subscribes, for a source), waiting at most the connect timeout; then
+    /// the thread carries on, reconnecting when the connection drops.
+    pub(crate) fn open(
+        settings: &Settings,
+        role: Role,
+        receive_maximum: u16,
+        node: &NodeRef,
+    ) -> Result<Connection, StreamError> {
+        let what = match role {
+            Role::Source { .. } => "from_mqtt",
+            Role::Sink(_) => "to_mqtt",
+        };
+        let address = settings.address();
+        let client_id = settings.client_id.clone().unwrap_or_else(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or_default();
+            format!("streamz-{}-{nanos:08x}", std::process::id())
+        });
+        let mut options = MqttOptions::new(client_id, &settings.host, settings.port);
+        options
+            .set_keep_alive(settings.keep_alive.max(Duration::from_secs(1)))
+            .set_connection_timeout(settings.connect_timeout.as_secs().max(1))
+            .set_request_channel_capacity(2 * receive_maximum as usize + 16);
+        if let Some((user, password)) = &settings.credentials {
+            options.set_credentials(user, password);
+        }
+        if let Some(ca) = &settings.ca {
+            let ca = std::fs::read(ca).map_err(|e| {
+                failed(
+                    node,
+                    format!(
+                        "{what}: cannot read the CA certificate {}: {e}",
+                        ca.display()
+                    ),
+                )
+            })?;
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+                ca,
+                alpn: None,
+                client_auth: None,
+            }));
+        }
+        if let Role::Source { .. } = role {
+            options
+                .set_manual_acks(true)
+                .set_receive_maximum(Some(receive_maximum.max(1)));
+            if settings.client_id.is_some() {
+                // a persistent session: the broker keeps the subscription and the
+                // unacknowledged messages while the client is away
+                options
+                    .set_clean_start(false)
+                    .set_session_expiry_interval(Some(
+                        settings.session_expiry.as_secs().min(u32::MAX as u64) as u32,
+                    ));
+            }
+        }
+        let (client, eventloop) = AsyncClient::new(options, 2 * receive_maximum as usize + 16);
+        let health = Arc::new(Health::default());
+        let (ready, is_ready) = std::sync::mpsc::channel();
+        let thread = {
+            let (client, health, driver_node, address) = (
+                client.clone(),
+                health.clone(),
+                node.clone(),
+                address.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("streamz-mqtt-{what}"))
+                .spawn(move || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime,
+                        Err(e) => {
+                            let _ = ready.send(Err(format!("cannot start its runtime: {e}")));
+                            return;
+                        }
+                    };
+                    let driver = Driver {
+                        client,
+                        role,
+                        health,
+                        node: driver_node,
+                        address,
+                        what,
+                    };
+                    runtime.block_on(driver.drive(eventloop, ready));
+                })
+                .map_err(|e| failed(node, format!("{what}: cannot start its thread: {e}")))?
+        };
+        let answer = is_ready
+            .recv_timeout(settings.connect_timeout + Duration::from_secs(1))
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "the MQTT broker at {address} did not answer within {}",
+                    humantime(settings.connect_timeout)
+                ))
+            });
+        let connection = Connection {
+            client,
+            health,
+            thread: Some(thread),
+        };
+        match answer {
+            Ok(()) => Ok(connection),
+            Err(message) => {
+                connection.close();
+                Err(failed(node, format!("{what}: {message}")))
+            }
+        }
+    }
+
+    /// Disconnects (after what is queued, acknowledgements included) and waits for the
+    /// thread.
+    pub(crate) fn close(mut self) {
+        let _ = self.client.try_disconnect();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn humantime(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Why the broker refused a connection, in words.
+fn refusal(code: &ConnectReturnCode) -> String {
+    match code {
+        ConnectReturnCode::BadUserNamePassword => {
+            "refused the connection: bad user name or password".to_owned()
+        }
+        ConnectReturnCode::NotAuthorized => {
+            "refused the connection: not authorised (wrong or missing credentials, or an ACL)"
+                .to_owned()
+        }
+        ConnectReturnCode::ClientIdentifierNotValid | ConnectReturnCode::BadClientId => {
+            "refused the connection: the client id is not valid".to_owned()
+        }
+        ConnectReturnCode::Banned => "refused the connection: banned".to_owned(),
+        other => format!("refused the connection: {other:?}"),
+    }
+}
+
+struct Driver {
+    client: AsyncClient,
+    role: Role,
+    health: Arc<Health>,
+    node: NodeRef,
+    address: String,
+    what: &'static str,
+}
+
+impl Driver {
+    async fn drive(
+        self,
+        mut eventloop: EventLoop,
+        ready: std::sync::mpsc::Sender<Result<(), String>>,
+    ) {
+        let mut ready = Some(ready);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let event = eventloop.poll().await;
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(connack))) => {
+                    backoff = Duration::from_millis(100);
+                    if let Role::Source { topics, .. } = &self.role {
+                        // subscribe on the first connection (the topics may have changed
+                        // since the session was made), and whenever the broker has no session
+                        if ready.is_some() || !connack.session_present {
+                            let filters = topics.iter().map(|(t, q)| {
+                                rumqttc::v5::mqttbytes::v5::Filter::new(t.clone(), q.rumqttc())
+                            });
+                            if let Err(e) = self.client.try_subscribe_many(filters) {
+                                self.note(format!("cannot subscribe: {e}"));
+                            }
+                            continue;
+                        }
+                    }
+                    if ready.is_none() {
+                        self.health
+                            .reconnections
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(Ok(()));
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(suback))) => {
+                    use rumqttc::v5::mqttbytes::v5::SubscribeReasonCode as Code;
+                    let refused: Vec<String> = match &self.role {
+                        Role::Source { topics, .. } => suback
+                            .return_codes
+                            .iter()
+                            .zip(topics)
+                            .filter(|(code, _)| !matches!(code, Code::Success(_)))
+                            .map(|(code, (topic, _))| format!("`{topic}` ({code:?})"))
+                            .collect(),
+                        Role::Sink(_) => Vec::new(),
+                    };
+                    if !refused.is_empty() {
+                        let message = format!(
+                            "the MQTT broker at {} refused the subscription to {}",
+                            self.address,
+                            refused.join(", ")
+                        );
+                        match ready.take() {
+                            Some(ready) => {
+                                let _ = ready.send(Err(message));
+                                return;
+                            }
+                            None => {
+                                self.health
+                                    .fail(failed(&self.node, format!("{}: {message}", self.what)));
+                                return;
+                            }
+                        }
+                    }
+                    if ready.is_none() {
+                        self.health
+                            .reconnections
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(Ok(()));
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    if let Role::Source {
+                        messages, pending, ..
+                    } = &self.role
+                    {
+                        if publish.qos != RQoS::AtMostOnce
+                            && publish.dup
+                            && lock(pending).contains(&publish.pkid)
+                        {
+                            // sent again after a reconnection, and still in the graph
+                            continue;
+                        }
+                        if messages.send(publish).await.is_err() {
+                            // the source is gone
+                            return;
+                        }
+                    }
+                }
+                Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                    if let Role::Sink(deliveries) = &self.role {
+                        let mut sent = lock(&deliveries.sent);
+                        if pkid != 0 && sent.contains_key(&pkid) {
+                            // sent again after a reconnection
+                            continue;
+                        }
+                        if let Some(done) = lock(&deliveries.queued).pop_front() {
+                            if pkid == 0 {
+                                // QoS 0: done once written
+                                let _ = done.send(Ok(()));
+                            } else {
+                                sent.insert(pkid, done);
+                            }
+                        }
+                    }
+                }
+                Ok(Event::Incoming(Packet::PubAck(puback))) => {
+                    if let Role::Sink(deliveries) = &self.role
+                        && let Some(done) = lock(&deliveries.sent).remove(&puback.pkid)
+                    {
+                        let _ = done.send(match puback.reason {
+                            PubAckReason::Success | PubAckReason::NoMatchingSubscribers => Ok(()),
+                            reason => Err(format!(
+                                "the MQTT broker at {} refused the message: {reason:?}",
+                                self.address
+                            )),
+                        });
+                    }
+                }
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                    // ours: what was queued before it has been sent
+                    return;
+                }
+                Ok(_) => {}
+                Err(ConnectionError::RequestsDone) => return,
+                Err(e) => {
+                    let message = match &e {
+                        ConnectionError::ConnectionRefused(code) => {
+                            format!("the MQTT broker at {} {}", self.address, refusal(code))
+                        }
+                        ConnectionError::Io(io) => {
+                            format!("cannot reach the MQTT broker at {}: {io}", self.address)
+                        }
+                        other => format!(
+                            "the connection to the MQTT broker at {}: {other}",
+                            self.address
+                        ),
+                    };
+                    if let Some(ready) = ready.take() {
+                        // the first connection: the caller's error
+                        let _ = ready.send(Err(message));
+                        return;
+                    }
+                    if let ConnectionError::ConnectionRefused(_) = e {
+                        self.health
+                            .fail(failed(&self.node, format!("{}: {message}", self.what)));
+                        if let Role::Sink(deliveries) = &self.role {
+                            for (_, done) in lock(&deliveries.sent).drain() {
+                                let _ = done.send(Err(message.clone()));
+                            }
+                            for done in lock(&deliveries.queued).drain(..) {
+                                let _ = done.send(Err(message.clone()));
+                            }
+                        }
+                        return;
+                    }
+                    self.note(format!("{message}; reconnecting in {}", humantime(backoff)));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    fn note(&self, message: String) {
+        self.health.note(message);
+    }
+}
