@@ -13,7 +13,8 @@ use futures_util::FutureExt;
 use futures_util::future::{Either, select};
 use rumqttc::v5::mqttbytes::v5::Publish;
 use streamz_core::{
-    Ack, ErrorKind, Executor, NodeRef, OffsetTracker, OnFailure, Stream, StreamError, lock,
+    Ack, BoxError, Element, ErrorKind, Executor, NodeRef, OffsetTracker, OnFailure, Stream,
+    StreamError, lock,
 };
 use tokio::sync::mpsc;
 
@@ -192,7 +193,33 @@ impl FromMqtt {
     ///
     /// No topic; a broker that does not answer within the connect timeout; a refusal (bad
     /// credentials, not authorised, a subscription refused); an unreadable CA file.
-    pub fn build(self) -> Result<MqttSource, StreamError> {
+    pub fn build(self) -> Result<MqttSource<Message>, StreamError> {
+        let stream = match &self.executor {
+            Some(executor) => Stream::with_executor(executor.clone()),
+            None => Stream::new(),
+        }
+        .named("from_mqtt");
+        self.build_into(&stream, Ok::<_, BoxError>)
+    }
+
+    /// Connects and subscribes, to emit into `stream` (an existing graph's source, with its
+    /// executor and name) what `decode` makes of each message. A message `decode` fails on
+    /// is a failed message: passed to [`on_error`](FromMqtt::on_error) and acknowledged or
+    /// not as [`on_failure`](FromMqtt::on_failure) says. The
+    /// [`executor`](FromMqtt::executor) option does not apply: `stream` has its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](FromMqtt::build).
+    pub fn build_into<T, E>(
+        self,
+        stream: &Stream<T>,
+        decode: impl Fn(Message) -> Result<T, E> + Send + Sync + 'static,
+    ) -> Result<MqttSource<T>, StreamError>
+    where
+        T: Element,
+        E: Into<BoxError>,
+    {
         let node = NodeRef::detached("from_mqtt");
         if self.topics.is_empty() {
             return Err(failed(&node, "from_mqtt: no topic to subscribe to".into()));
@@ -205,11 +232,6 @@ impl FromMqtt {
             pending: pending.clone(),
         };
         let connection = Connection::open(&self.settings, role, self.max_in_flight, &node)?;
-        let stream = match &self.executor {
-            Some(executor) => Stream::with_executor(executor.clone()),
-            None => Stream::new(),
-        }
-        .named("from_mqtt");
         let acks = Arc::new(Acks {
             tracker: OffsetTracker::new(self.max_in_flight as usize),
             unacked: Mutex::default(),
@@ -222,7 +244,8 @@ impl FromMqtt {
             failed: AtomicU64::new(0),
         });
         Ok(MqttSource {
-            stream,
+            stream: stream.clone(),
+            decode: Box::new(move |m| decode(m).map_err(Into::into)),
             connection,
             received,
             acks,
@@ -233,15 +256,19 @@ impl FromMqtt {
 
 /// A subscribed connection and the stream it feeds: build the graph on
 /// [`stream`](MqttSource::stream), then [`run`](MqttSource::run) it.
-pub struct MqttSource {
-    stream: Stream<Message>,
+pub struct MqttSource<T = Message> {
+    stream: Stream<T>,
+    decode: Decode<T>,
     connection: Connection,
     received: mpsc::Receiver<Publish>,
     acks: Arc<Acks>,
     on_error: Option<ErrorHook>,
 }
 
-impl std::fmt::Debug for MqttSource {
+/// How a source makes its element of a message.
+type Decode<T> = Box<dyn Fn(Message) -> Result<T, BoxError> + Send + Sync>;
+
+impl<T> std::fmt::Debug for MqttSource<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MqttSource")
             .field("address", &self.acks.address)
@@ -260,9 +287,9 @@ pub struct RunSummary {
     pub reconnections: u64,
 }
 
-impl MqttSource {
+impl<T: Element> MqttSource<T> {
     /// The stream of messages.
-    pub fn stream(&self) -> &Stream<Message> {
+    pub fn stream(&self) -> &Stream<T> {
         &self.stream
     }
 
@@ -316,8 +343,15 @@ impl MqttSource {
                 qos: QoS::from_rumqttc(publish.qos),
                 retain: publish.retain,
             };
-            let emitted = if message.qos == QoS::AtMostOnce {
-                self.stream.emit(message).await
+            let qos = message.qos;
+            // for a failure's message (a counted reference, not a copy)
+            let topic = publish.topic.clone();
+            let element = (self.decode)(message);
+            let emitted = if qos == QoS::AtMostOnce {
+                match element {
+                    Ok(element) => self.stream.emit(element).await,
+                    Err(e) => Err(self.undecodable(&topic, e)),
+                }
             } else {
                 seq += 1;
                 let this = seq;
@@ -325,9 +359,18 @@ impl MqttSource {
                 self.acks.tracker.begin((), this).await;
                 lock(&self.acks.pending).insert(publish.pkid);
                 lock(&self.acks.unacked).push_back((this, publish));
-                let acks = self.acks.clone();
-                let ack = Ack::new(move |result| acks.done(this, result));
-                self.stream.emit_acked(message, ack).await
+                match element {
+                    Ok(element) => {
+                        let acks = self.acks.clone();
+                        let ack = Ack::new(move |result| acks.done(this, result));
+                        self.stream.emit_acked(element, ack).await
+                    }
+                    Err(e) => {
+                        let e = self.undecodable(&topic, e);
+                        self.acks.done(this, Err(e.clone()));
+                        Err(e)
+                    }
+                }
             };
             match emitted {
                 Ok(()) => {}
@@ -340,6 +383,7 @@ impl MqttSource {
             }
         }
         // what was received drains; its acknowledgements are queued before the disconnect
+        drop(self.decode);
         let closed = self.stream.close().await;
         let failure = self.connection.health.failure();
         let summary = RunSummary {
@@ -352,6 +396,17 @@ impl MqttSource {
             Some(e) => Err(e),
             None => closed.map(|()| summary),
         }
+    }
+}
+
+impl<T> MqttSource<T> {
+    /// The error of a message `decode` failed on.
+    fn undecodable(&self, topic: &[u8], e: BoxError) -> StreamError {
+        StreamError::new(
+            ErrorKind::Failed,
+            Some(self.acks.node.clone()),
+            format!("a message on `{}`: {e}", String::from_utf8_lossy(topic)),
+        )
     }
 }
 

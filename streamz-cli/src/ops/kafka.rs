@@ -8,7 +8,7 @@ use streamz_core::{Sink, Stream};
 use streamz_kafka::{ClientConfig, OnFailure, Produce, Record, StartFrom};
 
 use super::args::{Kind::*, opt, req};
-use super::{Args, Build, OpSpec, show};
+use super::{Args, Build, OpSpec};
 use crate::error::CliError;
 use crate::graph::{Graph, PartitionFigures, Partitions, Runtime};
 use crate::source::Source;
@@ -143,27 +143,9 @@ fn client_config(args: &Args<'_>) -> Result<ClientConfig, CliError> {
     Ok(config)
 }
 
-/// A record's value as an element: text, or parsed JSON.
-fn value(record: &Record, json: bool) -> Result<Value, String> {
-    let Some(bytes) = record.value.as_deref() else {
-        return Ok(Value::Null);
-    };
-    let text = std::str::from_utf8(bytes).map_err(|_| "its value is not UTF-8".to_owned())?;
-    if json {
-        serde_json::from_str(text).map_err(|e| {
-            format!(
-                "its value is not JSON: {e}: {}",
-                show(&Value::String(text.to_owned()))
-            )
-        })
-    } else {
-        Ok(Value::String(text.to_owned()))
-    }
-}
-
 /// A record as an element: its value, or (`meta`) an object with its coordinates.
 fn element(record: Record, json: bool, meta: bool) -> Result<Value, String> {
-    let v = value(&record, json)?;
+    let v = super::payload_value(record.value.as_deref(), json)?;
     if !meta {
         return Ok(v);
     }
@@ -296,26 +278,20 @@ impl Produce for Outgoing {
     }
 }
 
-/// A string as it is, anything else as compact JSON.
-fn text(x: &Value) -> String {
-    match x {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn to_kafka(args: &Args<'_>, s: &Stream<Value>, _: &mut Graph) -> Result<Sink, CliError> {
     let topic = args.text("topic").unwrap_or_default();
     let key = args.expr("key", &["x"])?;
     let config = client_config(args)?;
     let outgoing = s.try_map(move |x: Value| {
         let key = match &key {
-            Some(expr) => Some(text(&expr.eval(&[&x]).map_err(|e| super::failure(&x, e))?)),
+            Some(expr) => Some(super::payload_text(
+                &expr.eval(&[&x]).map_err(|e| super::failure(&x, e))?,
+            )),
             None => None,
         };
         Ok::<_, String>(Outgoing {
             key,
-            value: text(&x),
+            value: super::payload_text(&x),
         })
     });
     let delivered = streamz_kafka::to_kafka(topic, config)

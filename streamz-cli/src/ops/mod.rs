@@ -21,6 +21,8 @@ mod joins;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod lines;
+#[cfg(feature = "mqtt")]
+mod mqtt;
 mod net;
 mod pool;
 mod sinks;
@@ -138,6 +140,8 @@ pub(crate) fn all() -> impl Iterator<Item = &'static OpSpec> {
             sinks::OPS,
             #[cfg(feature = "kafka")]
             kafka::OPS,
+            #[cfg(feature = "mqtt")]
+            mqtt::OPS,
         ]
         .into_iter()
         .flatten()
@@ -243,6 +247,35 @@ pub(crate) fn key_fn(expr: Expr) -> impl Fn(&Value) -> String + Send + Sync + 's
     move |x: &Value| match expr.eval(&[x]) {
         Ok(k) => key_of(&k),
         Err(e) => std::panic::panic_any(crate::quiet_panic(failure(x, e))),
+    }
+}
+
+/// A broker message's payload as an element: text, or (`json`) parsed; `None` is null.
+#[cfg(any(feature = "kafka", feature = "mqtt"))]
+fn payload_value(bytes: Option<&[u8]>, json: bool) -> Result<Value, String> {
+    let Some(bytes) = bytes else {
+        return Ok(Value::Null);
+    };
+    let text = std::str::from_utf8(bytes).map_err(|_| "its value is not UTF-8".to_owned())?;
+    if json {
+        serde_json::from_str(text).map_err(|e| {
+            format!(
+                "its value is not JSON: {e}: {}",
+                show(&Value::String(text.to_owned()))
+            )
+        })
+    } else {
+        Ok(Value::String(text.to_owned()))
+    }
+}
+
+/// An element as a broker message's payload: a string as it is, anything else as compact
+/// JSON.
+#[cfg(any(feature = "kafka", feature = "mqtt"))]
+fn payload_text(x: &Value) -> String {
+    match x {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
