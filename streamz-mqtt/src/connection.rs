@@ -83,10 +83,91 @@ pub(crate) enum Role {
     Source {
         topics: Vec<(String, QoS)>,
         messages: mpsc::Sender<Publish>,
-        pending: Arc<Mutex<HashSet<u16>>>,
+        inbox: Arc<Inbox>,
     },
     /// A publisher: each publication's completion, in the order they were queued.
     Sink(Arc<Deliveries>),
+}
+
+/// A source's messages between the connection and the graph.
+///
+/// The connection never waits for the graph: rumqttc writes (acknowledgements, pings) only
+/// while its event loop is polled, so a loop that waited for room downstream would hold back
+/// the acknowledgements the graph's progress depends on. What it receives goes to
+/// `buffered`, which a task of the connection's moves to the source's channel as the source
+/// takes them; past `limit` (a broker that sends more than the receive maximum: mosquitto
+/// 2.0 does, resuming a session) the connection stops reading until the source catches up.
+#[derive(Debug, Default)]
+pub(crate) struct Inbox {
+    /// The packet ids of the QoS 1 messages in the graph, so that the broker's resending
+    /// of one (after a reconnection) is not emitted twice.
+    pub(crate) pending: Mutex<HashSet<u16>>,
+    buffered: Mutex<VecDeque<Publish>>,
+    /// Acknowledgements not yet handed to rumqttc, in order.
+    acks: Mutex<VecDeque<Publish>>,
+    arrived: Notify,
+    moved: Notify,
+    /// Set when the source stops taking messages.
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Inbox {
+    /// Acknowledges `publish` to the broker, after those acknowledged before it.
+    pub(crate) fn ack(&self, client: &AsyncClient, publish: Publish) {
+        lock(&self.pending).remove(&publish.pkid);
+        lock(&self.acks).push_back(publish);
+        self.hand_over(client);
+    }
+
+    /// Hands what acknowledgements fit to rumqttc's request queue (the rest wait for the
+    /// connection's next turn).
+    fn hand_over(&self, client: &AsyncClient) {
+        let mut acks = lock(&self.acks);
+        while let Some(publish) = acks.front() {
+            if client.try_ack(publish).is_err() {
+                break;
+            }
+            acks.pop_front();
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Moves buffered messages to the source's channel until the source stops.
+    async fn forward(&self, messages: mpsc::Sender<Publish>) {
+        loop {
+            let arrived = self.arrived.notified();
+            let next = lock(&self.buffered).pop_front();
+            let Some(publish) = next else {
+                arrived.await;
+                continue;
+            };
+            self.moved.notify_one();
+            if messages.send(publish).await.is_err() {
+                // not acknowledged: the broker sends them again to the next session
+                self.closed
+                    .store(true, std::sync::atomic::Ordering::Release);
+                lock(&self.buffered).clear();
+                self.moved.notify_one();
+                return;
+            }
+        }
+    }
+
+    /// Takes a message from the connection; waits while `limit` are buffered.
+    async fn take(&self, publish: Publish, limit: usize) {
+        lock(&self.buffered).push_back(publish);
+        self.arrived.notify_one();
+        loop {
+            let moved = self.moved.notified();
+            if self.is_closed() || lock(&self.buffered).len() < limit {
+                return;
+            }
+            moved.await;
+        }
+    }
 }
 
 /// A sink's publications waiting for the broker: queued ones (not yet given a packet id)
@@ -226,6 +307,7 @@ impl Connection {
                         }
                     };
                     let driver = Driver {
+                        limit: 4 * receive_maximum.max(16) as usize,
                         client,
                         role,
                         health,
@@ -295,7 +377,19 @@ fn refusal(code: &ConnectReturnCode) -> String {
     }
 }
 
+/// Aborts a task when dropped.
+struct StopOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 struct Driver {
+    /// How many received messages may wait for the source before the connection stops
+    /// reading.
+    limit: usize,
     client: AsyncClient,
     role: Role,
     health: Arc<Health>,
@@ -311,8 +405,21 @@ impl Driver {
         ready: std::sync::mpsc::Sender<Result<(), String>>,
     ) {
         let mut ready = Some(ready);
+        let forwarder = match &self.role {
+            Role::Source {
+                messages, inbox, ..
+            } => {
+                let (messages, inbox) = (messages.clone(), inbox.clone());
+                Some(tokio::spawn(async move { inbox.forward(messages).await }))
+            }
+            Role::Sink(_) => None,
+        };
+        let _stop_forwarding = forwarder.map(StopOnDrop);
         let mut backoff = Duration::from_millis(100);
         loop {
+            if let Role::Source { inbox, .. } = &self.role {
+                inbox.hand_over(&self.client);
+            }
             let event = eventloop.poll().await;
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(connack))) => {
@@ -327,7 +434,12 @@ impl Driver {
                             if let Err(e) = self.client.try_subscribe_many(filters) {
                                 self.note(format!("cannot subscribe: {e}"));
                             }
-                            continue;
+                            // a resumed session's messages may come before the SUBACK, and
+                            // wait for the source: it is ready now (a refusal in the SUBACK
+                            // still fails it); a new session is ready at the SUBACK
+                            if !connack.session_present {
+                                continue;
+                            }
                         }
                     }
                     if ready.is_none() {
@@ -379,21 +491,21 @@ impl Driver {
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    if let Role::Source {
-                        messages, pending, ..
-                    } = &self.role
-                    {
+                    if let Role::Source { inbox, .. } = &self.role {
                         if publish.qos != RQoS::AtMostOnce
                             && publish.dup
-                            && lock(pending).contains(&publish.pkid)
+                            && lock(&inbox.pending).contains(&publish.pkid)
                         {
                             // sent again after a reconnection, and still in the graph
                             continue;
                         }
-                        if messages.send(publish).await.is_err() {
-                            // the source is gone
-                            return;
+                        if inbox.is_closed() {
+                            // the source has stopped: not acknowledged, so the broker sends
+                            // it again to the next session; the connection goes on until
+                            // its last acknowledgements and the disconnect are sent
+                            continue;
                         }
+                        inbox.take(publish, self.limit).await;
                     }
                 }
                 Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {

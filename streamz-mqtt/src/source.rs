@@ -1,7 +1,7 @@
 //! [`from_mqtt`]: a subscription's messages as a stream, each QoS 1 message acknowledged to
 //! the broker (PUBACK) only once it, and everything made from it, is done.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::pin;
@@ -18,7 +18,7 @@ use streamz_core::{
 };
 use tokio::sync::mpsc;
 
-use crate::connection::{Connection, Health, QoS, Role, Settings, failed};
+use crate::connection::{Connection, Health, Inbox, QoS, Role, Settings, failed};
 
 /// A message, as a source emits it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,17 +225,17 @@ impl FromMqtt {
             return Err(failed(&node, "from_mqtt: no topic to subscribe to".into()));
         }
         let (messages, received) = mpsc::channel(self.max_in_flight as usize);
-        let pending: Arc<Mutex<HashSet<u16>>> = Arc::default();
+        let inbox: Arc<Inbox> = Arc::default();
         let role = Role::Source {
             topics: self.topics.iter().map(|t| (t.clone(), self.qos)).collect(),
             messages,
-            pending: pending.clone(),
+            inbox: inbox.clone(),
         };
         let connection = Connection::open(&self.settings, role, self.max_in_flight, &node)?;
         let acks = Arc::new(Acks {
             tracker: OffsetTracker::new(self.max_in_flight as usize),
             unacked: Mutex::default(),
-            pending,
+            inbox,
             client: connection.client.clone(),
             health: connection.health.clone(),
             on_failure: self.on_failure,
@@ -357,7 +357,7 @@ impl<T: Element> MqttSource<T> {
                 let this = seq;
                 // never waits: the broker sends no more than the receive maximum
                 self.acks.tracker.begin((), this).await;
-                lock(&self.acks.pending).insert(publish.pkid);
+                lock(&self.acks.inbox.pending).insert(publish.pkid);
                 lock(&self.acks.unacked).push_back((this, publish));
                 match element {
                     Ok(element) => {
@@ -382,7 +382,10 @@ impl<T: Element> MqttSource<T> {
                 }
             }
         }
-        // what was received drains; its acknowledgements are queued before the disconnect
+        // no more messages (the connection leaves the rest unacknowledged, for the next
+        // session); what was received drains, its acknowledgements queued before the
+        // disconnect
+        self.received.close();
         drop(self.decode);
         let closed = self.stream.close().await;
         let failure = self.connection.health.failure();
@@ -415,7 +418,7 @@ impl<T> MqttSource<T> {
 struct Acks {
     tracker: OffsetTracker<()>,
     unacked: Mutex<VecDeque<(i64, Publish)>>,
-    pending: Arc<Mutex<HashSet<u16>>>,
+    inbox: Arc<Inbox>,
     client: rumqttc::v5::AsyncClient,
     health: Arc<Health>,
     on_failure: OnFailure,
@@ -449,12 +452,7 @@ impl Acks {
         let mut unacked = lock(&self.unacked);
         while unacked.front().is_some_and(|(s, _)| *s < position) {
             let (_, publish) = unacked.pop_front().expect("checked");
-            lock(&self.pending).remove(&publish.pkid);
-            // the request queue has room for every message in flight
-            if let Err(e) = self.client.try_ack(&publish) {
-                self.health
-                    .note(format!("cannot acknowledge a message: {e}"));
-            }
+            self.inbox.ack(&self.client, publish);
         }
     }
 }

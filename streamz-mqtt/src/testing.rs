@@ -59,12 +59,20 @@ impl Mosquitto {
         let dir =
             std::env::temp_dir().join(format!("streamz-mosquitto-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a directory for mosquitto");
+        // mosquitto started as root drops to its own user, which must write its log and
+        // sessions here
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777));
+        }
         let mut config = format!(
             "listener {port} 127.0.0.1\n\
              persistence true\n\
              persistence_location {}/\n\
              max_queued_messages 0\n\
-             log_dest file {}/log\n",
+             log_dest file {}/log\n\
+             log_type all\n",
             dir.display(),
             dir.display()
         );
