@@ -1,4 +1,4 @@
-//! docs/cli.md, docs/delivery.md and docs/kafka.md stay true: each `$ command` of its `console` blocks is run by `sh` with this
+//! docs/cli.md, docs/delivery.md, docs/kafka.md and docs/mqtt.md stay true: each `$ command` of its `console` blocks is run by `sh` with this
 //! build's `streamz` first on the PATH, and must print (stdout and stderr together, unless the
 //! command redirects them) the lines that follow it.
 
@@ -102,4 +102,15 @@ fn the_kafka_chapter_is_true() {
             ("127.0.0.1:9092", &address),
         ],
     );
+}
+
+/// Its examples run against a broker started for the test, at the port the chapter names.
+#[cfg(feature = "mqtt")]
+#[test]
+fn the_mqtt_chapter_is_true() {
+    let Some(broker) = streamz_mqtt::testing::Mosquitto::start() else {
+        return;
+    };
+    let port = broker.port().to_string();
+    check_chapter_with("docs/mqtt.md", 4, &[("port=1883", &format!("port={port}"))]);
 }

@@ -29,6 +29,11 @@
 //! # }
 //! ```
 
+/// The user guide's chapter, whose Rust examples compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/mqtt.md")]
+pub struct Guide;
+
 /// The crate's README, whose example compiles as a doctest.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
