@@ -8,47 +8,14 @@
 #![cfg(all(unix, feature = "kafka"))]
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use streamz_kafka::testing::Broker;
 
-fn streamz() -> Command {
-    Command::new(assert_cmd::cargo::cargo_bin("streamz"))
-}
+mod common;
 
-fn spawn(pipeline: &str, extra: &[&str]) -> Child {
-    streamz()
-        .arg("run")
-        .args(extra)
-        .arg(pipeline)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn signal(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Waits for `child` to exit, within `limit`.
-fn wait(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("streamz did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
+use common::{kill_seed, next_random, signal, spawn_run, wait};
 
 /// How many times each value appears in `topic`, reading until `want` distinct ones are
 /// there or 60 s have passed.
@@ -90,17 +57,14 @@ fn survives_kills(middle: &str, n: usize, kills: &[usize]) {
     let mut at = Vec::new();
     for &permille in kills {
         let target = (n * permille / 1000) as i64;
-        let child = spawn(&pipeline, &[]);
+        let child = spawn_run(&pipeline, &[]);
         let deadline = Instant::now() + Duration::from_secs(60);
         while committed() < target {
             assert!(Instant::now() < deadline, "no progress to {target}");
             std::thread::sleep(Duration::from_millis(20));
         }
         // then a random moment within the next 250 ms
-        random ^= random << 13;
-        random ^= random >> 7;
-        random ^= random << 17;
-        std::thread::sleep(Duration::from_millis(random % 250));
+        std::thread::sleep(Duration::from_millis(next_random(&mut random) % 250));
         signal(&child, "KILL");
         let out = wait(child, Duration::from_secs(10));
         assert!(!out.status.success(), "killed");
@@ -111,7 +75,7 @@ fn survives_kills(middle: &str, n: usize, kills: &[usize]) {
         "every kill landed before the end (committed at each: {at:?})"
     );
     // the last run: until everything is out, then SIGINT (drains, commits, exits 0)
-    let child = spawn(&pipeline, &["--stats"]);
+    let child = spawn_run(&pipeline, &["--stats"]);
     let deadline = Instant::now() + Duration::from_secs(90);
     while committed() < n as i64 - 10 {
         assert!(Instant::now() < deadline, "the last run did not finish");
@@ -145,20 +109,6 @@ fn survives_kills(middle: &str, n: usize, kills: &[usize]) {
         stderr.contains("committed"),
         "--stats shows the partitions: {stderr}"
     );
-}
-
-/// The seed of the kills' random moments: `STREAMZ_KILL_SEED`, to repeat a run, or the clock.
-fn kill_seed() -> u64 {
-    std::env::var("STREAMZ_KILL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("after 1970");
-            now.as_nanos() as u64
-        })
-        .max(1)
 }
 
 fn child_running(child: &Child) -> bool {
@@ -202,7 +152,7 @@ fn a_poison_record_stops_the_run_uncommitted_or_is_skipped() {
     };
     // --on-error fail (the default): exit 2, the poison record and what follows uncommitted
     for _ in 0..2 {
-        let out = wait(spawn(&pipeline("strict"), &[]), Duration::from_secs(30));
+        let out = wait(spawn_run(&pipeline("strict"), &[]), Duration::from_secs(30));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains("offset 40 of in/0"), "{stderr}");
@@ -211,7 +161,7 @@ fn a_poison_record_stops_the_run_uncommitted_or_is_skipped() {
         assert_eq!(broker.committed("strict", "in").get(&0), Some(&40));
     }
     // --on-error skip: reported, committed past, the rest delivered
-    let child = spawn(&pipeline("lenient"), &["--on-error", "skip"]);
+    let child = spawn_run(&pipeline("lenient"), &["--on-error", "skip"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while broker.committed("lenient", "in").get(&0) != Some(&100) {
         assert!(Instant::now() < deadline, "lenient never committed 100");
@@ -234,7 +184,7 @@ fn a_broker_that_goes_away_and_comes_back() {
     broker.create_topic("out", 1);
     broker.produce("in", (0..1000).map(|i| i.to_string()));
     let b = broker.address();
-    let child = spawn(
+    let child = spawn_run(
         &format!(
             "from_kafka in brokers={b} group=g json=true | map \"x\" | to_kafka out brokers={b}"
         ),

@@ -1,5 +1,5 @@
 //! At-least-once through MQTT, shown with a real broker (mosquitto, on 127.0.0.1): `streamz
-//! run 'from_mqtt in client_id=… | … | to_mqtt out'` killed with SIGKILL at several moments
+//! run 'from_mqtt in client_id=… | … | to_mqtt out'` killed with SIGKILL at random moments
 //! and restarted with the same persistent session loses nothing; a broker restarted mid-run
 //! is reconnected to. Each test skips when there is no `mosquitto`, unless
 //! `STREAMZ_REQUIRE_MQTT=1` (CI).
@@ -7,7 +7,6 @@
 #![cfg(all(unix, feature = "mqtt"))]
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,36 +15,9 @@ use streamz_mqtt::testing::Mosquitto;
 use streamz_mqtt::{from_mqtt, to_mqtt};
 use streamz_tokio::TokioExecutor;
 
-fn spawn(pipeline: &str) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("streamz"))
-        .arg("run")
-        .arg(pipeline)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
+mod common;
 
-fn signal(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn wait(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("streamz did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
+use common::{kill_seed, next_random, signal, spawn_run, wait};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -165,10 +137,12 @@ fn sigkill_and_restart_lose_nothing() {
     let pipeline = format!(
         "from_mqtt in port={port} client_id=pipeline max_in_flight={max_in_flight} | rate_limit 500us | map \"x\" | to_mqtt out port={port}"
     );
+    let seed = kill_seed();
+    let mut random = seed;
     let mut at = Vec::new();
     for permille in [100, 300, 450, 600, 800] {
         let target = n * permille / 1000;
-        let child = spawn(&pipeline);
+        let child = spawn_run(&pipeline, &[]);
         let deadline = Instant::now() + Duration::from_secs(60);
         while reader.distinct() < target {
             if Instant::now() > deadline {
@@ -183,6 +157,8 @@ fn sigkill_and_restart_lose_nothing() {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        // then a random moment within the next 250 ms
+        std::thread::sleep(Duration::from_millis(next_random(&mut random) % 250));
         signal(&child, "KILL");
         let out = wait(child, Duration::from_secs(10));
         assert!(!out.status.success(), "killed");
@@ -192,7 +168,7 @@ fn sigkill_and_restart_lose_nothing() {
         at.iter().all(|&c| c < n),
         "every kill landed before the end: {at:?}"
     );
-    let child = spawn(&pipeline);
+    let child = spawn_run(&pipeline, &[]);
     let got = reader.wait_for(n, Duration::from_secs(90));
     signal(&child, "INT");
     let out = wait(child, Duration::from_secs(30));
@@ -206,7 +182,7 @@ fn sigkill_and_restart_lose_nothing() {
     let counts = reader.counts.lock().unwrap().clone();
     let duplicates: usize = counts.values().map(|&k| k - 1).sum();
     eprintln!(
-        "`from_mqtt | map | to_mqtt`: {n} messages, {} kills (out had {at:?} at each), {duplicates} duplicates",
+        "`from_mqtt | map | to_mqtt`: {n} messages, {} kills (out had {at:?} at each; STREAMZ_KILL_SEED={seed}), {duplicates} duplicates",
         at.len()
     );
     // No bound on the duplicates here: mosquitto 2.0 (Debian's) sends a resumed session
@@ -223,9 +199,12 @@ fn a_broker_restarted_mid_run_is_reconnected_to() {
     };
     let port = broker.port();
     let reader = Reader::start(port, "out");
-    let child = spawn(&format!(
-        "from_mqtt in port={port} client_id=pipeline | map \"x\" | to_mqtt out port={port}"
-    ));
+    let child = spawn_run(
+        &format!(
+            "from_mqtt in port={port} client_id=pipeline | map \"x\" | to_mqtt out port={port}"
+        ),
+        &[],
+    );
     // the pipeline is subscribed once what it is sent comes out
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut i = 0;

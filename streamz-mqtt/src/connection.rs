@@ -424,6 +424,11 @@ impl Driver {
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(connack))) => {
                     backoff = Duration::from_millis(100);
+                    if ready.is_none() {
+                        self.health
+                            .reconnections
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     if let Role::Source { topics, .. } = &self.role {
                         // subscribe on the first connection (the topics may have changed
                         // since the session was made), and whenever the broker has no session
@@ -441,11 +446,6 @@ impl Driver {
                                 continue;
                             }
                         }
-                    }
-                    if ready.is_none() {
-                        self.health
-                            .reconnections
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     if let Some(ready) = ready.take() {
                         let _ = ready.send(Ok(()));
@@ -480,11 +480,6 @@ impl Driver {
                                 return;
                             }
                         }
-                    }
-                    if ready.is_none() {
-                        self.health
-                            .reconnections
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     if let Some(ready) = ready.take() {
                         let _ = ready.send(Ok(()));

@@ -75,17 +75,7 @@ struct Consumer {
 }
 
 fn consumer(args: &Args<'_>, rt: &Runtime, max_in_flight: usize) -> Result<Consumer, CliError> {
-    let topics: Vec<String> = args
-        .text("topic")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if topics.is_empty() {
-        return Err(CliError::at("no topic given", args.stage().span.clone()));
-    }
+    let topics = super::topics(args)?;
     let start = match args.text("from").as_deref() {
         Some("earliest") | None => StartFrom::Earliest,
         Some("latest") => StartFrom::Latest,

@@ -250,6 +250,23 @@ pub(crate) fn key_fn(expr: Expr) -> impl Fn(&Value) -> String + Send + Sync + 's
     }
 }
 
+/// The `topic` option of a broker's source: one or several, comma separated.
+#[cfg(any(feature = "kafka", feature = "mqtt"))]
+fn topics(args: &Args<'_>) -> Result<Vec<String>, CliError> {
+    let topics: Vec<String> = args
+        .text("topic")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if topics.is_empty() {
+        return Err(CliError::at("no topic given", args.stage().span.clone()));
+    }
+    Ok(topics)
+}
+
 /// A broker message's payload as an element: text, or (`json`) parsed; `None` is null.
 #[cfg(any(feature = "kafka", feature = "mqtt"))]
 fn payload_value(bytes: Option<&[u8]>, json: bool) -> Result<Value, String> {

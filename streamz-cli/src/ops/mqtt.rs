@@ -109,17 +109,7 @@ fn element(message: Message, json: bool, meta: bool) -> Result<Value, String> {
 }
 
 fn from_mqtt(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
-    let topics: Vec<String> = args
-        .text("topic")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if topics.is_empty() {
-        return Err(CliError::at("no topic given", args.stage().span.clone()));
-    }
+    let topics = super::topics(args)?;
     let login = login(args)?;
     let qos = qos(args)?;
     let client_id = args.text("client_id").filter(|c| !c.is_empty());

@@ -1,8 +1,45 @@
-//! Helpers the binary's test files share.
+//! Helpers the binary's test files share (each file uses some).
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Starts `streamz run EXTRA PIPELINE` in the background, its stderr piped.
+pub(crate) fn spawn_run(pipeline: &str, extra: &[&str]) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("streamz"))
+        .arg("run")
+        .args(extra)
+        .arg(pipeline)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends `signal` (`KILL`, `INT`, …) to `child`.
+pub(crate) fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for `child` to exit, within `limit` (else kills it and panics).
+pub(crate) fn wait(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("streamz did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
 
 /// POSTs `body` to `path` on `addr` over a fresh connection; the whole reply.
 pub(crate) fn post(addr: &str, path: &str, body: &str) -> String {
@@ -39,4 +76,26 @@ pub(crate) fn spawn_announcing(
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
     (child, said, stderr)
+}
+
+/// The seed of the kills' random moments: `STREAMZ_KILL_SEED`, to repeat a run, or the clock.
+pub(crate) fn kill_seed() -> u64 {
+    std::env::var("STREAMZ_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970");
+            now.as_nanos() as u64
+        })
+        .max(1)
+}
+
+/// The next of a xorshift sequence (for the kills' moments; `state` is never 0).
+pub(crate) fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }
