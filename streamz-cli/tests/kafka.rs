@@ -15,7 +15,7 @@ use streamz_kafka::testing::Broker;
 
 mod common;
 
-use common::{kill_seed, next_random, signal, spawn_run, wait};
+use common::{interrupt, kill_seed, next_random, signal, spawn_run, wait};
 
 /// How many times each value appears in `topic`, reading until `want` distinct ones are
 /// there or 60 s have passed.
@@ -49,7 +49,7 @@ fn survives_kills(middle: &str, n: usize, kills: &[usize]) {
     let b = broker.address();
     let max_in_flight = 500;
     let pipeline = format!(
-        "from_kafka in brokers={b} group=g json=true max_in_flight={max_in_flight} session_timeout=3s | rate_limit 500us | {middle} | to_kafka out brokers={b}"
+        "from_kafka in brokers={b} group=g json=true max_in_flight={max_in_flight} session_timeout=3s config=max.poll.interval.ms=20000 | rate_limit 500us | {middle} | to_kafka out brokers={b}"
     );
     let committed = || broker.committed("g", "in").values().sum::<i64>();
     let seed = kill_seed();
@@ -57,10 +57,20 @@ fn survives_kills(middle: &str, n: usize, kills: &[usize]) {
     let mut at = Vec::new();
     for &permille in kills {
         let target = (n * permille / 1000) as i64;
-        let child = spawn_run(&pipeline, &[]);
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let child = spawn_run(&pipeline, &["--stats"]);
+        let deadline = Instant::now() + Duration::from_secs(90);
         while committed() < target {
-            assert!(Instant::now() < deadline, "no progress to {target}");
+            if Instant::now() > deadline {
+                signal(&child, "KILL");
+                let out = wait(child, Duration::from_secs(10));
+                let log = broker.log();
+                panic!(
+                    "no progress to {target} (committed {}; kills so far at {at:?}; STREAMZ_KILL_SEED={seed}); streamz said: {}\nthe end of the broker's log: {}",
+                    committed(),
+                    String::from_utf8_lossy(&out.stderr),
+                    &log[log.len().saturating_sub(4000)..]
+                );
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
         // then a random moment within the next 250 ms
@@ -82,10 +92,7 @@ fn survives_kills(middle: &str, n: usize, kills: &[usize]) {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));
-    signal(&child, "INT");
-    let out = wait(child, Duration::from_secs(30));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = interrupt(child);
     let seen = counts(&broker, "out", n);
     let missing: Vec<i64> = (0..n as i64)
         .filter(|v| !seen.contains_key(v))
@@ -167,10 +174,7 @@ fn a_poison_record_stops_the_run_uncommitted_or_is_skipped() {
         assert!(Instant::now() < deadline, "lenient never committed 100");
         std::thread::sleep(Duration::from_millis(100));
     }
-    signal(&child, "INT");
-    let out = wait(child, Duration::from_secs(30));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = interrupt(child);
     assert!(stderr.contains("offset 40 of in/0"), "{stderr}");
 }
 
@@ -202,11 +206,5 @@ fn a_broker_that_goes_away_and_comes_back() {
         2000,
         "what was produced after the broker came back is delivered"
     );
-    signal(&child, "INT");
-    let out = wait(child, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    interrupt(child);
 }

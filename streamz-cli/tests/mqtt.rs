@@ -17,7 +17,7 @@ use streamz_tokio::TokioExecutor;
 
 mod common;
 
-use common::{kill_seed, next_random, signal, spawn_run, wait};
+use common::{interrupt, kill_seed, next_random, signal, spawn_run, wait};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -170,13 +170,7 @@ fn sigkill_and_restart_lose_nothing() {
     );
     let child = spawn_run(&pipeline, &[]);
     let got = reader.wait_for(n, Duration::from_secs(90));
-    signal(&child, "INT");
-    let out = wait(child, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    interrupt(child);
     assert_eq!(got, n, "every message reached `out`");
     std::thread::sleep(Duration::from_millis(300));
     let counts = reader.counts.lock().unwrap().clone();
@@ -228,11 +222,5 @@ fn a_broker_restarted_mid_run_is_reconnected_to() {
         before + 2000,
         "what was published after the broker came back is delivered"
     );
-    signal(&child, "INT");
-    let out = wait(child, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    interrupt(child);
 }

@@ -42,6 +42,37 @@ impl QoS {
     }
 }
 
+/// The setters of [`Settings`] that [`FromMqtt`](crate::FromMqtt) and
+/// [`ToMqtt`](crate::ToMqtt) share, inside their `impl` blocks.
+macro_rules! login_options {
+    () => {
+        /// A user name and password.
+        pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+            self.settings.credentials = Some((user.into(), password.into()));
+            self
+        }
+
+        /// TLS, trusting the certificate authority in the PEM file `ca`.
+        pub fn tls_ca(mut self, ca: impl Into<std::path::PathBuf>) -> Self {
+            self.settings.ca = Some(ca.into());
+            self
+        }
+
+        /// The keep-alive interval (default 30 s).
+        pub fn keep_alive(mut self, interval: std::time::Duration) -> Self {
+            self.settings.keep_alive = interval;
+            self
+        }
+
+        /// How long connecting (when it is built) waits for the broker (default 10 s).
+        pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.settings.connect_timeout = timeout;
+            self
+        }
+    };
+}
+pub(crate) use login_options;
+
 /// How to reach and log in to a broker: what [`from_mqtt`](crate::from_mqtt) and
 /// [`to_mqtt`](crate::to_mqtt) share.
 #[derive(Debug, Clone)]

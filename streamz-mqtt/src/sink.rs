@@ -1,6 +1,5 @@
 //! [`to_mqtt`]: a publishing sink whose elements are done when the broker has them.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,6 +97,8 @@ pub fn to_mqtt(host: impl Into<String>, port: u16, topic: impl Into<String>) -> 
 }
 
 impl ToMqtt {
+    crate::connection::login_options!();
+
     /// The publications' QoS (default [`QoS::AtLeastOnce`]).
     pub fn qos(mut self, qos: QoS) -> Self {
         self.qos = qos;
@@ -110,18 +111,6 @@ impl ToMqtt {
         self
     }
 
-    /// A user name and password.
-    pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
-        self.settings.credentials = Some((user.into(), password.into()));
-        self
-    }
-
-    /// TLS, trusting the certificate authority in the PEM file `ca`.
-    pub fn tls_ca(mut self, ca: impl Into<PathBuf>) -> Self {
-        self.settings.ca = Some(ca.into());
-        self
-    }
-
     /// The client id (default a fresh one).
     pub fn client_id(mut self, id: impl Into<String>) -> Self {
         self.settings.client_id = Some(id.into());
@@ -131,18 +120,6 @@ impl ToMqtt {
     /// At most `n` publications awaited at once (default 100, at least 1).
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n.clamp(1, u16::MAX as usize) as u16;
-        self
-    }
-
-    /// The keep-alive interval (default 30 s).
-    pub fn keep_alive(mut self, interval: Duration) -> Self {
-        self.settings.keep_alive = interval;
-        self
-    }
-
-    /// How long [`attach`](ToMqtt::attach) waits for the broker (default 10 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connect_timeout = timeout;
         self
     }
 

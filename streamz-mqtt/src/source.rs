@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -115,6 +114,8 @@ pub fn from_mqtt<T: Into<String>>(
 }
 
 impl FromMqtt {
+    crate::connection::login_options!();
+
     /// The subscription's QoS (default [`QoS::AtLeastOnce`]).
     pub fn qos(mut self, qos: QoS) -> Self {
         self.qos = qos;
@@ -137,34 +138,10 @@ impl FromMqtt {
         self
     }
 
-    /// A user name and password.
-    pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
-        self.settings.credentials = Some((user.into(), password.into()));
-        self
-    }
-
-    /// TLS, trusting the certificate authority in the PEM file `ca`.
-    pub fn tls_ca(mut self, ca: impl Into<PathBuf>) -> Self {
-        self.settings.ca = Some(ca.into());
-        self
-    }
-
     /// At most `n` QoS 1 messages unacknowledged at once (default 100, at least 1, at most
     /// 65,535): the receive maximum the broker is told.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n.clamp(1, u16::MAX as usize) as u16;
-        self
-    }
-
-    /// The keep-alive interval (default 30 s).
-    pub fn keep_alive(mut self, interval: Duration) -> Self {
-        self.settings.keep_alive = interval;
-        self
-    }
-
-    /// How long [`build`](FromMqtt::build) waits for the broker (default 10 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connect_timeout = timeout;
         self
     }
 

@@ -28,6 +28,15 @@ pub(crate) fn signal(child: &Child, signal: &str) {
     assert!(status.success());
 }
 
+/// Stops a `streamz run` with SIGINT and checks that it drained and exited 0; its stderr.
+pub(crate) fn interrupt(child: Child) -> String {
+    signal(&child, "INT");
+    let out = wait(child, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
 /// Waits for `child` to exit, within `limit` (else kills it and panics).
 pub(crate) fn wait(mut child: Child, limit: Duration) -> Output {
     let deadline = Instant::now() + limit;
