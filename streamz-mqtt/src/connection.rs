@@ -225,8 +225,8 @@ impl Health {
 
     pub(crate) fn fail(&self, e: StreamError) {
         lock(&self.failure).get_or_insert(e);
+        // the source's run makes its `notified()` before it looks at `failure`
         self.failed.notify_waiters();
-        self.failed.notify_one();
     }
 
     pub(crate) fn last_error(&self) -> Option<String> {
@@ -501,16 +501,12 @@ impl Driver {
                             refused.join(", ")
                         );
                         match ready.take() {
-                            Some(ready) => {
-                                let _ = ready.send(Err(message));
-                                return;
-                            }
-                            None => {
-                                self.health
-                                    .fail(failed(&self.node, format!("{}: {message}", self.what)));
-                                return;
-                            }
+                            Some(ready) => drop(ready.send(Err(message))),
+                            None => self
+                                .health
+                                .fail(failed(&self.node, format!("{}: {message}", self.what))),
                         }
+                        return;
                     }
                     if let Some(ready) = ready.take() {
                         let _ = ready.send(Ok(()));

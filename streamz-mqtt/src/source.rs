@@ -80,7 +80,9 @@ impl std::fmt::Debug for FromMqtt {
 /// persistent session: the broker then keeps the subscription, and every message not yet
 /// acknowledged, while the process is away (a crash, a restart), and sends them again when
 /// it comes back: at least once. At most [`max_in_flight`](FromMqtt::max_in_flight)
-/// messages are unacknowledged at once (MQTT 5's receive maximum: the broker sends no more).
+/// messages are in the graph at once, and the broker is told to send no more unacknowledged
+/// (MQTT 5's receive maximum); what a broker sends past it waits in the connection's buffer
+/// (up to four times as many, then the socket is not read until the graph catches up).
 ///
 /// # Examples
 ///
@@ -332,7 +334,8 @@ impl<T: Element> MqttSource<T> {
             } else {
                 seq += 1;
                 let this = seq;
-                // never waits: the broker sends no more than the receive maximum
+                // waits while `max_in_flight` are in the graph (a broker may send more than
+                // the receive maximum: they wait in the connection's buffer)
                 self.acks.tracker.begin((), this).await;
                 lock(&self.acks.inbox.pending).insert(publish.pkid);
                 lock(&self.acks.unacked).push_back((this, publish));
