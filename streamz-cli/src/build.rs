@@ -317,7 +317,11 @@ mod tests {
             ("from_mqtt" | "to_mqtt", "qos", _) => "1".into(),
             // no TLS: a file that is not there is its own error
             ("from_mqtt" | "to_mqtt", "ca", _) => "''".into(),
-            ("to_kafka" | "to_mqtt", "connect_timeout", _) => "200ms".into(),
+            ("to_kafka" | "to_mqtt" | "to_nats", "connect_timeout", _) => "200ms".into(),
+            ("to_nats", "server", _) => "nats://127.0.0.1:1".into(),
+            ("from_nats" | "to_nats", "stream", _) => "S".into(),
+            // a queue group is for core NATS, the rest need files or secrets
+            ("from_nats" | "to_nats", "queue" | "creds" | "tlsca" | "token", _) => "''".into(),
             (_, _, Kind::Expr) => "x".into(),
             (_, _, Kind::AccExpr) => "acc".into(),
             (_, _, Kind::Count) => "2".into(),
@@ -386,8 +390,11 @@ mod tests {
                 }
                 // sinks that connect when the pipeline is built: here, to nothing at
                 // 127.0.0.1:1, which they say (their tests build them against real brokers)
-                const CONNECTS: &[(&str, &str)] =
-                    &[("to_kafka", "brokers=127.0.0.1:1"), ("to_mqtt", "port=1")];
+                const CONNECTS: &[(&str, &str)] = &[
+                    ("to_kafka", "brokers=127.0.0.1:1"),
+                    ("to_mqtt", "port=1"),
+                    ("to_nats", "server=nats://127.0.0.1:1"),
+                ];
                 if let Some((_, nowhere)) = CONNECTS.iter().find(|(name, _)| *name == op.name) {
                     let program = if every {
                         format!("range 3 | {stage}")

@@ -176,6 +176,11 @@ impl<'s> Args<'s> {
         self.given.get(name).and_then(|w| w.first().copied())
     }
 
+    /// Whether the stage gives the parameter (rather than leaving it to its default).
+    pub(crate) fn is_given(&self, name: &str) -> bool {
+        self.word(name).is_some()
+    }
+
     fn default(&self, name: &str) -> Option<&'static str> {
         self.op
             .params

@@ -23,6 +23,8 @@ mod kafka;
 mod lines;
 #[cfg(feature = "mqtt")]
 mod mqtt;
+#[cfg(feature = "nats")]
+mod nats;
 mod net;
 mod pool;
 mod sinks;
@@ -142,6 +144,8 @@ pub(crate) fn all() -> impl Iterator<Item = &'static OpSpec> {
             kafka::OPS,
             #[cfg(feature = "mqtt")]
             mqtt::OPS,
+            #[cfg(feature = "nats")]
+            nats::OPS,
         ]
         .into_iter()
         .flatten()
@@ -268,7 +272,7 @@ fn topics(args: &Args<'_>) -> Result<Vec<String>, CliError> {
 }
 
 /// A broker message's payload as an element: text, or (`json`) parsed; `None` is null.
-#[cfg(any(feature = "kafka", feature = "mqtt"))]
+#[cfg(any(feature = "kafka", feature = "mqtt", feature = "nats"))]
 fn payload_value(bytes: Option<&[u8]>, json: bool) -> Result<Value, String> {
     let Some(bytes) = bytes else {
         return Ok(Value::Null);
@@ -288,7 +292,7 @@ fn payload_value(bytes: Option<&[u8]>, json: bool) -> Result<Value, String> {
 
 /// An element as a broker message's payload: a string as it is, anything else as compact
 /// JSON.
-#[cfg(any(feature = "kafka", feature = "mqtt"))]
+#[cfg(any(feature = "kafka", feature = "mqtt", feature = "nats"))]
 fn payload_text(x: &Value) -> String {
     match x {
         Value::String(s) => s.clone(),
