@@ -1,4 +1,4 @@
-//! docs/cli.md, docs/delivery.md, docs/kafka.md and docs/mqtt.md stay true: each `$ command` of its `console` blocks is run by `sh` with this
+//! docs/cli.md, docs/delivery.md, docs/kafka.md, docs/mqtt.md and docs/nats.md stay true: each `$ command` of its `console` blocks is run by `sh` with this
 //! build's `streamz` first on the PATH, and must print (stdout and stderr together, unless the
 //! command redirects them) the lines that follow it.
 
@@ -37,6 +37,16 @@ fn check_chapter(chapter: &str, at_least: usize) {
 
 /// As `check_chapter`, with each `(from, to)` of `replace` replaced in the chapter first.
 fn check_chapter_with(chapter: &str, at_least: usize, replace: &[(&str, &str)]) {
+    check_chapter_in(chapter, at_least, replace, &[]);
+}
+
+/// As `check_chapter_with`, the commands run with the environment variables `env`.
+fn check_chapter_in(
+    chapter: &str,
+    at_least: usize,
+    replace: &[(&str, &str)],
+    env: &[(&str, &str)],
+) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut text = std::fs::read_to_string(root.join(chapter)).unwrap();
     for (from, to) in replace {
@@ -57,6 +67,7 @@ fn check_chapter_with(chapter: &str, at_least: usize, replace: &[(&str, &str)]) 
             .arg("-c")
             .arg(format!("{{ {command}\n}} 2>&1"))
             .env("PATH", &path)
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .output()
             .unwrap();
@@ -113,4 +124,25 @@ fn the_mqtt_chapter_is_true() {
     };
     let port = broker.port().to_string();
     check_chapter_with("docs/mqtt.md", 4, &[("port=1883", &format!("port={port}"))]);
+}
+
+/// Its examples run against a NATS server and an MQTT broker started for the test, at the
+/// addresses the chapter names.
+#[cfg(all(feature = "nats", feature = "mqtt"))]
+#[test]
+fn the_nats_chapter_is_true() {
+    let Some(server) = streamz_nats::testing::NatsServer::start() else {
+        return;
+    };
+    let Some(broker) = streamz_mqtt::testing::Mosquitto::start() else {
+        return;
+    };
+    let port = broker.port().to_string();
+    // the chapter's examples name no server: the default, which NATS_URL sets
+    check_chapter_in(
+        "docs/nats.md",
+        8,
+        &[("port=1883", &format!("port={port}"))],
+        &[("NATS_URL", &server.url())],
+    );
 }

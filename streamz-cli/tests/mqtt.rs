@@ -4,7 +4,7 @@
 //! is reconnected to. Each test skips when there is no `mosquitto`, unless
 //! `STREAMZ_REQUIRE_MQTT=1` (CI).
 
-#![cfg(all(unix, feature = "mqtt"))]
+#![cfg(all(unix, feature = "mqtt", feature = "tokio"))]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

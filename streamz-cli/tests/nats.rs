@@ -5,7 +5,7 @@
 //! mid-run is reconnected to. Each test skips when there is no `nats-server`, unless
 //! `STREAMZ_REQUIRE_NATS=1` (CI).
 
-#![cfg(all(unix, feature = "nats"))]
+#![cfg(all(unix, feature = "nats", feature = "tokio"))]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -369,14 +369,15 @@ pub(crate) async fn stream(
                     .await
                     .map_err(|e| format!("creating the JetStream stream `{name}`: {e}"));
             }
-            let names: Vec<String> = context
+            let mut names: Vec<String> = context
                 .stream_names()
                 .take(100)
                 .filter_map(|n| async move { n.ok() })
                 .collect()
                 .await;
+            names.sort();
             Err(format!(
-                "no JetStream stream `{name}` ({e}); the server has {}; create it (`nats stream add`), or ask for it to be created (create_stream)",
+                "no JetStream stream `{name}` ({e}); the server has {}; create it (`nats stream add`), or have it made (`create_stream(true)`; on the command line `create=true`)",
                 if names.is_empty() {
                     "none".to_owned()
                 } else {

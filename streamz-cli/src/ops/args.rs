@@ -177,6 +177,7 @@ impl<'s> Args<'s> {
     }
 
     /// Whether the stage gives the parameter (rather than leaving it to its default).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn is_given(&self, name: &str) -> bool {
         self.word(name).is_some()
     }

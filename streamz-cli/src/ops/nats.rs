@@ -34,7 +34,7 @@ pub(super) static OPS: &[OpSpec] = &[
             opt("tlsca", Text, ""),
             opt("connect_timeout", Duration, "10s"),
         ],
-        about: "messages of SUBJECT (wildcards * and >; several: a,b) from the NATS server: core NATS (at most once; queue=GROUP shares them among a group's members), or with stream=NAME through a JetStream consumer of that stream, each message acknowledged once it and all made from it is done, at most max_in_flight unacknowledged; durable=NAME keeps the consumer's place on the server across runs, so what a killed run did not acknowledge comes again (after ack_wait); create=true makes the stream if it is missing; user/password, token, creds (a credentials file) and tlsca (a PEM file: TLS) for real servers; each element is the payload as text (json=true: parsed), or with meta=true an object of subject, sequence, delivered, headers and payload",
+        about: "messages of SUBJECT (wildcards * and >; several: a,b) from the NATS server (`server`, else $NATS_URL, else 127.0.0.1:4222): core NATS (at most once; queue=GROUP shares them among a group's members), or with stream=NAME through a JetStream consumer of that stream, each message acknowledged once it and all made from it is done, at most max_in_flight unacknowledged; durable=NAME keeps the consumer's place on the server across runs, so what a killed run did not acknowledge comes again (after ack_wait); create=true makes the stream if it is missing; user/password, token, creds (a credentials file) and tlsca (a PEM file: TLS) for real servers; each element is the payload as text (json=true: parsed), or with meta=true an object of subject, sequence, delivered, headers and payload",
         build: Build::Source(from_nats),
     },
     OpSpec {
@@ -77,8 +77,13 @@ fn login(args: &Args<'_>) -> Result<Login, CliError> {
             args.stage().span.clone(),
         ));
     }
+    // as the `nats` command: NATS_URL, when the stage names no server
+    let server = match std::env::var("NATS_URL") {
+        Ok(url) if !args.is_given("server") && !url.is_empty() => url,
+        _ => args.text("server").unwrap_or_default(),
+    };
     Ok(Login {
-        server: args.text("server").unwrap_or_default(),
+        server,
         user: user.map(|u| (u, password.unwrap_or_default())),
         token: given("token"),
         creds: given("creds"),
