@@ -139,7 +139,7 @@ impl Acks {
 
 /// What an acknowledging source does when one of its elements fails in the pipeline (an
 /// error or a panic in an operator, a failed delivery to a sink): the policy of the broker
-/// sources (`streamz-kafka`, `streamz-mqtt`).
+/// sources (`streamz-kafka`, `streamz-mqtt`, `streamz-nats`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OnFailure {
     /// The source stops reading and its run returns the error, after the elements already

@@ -44,9 +44,9 @@ mod sink;
 mod source;
 
 pub use connection::QoS;
-pub use sink::{Payload, PublishError, ToMqtt, to_mqtt};
+pub use sink::{PublishError, ToMqtt, to_mqtt};
 pub use source::{FromMqtt, Message, MqttSource, RunSummary, from_mqtt};
-pub use streamz_core::OnFailure;
+pub use streamz_core::{OnFailure, Payload};
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -3,35 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use streamz_core::{Element, NodeRef, Stream, StreamError, lock};
+use streamz_core::{NodeRef, Payload, Stream, StreamError, lock};
 use tokio::sync::oneshot;
 
 use crate::connection::{Connection, Deliveries, QoS, Role, Settings};
 use crate::source::Message;
-
-/// What [`to_mqtt`] can publish: its payload's bytes.
-pub trait Payload: Element {
-    /// The bytes to publish.
-    fn payload(&self) -> &[u8];
-}
-
-impl Payload for String {
-    fn payload(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
-impl Payload for &'static str {
-    fn payload(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
-impl Payload for Vec<u8> {
-    fn payload(&self) -> &[u8] {
-        self
-    }
-}
 
 impl Payload for Message {
     fn payload(&self) -> &[u8] {

@@ -46,9 +46,9 @@ mod connection;
 mod sink;
 mod source;
 
-pub use sink::{Payload, PublishError, ToNats, to_nats};
+pub use sink::{PublishError, ToNats, to_nats};
 pub use source::{FromNats, Message, NatsSource, RunSummary, from_nats};
-pub use streamz_core::OnFailure;
+pub use streamz_core::{OnFailure, Payload};
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -10,35 +10,11 @@ use async_nats::{Client, HeaderMap};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use streamz_core::{Element, NodeRef, Stream, StreamError};
+use streamz_core::{NodeRef, Payload, Stream, StreamError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::{Connection, Settings, failed, humantime};
 use crate::source::Message;
-
-/// What [`to_nats`] can publish: its payload's bytes.
-pub trait Payload: Element {
-    /// The bytes to publish.
-    fn payload(&self) -> &[u8];
-}
-
-impl Payload for String {
-    fn payload(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
-impl Payload for &'static str {
-    fn payload(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
-impl Payload for Vec<u8> {
-    fn payload(&self) -> &[u8] {
-        self
-    }
-}
 
 impl Payload for Message {
     fn payload(&self) -> &[u8] {
