@@ -319,6 +319,9 @@ mod tests {
             ("from_mqtt" | "to_mqtt", "ca", _) => "''".into(),
             ("to_kafka" | "to_mqtt" | "to_nats", "connect_timeout", _) => "200ms".into(),
             ("to_nats", "server", _) => "nats://127.0.0.1:1".into(),
+            // a port of this machine, any free one
+            ("from_websocket" | "to_websocket", "address", _) => "0".into(),
+            ("to_websocket", "slow", _) => "wait".into(),
             ("from_nats" | "to_nats", "stream", _) => "S".into(),
             // a queue group is for core NATS, the rest need files or secrets
             ("from_nats" | "to_nats", "queue" | "creds" | "tlsca" | "token", _) => "''".into(),

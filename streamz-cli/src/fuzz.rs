@@ -24,7 +24,13 @@ fn read(src: &str) {
 }
 
 /// Operators whose building opens a file or connects to a broker: not fuzzed.
-const BUILT_WITH_IO: &[&str] = &["sink_to_textfile", "to_kafka", "to_mqtt", "to_nats"];
+const BUILT_WITH_IO: &[&str] = &[
+    "sink_to_textfile",
+    "to_kafka",
+    "to_mqtt",
+    "to_nats",
+    "to_websocket",
+];
 
 /// Pieces of pipeline text: every operator and parameter name, and values of every kind,
 /// good and bad, quoted and not.

@@ -49,7 +49,10 @@ pub struct ToWebsocket {
 /// An element is done once it is written to the connection. At most
 /// [`max_in_flight`](ToWebsocket::max_in_flight) wait to be written; past that, `emit`
 /// waits. A connection that drops is made again (with backoff), and the element it was
-/// writing sent on the new one; one not sent within [`timeout`](ToWebsocket::timeout) fails.
+/// writing sent on the new one. Once the connection has been down for
+/// [`timeout`](ToWebsocket::timeout), the element waiting fails, and each one after it fails
+/// at once (after one more try to connect) until a connection is made again: a server that
+/// is gone fails the elements, it does not hold the pipeline for `timeout` each.
 ///
 /// # Examples
 ///
@@ -85,7 +88,8 @@ impl ToWebsocket {
         self
     }
 
-    /// How long an element is tried, across reconnections, before it fails (default 30 s).
+    /// How long the connection may be down before the elements waiting for it fail
+    /// (default 30 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -167,7 +171,9 @@ struct Request {
     done: oneshot::Sender<Result<(), String>>,
 }
 
-/// Writes what is queued, in order, connecting again when the connection drops.
+/// Writes what is queued, in order, connecting again when the connection drops. A message
+/// fails once the connection has been down for `timeout`: the first after waiting that long,
+/// those after it at once (each after one more try to connect), until a connection is made.
 async fn write_server(
     url: String,
     socket: ClientSocket,
@@ -177,25 +183,35 @@ async fn write_server(
     _tasks: Tasks,
 ) {
     let mut socket = Some(socket);
+    let mut down_since: Option<Instant> = None;
     while let Some(request) = queued.recv().await {
-        let deadline = Instant::now() + timeout;
         let mut wait = Duration::from_millis(100);
         let result = loop {
-            if let Some(open) = socket.as_mut() {
-                match send(open, request.message.clone()).await {
-                    Ok(()) => break Ok(()),
-                    Err(_) => socket = None,
-                }
-            }
-            if Instant::now() + wait >= deadline {
-                break Err(format!("not sent within {}", humantime(timeout)));
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(5));
-            if let Ok((again, _)) = connect(&url, WebSocketConfig::default(), connect_timeout).await
+            if socket.is_none()
+                && let Ok((again, _)) =
+                    connect(&url, WebSocketConfig::default(), connect_timeout).await
             {
                 socket = Some(again);
             }
+            if let Some(open) = socket.as_mut() {
+                match send(open, request.message.clone()).await {
+                    Ok(()) => {
+                        down_since = None;
+                        break Ok(());
+                    }
+                    Err(_) => socket = None,
+                }
+            }
+            let since = *down_since.get_or_insert_with(Instant::now);
+            let left = (since + timeout).saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Err(format!(
+                    "no connection to the server for {}",
+                    humantime(timeout)
+                ));
+            }
+            tokio::time::sleep(wait.min(left)).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
         };
         let _ = request.done.send(result);
     }

@@ -271,6 +271,59 @@ async fn a_client_sink_sends_every_element_in_order() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sink_whose_server_is_gone_fails_its_elements_without_holding_the_pipeline() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // a server that reads ten messages, then goes away, listener and all
+    let serving = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut socket = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let mut read = 0;
+        while read < 10 {
+            match socket.next().await {
+                Some(Ok(Message::Text(_))) => read += 1,
+                Some(Ok(_)) => {}
+                _ => break,
+            }
+        }
+        read
+    });
+    let source = Stream::<String>::with_executor(TokioExecutor::current());
+    let sent = to_websocket(format!("ws://{addr}/"))
+        .max_in_flight(8)
+        .timeout(Duration::from_millis(500))
+        .attach(&source)
+        .unwrap()
+        .sink_to_vec();
+    let errors = source.errors().sink_to_vec();
+    for i in 0..10 {
+        source.emit(format!("m{i}")).await.unwrap();
+    }
+    assert_eq!(serving.await.unwrap(), 10);
+    let started = std::time::Instant::now();
+    for i in 10..200 {
+        let _ = source.emit(format!("m{i}")).await;
+    }
+    let _ = source.close().await;
+    let took = started.elapsed();
+    // the first waits out the timeout, the rest fail at once: not 190 timeouts
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let errors = errors.to_vec();
+    assert!(
+        errors.iter().all(|e| e
+            .to_string()
+            .contains("no connection to the server for 500 ms")),
+        "{:?}",
+        errors.first()
+    );
+    // each element written or failed, none of them both or neither (the eleventh may have
+    // gone into the socket before the server's close reached the sink)
+    let written = sent.to_vec().len();
+    assert!((10..=11).contains(&written), "{written}");
+    assert_eq!(written + errors.len(), 200);
+}
+
 /// A client of a server sink that reads every message it is sent: their texts.
 async fn reader(addr: SocketAddr, pause: Duration) -> (Vec<String>, Option<CloseCode>) {
     counting_reader(addr, pause, Arc::default()).await

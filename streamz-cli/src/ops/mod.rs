@@ -31,6 +31,8 @@ mod sinks;
 mod sources;
 mod state;
 mod time;
+#[cfg(feature = "websocket")]
+mod websocket;
 
 use std::sync::LazyLock;
 
@@ -146,6 +148,8 @@ pub(crate) fn all() -> impl Iterator<Item = &'static OpSpec> {
             mqtt::OPS,
             #[cfg(feature = "nats")]
             nats::OPS,
+            #[cfg(feature = "websocket")]
+            websocket::OPS,
         ]
         .into_iter()
         .flatten()
@@ -272,7 +276,12 @@ fn topics(args: &Args<'_>) -> Result<Vec<String>, CliError> {
 }
 
 /// A broker message's payload as an element: text, or (`json`) parsed; `None` is null.
-#[cfg(any(feature = "kafka", feature = "mqtt", feature = "nats"))]
+#[cfg(any(
+    feature = "kafka",
+    feature = "mqtt",
+    feature = "nats",
+    feature = "websocket"
+))]
 fn payload_value(bytes: Option<&[u8]>, json: bool) -> Result<Value, String> {
     let Some(bytes) = bytes else {
         return Ok(Value::Null);
@@ -292,7 +301,12 @@ fn payload_value(bytes: Option<&[u8]>, json: bool) -> Result<Value, String> {
 
 /// An element as a broker message's payload: a string as it is, anything else as compact
 /// JSON.
-#[cfg(any(feature = "kafka", feature = "mqtt", feature = "nats"))]
+#[cfg(any(
+    feature = "kafka",
+    feature = "mqtt",
+    feature = "nats",
+    feature = "websocket"
+))]
 fn payload_text(x: &Value) -> String {
     match x {
         Value::String(s) => s.clone(),
