@@ -1,4 +1,5 @@
-//! docs/cli.md, docs/delivery.md, docs/kafka.md, docs/mqtt.md and docs/nats.md stay true: each `$ command` of its `console` blocks is run by `sh` with this
+//! docs/cli.md, docs/delivery.md, docs/kafka.md, docs/mqtt.md, docs/nats.md and docs/websocket.md
+//! stay true: each `$ command` of its `console` blocks is run by `sh` with this
 //! build's `streamz` first on the PATH, and must print (stdout and stderr together, unless the
 //! command redirects them) the lines that follow it.
 
@@ -145,4 +146,17 @@ fn the_nats_chapter_is_true() {
         &[("port=1883", &format!("port={port}"))],
         &[("NATS_URL", &server.url())],
     );
+}
+
+/// Its examples serve and connect to two free ports of this machine, for the chapter's 8765
+/// and 8766.
+#[cfg(feature = "websocket")]
+#[test]
+fn the_websocket_chapter_is_true() {
+    let free = || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port().to_string()
+    };
+    let (a, b) = (free(), free());
+    check_chapter_with("docs/websocket.md", 6, &[("8765", &a), ("8766", &b)]);
 }

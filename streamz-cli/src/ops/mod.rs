@@ -10,7 +10,10 @@
 //! - `time.rs`: rate_limit, delay, timed_window, buffer, latest;
 //! - `joins.rs`: union, zip, combine_latest, zip_latest;
 //! - `pool.rs`: scatter, gather;
-//! - `sinks.rs`: sink, sink_to_textfile, count.
+//! - `sinks.rs`: sink, sink_to_textfile, count;
+//! - `kafka.rs`, `mqtt.rs`, `nats.rs`, `websocket.rs` (each behind its cargo feature): the
+//!   connectors' sources and sinks, from_kafka, from_kafka_batched, to_kafka, from_mqtt,
+//!   to_mqtt, from_nats, to_nats, from_websocket, to_websocket.
 //!
 //! Adding an operator is one entry in one of these files: `streamz ops`, the parser's
 //! checks, the builder and the tests that build every entry all read it from [`all`].

@@ -64,7 +64,8 @@ fn address(args: &Args<'_>) -> Result<Address, CliError> {
         ))),
         Err(_) => Err(CliError::at(
             format!(
-                "`{given}` is neither a port to serve on (0 to 65535) nor a URL to connect to (ws://host:port/path)"
+                "{}: `{given}` is neither a port to serve on (0 to 65535) nor a URL to connect to (ws://host:port/path)",
+                args.stage().op.text
             ),
             args.stage().span.clone(),
         )),
@@ -153,7 +154,7 @@ fn to_websocket(args: &Args<'_>, s: &Stream<Value>, _: &mut Graph) -> Result<Sin
                 Some(other) => {
                     return Err(CliError::at(
                         format!(
-                            "slow={other}: a slow client is dropped (slow=drop) or waited for (slow=wait)"
+                            "to_websocket: slow={other}: a slow client is dropped (slow=drop) or waited for (slow=wait)"
                         ),
                         args.stage().span.clone(),
                     ));
