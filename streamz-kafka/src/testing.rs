@@ -110,7 +110,7 @@ impl Broker {
             .expect("tansu starts");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while !listens(self.port) {
             if let Some(status) = self
                 .child
                 .as_mut()
@@ -310,4 +310,12 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// Whether something listens on 127.0.0.1:`port`. A connection to itself does not count: a
+/// client whose own port the kernel picks equal to the one it asks for (an ephemeral port
+/// nobody listens on yet) is connected to itself, and would keep the server from binding.
+fn listens(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port))
+        .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
 }

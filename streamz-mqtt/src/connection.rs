@@ -13,6 +13,7 @@ use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet, PubAckReason, Publis
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
 use rumqttc::{Outgoing, TlsConfiguration, Transport};
 use streamz_core::{ErrorKind, NodeRef, StreamError, lock};
+use streamz_tokio::RuntimeThread;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 /// The quality of service of a subscription or a publication.
@@ -243,12 +244,12 @@ impl Health {
     }
 }
 
-/// A running connection.
+/// A running connection: dropped, it disconnects (after what is queued) and ends its thread.
 #[derive(Debug)]
 pub(crate) struct Connection {
     pub(crate) client: AsyncClient,
     pub(crate) health: Arc<Health>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: RuntimeThread,
 }
 
 pub(crate) fn failed(node: &NodeRef, message: String) -> StreamError {
@@ -324,44 +325,42 @@ impl Connection {
                 node.clone(),
                 address.clone(),
             );
-            std::thread::Builder::new()
-                .name(format!("streamz-mqtt-{what}"))
-                .spawn(move || {
-                    let runtime = match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(runtime) => runtime,
-                        Err(e) => {
-                            let _ = ready.send(Err(format!("cannot start its runtime: {e}")));
-                            return;
-                        }
-                    };
-                    let driver = Driver {
-                        limit: 4 * receive_maximum.max(16) as usize,
-                        client,
-                        role,
-                        health,
-                        node: driver_node,
-                        address,
-                        what,
-                    };
-                    runtime.block_on(driver.drive(eventloop, ready));
-                })
-                .map_err(|e| failed(node, format!("{what}: cannot start its thread: {e}")))?
+            RuntimeThread::spawn(format!("streamz-mqtt-{what}"), move |stopping| async move {
+                let driver = Driver {
+                    limit: 4 * receive_maximum.max(16) as usize,
+                    client,
+                    role,
+                    health,
+                    node: driver_node,
+                    address,
+                    what,
+                };
+                let driving = driver.drive(eventloop, ready);
+                let mut driving = std::pin::pin!(driving);
+                tokio::select! {
+                    () = &mut driving => {}
+                    () = stopping => {
+                        // the disconnect is queued (`Drop`): the driver ends once it and
+                        // what was queued before it, acknowledgements included, are sent;
+                        // a broker that is away has 5 s to come back for them
+                        let _ = tokio::time::timeout(Duration::from_secs(5), driving).await;
+                    }
+                }
+            })
+            .map_err(|e| failed(node, format!("{what}: cannot start its thread: {e}")))?
         };
         let answer = is_ready
             .recv_timeout(settings.connect_timeout + Duration::from_secs(1))
             .unwrap_or_else(|_| {
                 Err(format!(
                     "the MQTT broker at {address} did not answer within {}",
-                    humantime(settings.connect_timeout)
+                    humantime::format_duration(settings.connect_timeout)
                 ))
             });
         let connection = Connection {
             client,
             health,
-            thread: Some(thread),
+            _thread: thread,
         };
         match answer {
             Ok(()) => Ok(connection),
@@ -372,21 +371,18 @@ impl Connection {
         }
     }
 
-    /// Disconnects (after what is queued, acknowledgements included) and waits for the
-    /// thread.
-    pub(crate) fn close(mut self) {
-        let _ = self.client.try_disconnect();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    /// Disconnects (after what is queued, acknowledgements included, waiting up to 5 s for a
+    /// broker that is away) and waits for the thread.
+    pub(crate) fn close(self) {
+        drop(self);
     }
 }
 
-fn humantime(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
+impl Drop for Connection {
+    /// Queues the disconnect; then the thread (a field, dropped after this) is told to stop
+    /// and waited for.
+    fn drop(&mut self) {
+        let _ = self.client.try_disconnect();
     }
 }
 
@@ -597,7 +593,10 @@ impl Driver {
                         }
                         return;
                     }
-                    self.note(format!("{message}; reconnecting in {}", humantime(backoff)));
+                    self.note(format!(
+                        "{message}; reconnecting in {}",
+                        humantime::format_duration(backoff)
+                    ));
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }

@@ -12,7 +12,8 @@ use async_nats::jetstream;
 use async_nats::{Client, ConnectErrorKind, ConnectOptions, Event};
 use futures_util::StreamExt;
 use streamz_core::{ErrorKind, NodeRef, StreamError, lock};
-use tokio::sync::{Notify, oneshot};
+use streamz_tokio::RuntimeThread;
+use tokio::sync::Notify;
 
 /// The setters of [`Settings`] that [`FromNats`](crate::FromNats) and
 /// [`ToNats`](crate::ToNats) share, inside their `impl` blocks.
@@ -193,10 +194,8 @@ pub(crate) fn failed(node: &NodeRef, message: String) -> StreamError {
 /// (acknowledgements included) and disconnects.
 pub(crate) struct Connection {
     pub(crate) client: Client,
-    pub(crate) handle: tokio::runtime::Handle,
     pub(crate) health: Arc<Health>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: RuntimeThread,
 }
 
 impl std::fmt::Debug for Connection {
@@ -219,114 +218,69 @@ impl Connection {
         F: Future<Output = Result<R, String>>,
     {
         let health: Arc<Health> = Arc::default();
-        let (ready, is_ready) = std::sync::mpsc::sync_channel(1);
-        let (stop, stopped) = oneshot::channel::<()>();
+        let (ready, is_ready) = std::sync::mpsc::sync_channel::<Result<(Client, R), String>>(1);
         let settings = settings.clone();
         let thread_health = health.clone();
-        let thread = std::thread::Builder::new()
-            .name("streamz-nats".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(e) => {
-                        let _ = ready.send(Err(format!("a runtime for the connection: {e}")));
+        let thread = RuntimeThread::spawn("streamz-nats", move |stopping| async move {
+            let server = settings.server.clone();
+            let connected = async {
+                let options = settings.options(thread_health).await?;
+                let timeout = settings.connection_timeout;
+                let client = tokio::time::timeout(timeout, options.connect(&*server))
+                    .await
+                    .map_err(|_| {
+                        format!(
+                            "no answer from the NATS server at {server} within {}",
+                            humantime::format_duration(timeout)
+                        )
+                    })?
+                    .map_err(|e| refusal(&server, &e))?;
+                let made = setup(client.clone()).await?;
+                Ok((client, made))
+            };
+            let client = match connected.await {
+                Ok((client, made)) => {
+                    if ready.send(Ok((client.clone(), made))).is_err() {
                         return;
                     }
-                };
-                runtime.block_on(async move {
-                    let server = settings.server.clone();
-                    let connected = async {
-                        let options = settings.options(thread_health).await?;
-                        let timeout = settings.connection_timeout;
-                        let client = tokio::time::timeout(timeout, options.connect(&*server))
-                            .await
-                            .map_err(|_| {
-                                format!(
-                                    "no answer from the NATS server at {server} within {}",
-                                    humantime(timeout)
-                                )
-                            })?
-                            .map_err(|e| refusal(&server, &e))?;
-                        let made = setup(client.clone()).await?;
-                        Ok((client, made))
-                    };
-                    let client = match connected.await {
-                        Ok((client, made)) => {
-                            let handle = tokio::runtime::Handle::current();
-                            if ready.send(Ok((client.clone(), handle, made))).is_err() {
-                                return;
-                            }
-                            client
-                        }
-                        Err(e) => {
-                            let _ = ready.send(Err(e));
-                            return;
-                        }
-                    };
-                    // until closed: the client's tasks, and what the source or sink spawned
-                    let _ = stopped.await;
-                    let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
-                    let _ = tokio::time::timeout(Duration::from_secs(5), client.drain()).await;
-                });
-            })
-            .map_err(|e| failed(node, format!("a thread for the connection: {e}")))?;
+                    client
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+            };
+            // until closed: the client's tasks, and what the source or sink spawned
+            stopping.await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), client.drain()).await;
+        })
+        .map_err(|e| failed(node, format!("a thread for the connection: {e}")))?;
         match is_ready.recv() {
-            Ok(Ok((client, handle, made))) => Ok((
+            Ok(Ok((client, made))) => Ok((
                 Connection {
                     client,
-                    handle,
                     health,
-                    stop: Some(stop),
-                    thread: Some(thread),
+                    thread,
                 },
                 made,
             )),
-            Ok(Err(message)) => {
-                let _ = thread.join();
-                Err(failed(node, format!("{}: {message}", node.name())))
-            }
-            Err(_) => {
-                let _ = thread.join();
-                Err(failed(
-                    node,
-                    format!("{}: the connection's thread ended", node.name()),
-                ))
-            }
+            Ok(Err(message)) => Err(failed(node, format!("{}: {message}", node.name()))),
+            Err(_) => Err(failed(
+                node,
+                format!("{}: the connection's thread ended", node.name()),
+            )),
         }
+    }
+
+    /// The runtime the connection runs on, to spawn its tasks.
+    pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
+        self.thread.handle()
     }
 
     /// Flushes what was published (within 5 s), disconnects and ends the thread.
-    pub(crate) fn close(mut self) {
-        self.shut();
-    }
-
-    fn shut(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take()
-            && thread.thread().id() != std::thread::current().id()
-        {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        self.shut();
-    }
-}
-
-/// A duration as a person writes it.
-pub(crate) fn humantime(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{} ms", d.as_millis())
+    pub(crate) fn close(self) {
+        drop(self.thread);
     }
 }
 

@@ -13,7 +13,7 @@ use futures_util::stream::FuturesUnordered;
 use streamz_core::{NodeRef, Payload, Stream, StreamError};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::connection::{Connection, Settings, failed, humantime};
+use crate::connection::{Connection, Settings, failed};
 use crate::source::Message;
 
 impl Payload for Message {
@@ -185,7 +185,7 @@ impl ToNats {
             timeout: self.timeout,
             ids: Ids::new(),
         };
-        connection.handle.spawn(publisher.serve(queued));
+        connection.handle().spawn(publisher.serve(queued));
         let connection = Arc::new(connection);
         let subject: Arc<str> = subject.into();
         Ok(upstream
@@ -355,7 +355,7 @@ impl Publisher {
                 return Err(if retried {
                     format!(
                         "not stored by JetStream within {} ({error})",
-                        humantime(self.timeout)
+                        humantime::format_duration(self.timeout)
                     )
                 } else {
                     error.to_string()

@@ -302,9 +302,11 @@ impl FromNats {
         let (stop, stopped) = oneshot::channel();
         let forwarding =
             connection
-                .handle
+                .handle()
                 .spawn(forward(feed, deliveries, health.clone(), stopped));
-        let acknowledging = connection.handle.spawn(acknowledge(to_ack, health.clone()));
+        let acknowledging = connection
+            .handle()
+            .spawn(acknowledge(to_ack, health.clone()));
         Ok(NatsSource {
             stream: stream.clone(),
             decode: Box::new(move |m| decode(m).map_err(Into::into)),

@@ -27,6 +27,9 @@
 //! The clock is tokio's, so tests can use paused time (`#[tokio::test(start_paused = true)]`)
 //! and get exact timings; an executor can also be given a
 //! [`ManualClock`](streamz_core::ManualClock) with [`TokioExecutor::with_clock`].
+//!
+//! [`RuntimeThread`] is for connectors whose client library needs tokio: it runs one future
+//! on a one-thread runtime of its own, so that they work under every streamz executor.
 
 use std::fmt;
 use std::future::Future;
@@ -38,6 +41,10 @@ use streamz_core::{BoxFuture, Clock, Executor};
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 
+mod runtime_thread;
+
+pub use crate::runtime_thread::{RuntimeThread, Stopping};
+
 /// An `Executor` on a tokio runtime.
 ///
 /// Cloning gives another handle on the same runtime.
@@ -46,7 +53,7 @@ pub struct TokioExecutor {
     handle: Handle,
     clock: Arc<dyn Clock>,
     /// Set for a runtime started by [`TokioExecutor::background`]: keeps its thread running.
-    background: Option<Arc<RuntimeThread>>,
+    background: Option<Arc<Background>>,
 }
 
 impl fmt::Debug for TokioExecutor {
@@ -178,7 +185,7 @@ impl TokioExecutor {
         Ok(TokioExecutor {
             handle,
             clock: Arc::new(TokioClock),
-            background: Some(Arc::new(RuntimeThread {
+            background: Some(Arc::new(Background {
                 id: thread.thread().id(),
                 _stop: stop,
             })),
@@ -220,7 +227,7 @@ impl TokioExecutor {
 }
 
 /// The thread of a background runtime; the runtime stops when this is dropped.
-struct RuntimeThread {
+struct Background {
     id: thread::ThreadId,
     _stop: oneshot::Sender<()>,
 }

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
 use crate::source::{ClientSocket, Socket, connect, outgoing, send};
-use crate::thread::{Tasks, Thread, check_url, failed, humantime, stopped};
+use crate::thread::{Tasks, Thread, check_url, failed, stopped};
 
 /// A message a sink could not send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +207,7 @@ async fn write_server(
             if left.is_zero() {
                 break Err(format!(
                     "no connection to the server for {}",
-                    humantime(timeout)
+                    humantime::format_duration(timeout)
                 ));
             }
             tokio::time::sleep(wait.min(left)).await;

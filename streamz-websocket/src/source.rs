@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Message as WsMessage};
 
-use crate::thread::{Tasks, Thread, check_url, failed, humantime, stopped};
+use crate::thread::{Tasks, Thread, check_url, failed, stopped};
 
 /// A message, as a source emits it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,7 +320,7 @@ async fn serve(
                 Err(_) => {
                     return health.note(format!(
                         "a handshake with {peer}: none within {}",
-                        humantime(timeout)
+                        humantime::format_duration(timeout)
                     ));
                 }
             };
@@ -396,7 +396,12 @@ pub(crate) async fn connect(
     let connecting = tokio_tungstenite::connect_async_with_config(url, Some(config), false);
     let (socket, _) = tokio::time::timeout(timeout, connecting)
         .await
-        .map_err(|_| format!("no answer from {url} within {}", humantime(timeout)))?
+        .map_err(|_| {
+            format!(
+                "no answer from {url} within {}",
+                humantime::format_duration(timeout)
+            )
+        })?
         .map_err(|e| match e {
             tokio_tungstenite::tungstenite::Error::Io(e) => format!("cannot reach {url}: {e}"),
             e => format!("the websocket handshake with {url} failed: {e}"),

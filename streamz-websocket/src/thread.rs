@@ -5,18 +5,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use streamz_core::{ErrorKind, NodeRef, StreamError};
-use tokio::sync::oneshot;
+use streamz_tokio::RuntimeThread;
 
-/// A runtime on a thread of its own, ended (its tasks dropped) when this is dropped.
+/// A runtime on a thread of its own ([`RuntimeThread`]), ended (its tasks dropped) when
+/// this is dropped.
+#[derive(Debug)]
 pub(crate) struct Thread {
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for Thread {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Thread").finish_non_exhaustive()
-    }
+    _runtime: RuntimeThread,
 }
 
 impl Thread {
@@ -33,71 +28,29 @@ impl Thread {
         F: Future<Output = Result<R, String>> + 'static,
     {
         let (ready, is_ready) = std::sync::mpsc::sync_channel(1);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("streamz-websocket".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(e) => {
-                        let _ = ready.send(Err(format!("a runtime for the sockets: {e}")));
-                        return;
-                    }
-                };
-                let tasks = Tasks(std::sync::Arc::new(()));
-                let token = tasks.clone();
-                runtime.block_on(async move {
-                    let made = setup(token).await;
-                    let failed = made.is_err();
-                    if ready.send(made).is_err() || failed {
-                        return;
-                    }
-                    let _ = stopped.await;
-                    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-                    while std::sync::Arc::strong_count(&tasks.0) > 1
-                        && tokio::time::Instant::now() < deadline
-                    {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                });
-                runtime.shutdown_timeout(Duration::from_millis(100));
-            })
-            .map_err(|e| failed(node, format!("a thread for the sockets: {e}")))?;
+        let thread = RuntimeThread::spawn("streamz-websocket", move |stopping| async move {
+            let tasks = Tasks(std::sync::Arc::new(()));
+            let made = setup(tasks.clone()).await;
+            let failed = made.is_err();
+            if ready.send(made).is_err() || failed {
+                return;
+            }
+            stopping.await;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while std::sync::Arc::strong_count(&tasks.0) > 1
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .map_err(|e| failed(node, format!("a thread for the sockets: {e}")))?;
         match is_ready.recv() {
-            Ok(Ok(made)) => Ok((
-                Thread {
-                    stop: Some(stop),
-                    thread: Some(thread),
-                },
-                made,
+            Ok(Ok(made)) => Ok((Thread { _runtime: thread }, made)),
+            Ok(Err(message)) => Err(failed(node, format!("{}: {message}", node.name()))),
+            Err(_) => Err(failed(
+                node,
+                format!("{}: the sockets' thread ended", node.name()),
             )),
-            Ok(Err(message)) => {
-                let _ = thread.join();
-                Err(failed(node, format!("{}: {message}", node.name())))
-            }
-            Err(_) => {
-                let _ = thread.join();
-                Err(failed(
-                    node,
-                    format!("{}: the sockets' thread ended", node.name()),
-                ))
-            }
-        }
-    }
-}
-
-impl Drop for Thread {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take()
-            && thread.thread().id() != std::thread::current().id()
-        {
-            let _ = thread.join();
         }
     }
 }
@@ -109,15 +62,6 @@ pub(crate) struct Tasks(std::sync::Arc<()>);
 /// The error of a node of this crate.
 pub(crate) fn failed(node: &NodeRef, message: String) -> StreamError {
     StreamError::new(ErrorKind::Failed, Some(node.clone()), message)
-}
-
-/// A duration as a person writes it.
-pub(crate) fn humantime(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{} ms", d.as_millis())
-    }
 }
 
 /// Whether `url` is a websocket URL this crate can connect to (`ws://`), or why not.

@@ -313,7 +313,7 @@ async fn a_client_sink_whose_server_is_gone_fails_its_elements_without_holding_t
     assert!(
         errors.iter().all(|e| e
             .to_string()
-            .contains("no connection to the server for 500 ms")),
+            .contains("no connection to the server for 500ms")),
         "{:?}",
         errors.first()
     );
