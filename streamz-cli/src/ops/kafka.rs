@@ -75,7 +75,7 @@ struct Consumer {
 }
 
 fn consumer(args: &Args<'_>, rt: &Runtime, max_in_flight: usize) -> Result<Consumer, CliError> {
-    let topics = super::topics(args)?;
+    let topics = super::names_given(args, "topic")?;
     let start = match args.text("from").as_deref() {
         Some("earliest") | None => StartFrom::Earliest,
         Some("latest") => StartFrom::Latest,
@@ -208,10 +208,7 @@ where
             OnFailure::Stop
         })
         .on_error(move |e| hook.element_failed(&e));
-    tokio::task::spawn_blocking(move || finish(builder))
-        .await
-        .map_err(|e| format!("from_kafka: {e}"))?
-        .map_err(|e| e.message().to_owned())
+    super::connect("from_kafka", move || finish(builder)).await
 }
 
 /// Runs the source until it ends or the run stops; a record's failure was reported by the

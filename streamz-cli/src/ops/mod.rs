@@ -261,21 +261,42 @@ pub(crate) fn key_fn(expr: Expr) -> impl Fn(&Value) -> String + Send + Sync + 's
     }
 }
 
-/// The `topic` option of a broker's source: one or several, comma separated.
-#[cfg(any(feature = "kafka", feature = "mqtt"))]
-fn topics(args: &Args<'_>) -> Result<Vec<String>, CliError> {
-    let topics: Vec<String> = args
-        .text("topic")
+/// A broker source's `option` (`topic`, `subject`): one or several, comma separated.
+#[cfg(any(feature = "kafka", feature = "mqtt", feature = "nats"))]
+fn names_given(args: &Args<'_>, option: &str) -> Result<Vec<String>, CliError> {
+    let names: Vec<String> = args
+        .text(option)
         .unwrap_or_default()
         .split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
         .collect();
-    if topics.is_empty() {
-        return Err(CliError::at("no topic given", args.stage().span.clone()));
+    if names.is_empty() {
+        return Err(CliError::at(
+            format!("no {option} given"),
+            args.stage().span.clone(),
+        ));
     }
-    Ok(topics)
+    Ok(names)
+}
+
+/// Builds a connector's source with `build`, off the runtime's threads (connecting blocks);
+/// an error in words, `what` naming the stage.
+#[cfg(any(
+    feature = "kafka",
+    feature = "mqtt",
+    feature = "nats",
+    feature = "websocket"
+))]
+async fn connect<S: Send + 'static>(
+    what: &str,
+    build: impl FnOnce() -> Result<S, streamz_core::StreamError> + Send + 'static,
+) -> Result<S, String> {
+    tokio::task::spawn_blocking(build)
+        .await
+        .map_err(|e| format!("{what}: {e}"))?
+        .map_err(|e| e.message().to_owned())
 }
 
 /// A broker message's payload as an element: text, or (`json`) parsed; `None` is null.

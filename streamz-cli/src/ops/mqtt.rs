@@ -109,7 +109,7 @@ fn element(message: Message, json: bool, meta: bool) -> Result<Value, String> {
 }
 
 fn from_mqtt(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
-    let topics = super::topics(args)?;
+    let topics = super::names_given(args, "topic")?;
     let login = login(args)?;
     let qos = qos(args)?;
     let client_id = args.text("client_id").filter(|c| !c.is_empty());
@@ -140,13 +140,10 @@ fn from_mqtt(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
         if let Some(ca) = login.ca {
             builder = builder.tls_ca(ca);
         }
-        // connecting blocks: off the runtime's threads
-        let source = tokio::task::spawn_blocking(move || {
+        let source = super::connect("from_mqtt", move || {
             builder.build_into(&stream, move |message| element(message, json, meta))
         })
-        .await
-        .map_err(|e| format!("from_mqtt: {e}"))?
-        .map_err(|e| e.message().to_owned())?;
+        .await?;
         let mut stopper = control.clone();
         match source
             .run_until(async move { stopper.stopped().await })

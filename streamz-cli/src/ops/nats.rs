@@ -114,22 +114,6 @@ macro_rules! logged_in {
     }};
 }
 
-/// The `subject` option: one or several, comma separated.
-fn subjects(args: &Args<'_>) -> Result<Vec<String>, CliError> {
-    let subjects: Vec<String> = args
-        .text("subject")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if subjects.is_empty() {
-        return Err(CliError::at("no subject given", args.stage().span.clone()));
-    }
-    Ok(subjects)
-}
-
 /// A message as an element: its payload, or (`meta`) an object with its subject and place.
 fn element(message: Message, json: bool, meta: bool) -> Result<Value, String> {
     let payload = super::payload_value(Some(&message.payload), json)?;
@@ -151,7 +135,7 @@ fn element(message: Message, json: bool, meta: bool) -> Result<Value, String> {
 }
 
 fn from_nats(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
-    let subjects = subjects(args)?;
+    let subjects = super::names_given(args, "subject")?;
     let login = login(args)?;
     let given = |name: &str| args.text(name).filter(|v| !v.is_empty());
     let (stream_name, durable, queue) = (given("stream"), given("durable"), given("queue"));
@@ -205,13 +189,10 @@ fn from_nats(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
                 builder = builder.durable(durable);
             }
         }
-        // connecting blocks: off the runtime's threads
-        let source = tokio::task::spawn_blocking(move || {
+        let source = super::connect("from_nats", move || {
             builder.build_into(&stream, move |message| element(message, json, meta))
         })
-        .await
-        .map_err(|e| format!("from_nats: {e}"))?
-        .map_err(|e| e.message().to_owned())?;
+        .await?;
         let mut stopper = control.clone();
         match source
             .run_until(async move { stopper.stopped().await })

@@ -106,13 +106,10 @@ fn from_websocket(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
         .connect_timeout(connect_timeout);
         let hook = control.clone();
         let builder = builder.on_error(move |e| hook.element_failed(&e));
-        // listening or connecting blocks: off the runtime's threads
-        let source = tokio::task::spawn_blocking(move || {
+        let source = super::connect("from_websocket", move || {
             builder.build_into(&stream, move |message| element(message, json, meta))
         })
-        .await
-        .map_err(|e| format!("from_websocket: {e}"))?
-        .map_err(|e| e.message().to_owned())?;
+        .await?;
         if serving {
             eprintln!("listening on {}", source.local_addr());
         }
