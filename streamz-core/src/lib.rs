@@ -28,6 +28,7 @@
 #![deny(unsafe_code)]
 
 mod ack;
+mod checkpoint;
 mod clock;
 mod edges;
 mod emit;
@@ -50,6 +51,7 @@ mod virtual_executor;
 mod visualize;
 
 pub use ack::{Ack, OnFailure};
+pub use checkpoint::{Checkpoint, StateStore, StoreError};
 pub use clock::{Clock, IntoInterval, deadline_timer};
 pub use emit::{BoxFuture, Emit};
 pub use error::{BoxError, ErrorKind, NodeRef, StreamError, panic_message};
