@@ -153,6 +153,7 @@ impl Cluster {
             leader_idle: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             failure: OnceLock::new(),
+            lost_while_stopping: OnceLock::new(),
             running: AtomicUsize::new(config.workers),
             changed: Condvar::new(),
             changes: Mutex::new(()),
@@ -273,6 +274,10 @@ impl Cluster {
                     }
                 }
                 Err(panic) => {
+                    // a peer lost as the cluster finished: named by the network thread's panic
+                    if let Some(lost) = shared.lost_while_stopping.get() {
+                        return Err(lost.clone());
+                    }
                     return Err(ClusterError::lost(
                         None,
                         format!(

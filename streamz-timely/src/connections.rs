@@ -31,6 +31,10 @@ pub(crate) fn watch_connections() {
                 for shared in clusters {
                     if !shared.is_stopping() {
                         shared.fail(lost(shared.process, peer, &cause));
+                    } else {
+                        let _ = shared
+                            .lost_while_stopping
+                            .set(lost(shared.process, peer, &cause));
                     }
                 }
             }

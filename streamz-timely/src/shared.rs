@@ -51,6 +51,9 @@ pub(crate) struct Shared {
     pub(crate) leader_idle: AtomicBool,
     pub(crate) stopping: AtomicBool,
     pub(crate) failure: OnceLock<ClusterError>,
+    /// A peer lost while the cluster was stopping (not a failure then: the run may still
+    /// end well), to name it if joining the network threads then fails.
+    pub(crate) lost_while_stopping: OnceLock<ClusterError>,
     pub(crate) running: AtomicUsize,
     /// Signalled when a worker ends or the cluster fails; waiters also look again every
     /// `PARK` (an element completing does not signal, to keep that path free of it).
