@@ -1,5 +1,5 @@
-//! The asynchronous contract: dropped `Emit`s, the error stream, futures interop, logging and
-//! build-time checks.
+//! The asynchronous contract: dropped `Emit`s, the error stream, futures interop and
+//! build-time checks (logging is in `logging.rs`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -135,38 +135,6 @@ fn subscribe_is_bounded_and_ends_at_close() {
         (admitted, rest)
     });
     assert_eq!(admitted, (vec![3], vec![20, 30]));
-}
-
-#[test]
-fn failures_are_logged_at_the_node_name() {
-    let logged = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let sink = logged.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || LogWriter(sink.clone()))
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        let source = Stream::new();
-        source.map(|x: i32| 1 / x).named("invert");
-        let _ = source.emit_blocking(0);
-    });
-    let text = String::from_utf8(logged.lock().unwrap().clone()).unwrap();
-    assert!(text.contains("WARN"), "{text}");
-    assert!(text.contains("node=invert"), "{text}");
-    assert!(text.contains("divide by zero"), "{text}");
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[test]
