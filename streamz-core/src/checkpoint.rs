@@ -168,3 +168,26 @@ pub trait StateStore: Send + Sync + 'static {
     /// A store that cannot be written; then the checkpoint before stands.
     fn save(&self, checkpoint: &Checkpoint) -> Result<(), StoreError>;
 }
+
+/// What a node with durable state saves into a checkpoint and restores from one: the
+/// operators built through [`Stream::durable`](crate::Stream::durable), and the sources'
+/// positions (`Feed`). Encoded with [`encode`], so that every state is read back the same way.
+pub(crate) trait SaveState: Send + Sync {
+    /// The state, encoded.
+    fn save(&self) -> Result<Vec<u8>, String>;
+    /// Replaces the state with the one `bytes` encode.
+    fn restore(&self, bytes: &[u8]) -> Result<(), String>;
+    /// The state's type, for messages.
+    fn state_type(&self) -> &'static str;
+}
+
+/// A state as bytes: MessagePack, which describes itself (so `serde_json::Value` states
+/// round-trip) and is compact.
+pub(crate) fn encode<S: serde::Serialize + ?Sized>(state: &S) -> Result<Vec<u8>, String> {
+    rmp_serde::to_vec(state).map_err(|e| e.to_string())
+}
+
+/// The state `bytes` encode.
+pub(crate) fn decode<S: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<S, String> {
+    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+}

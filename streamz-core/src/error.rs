@@ -42,6 +42,9 @@ pub enum ErrorKind {
     /// An element's pending work was dropped unfinished: its `Emit` was dropped in a graph
     /// without an executor to finish it.
     Abandoned,
+    /// A checkpoint could not be taken or saved ([`Checkpoints`](crate::Checkpoints)); the
+    /// one before it stands.
+    Checkpoint,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -246,6 +249,7 @@ impl fmt::Display for StreamError {
             ErrorKind::WouldDeadlock => "refused an element",
             ErrorKind::Unflushed => "closed with elements it could not emit",
             ErrorKind::Abandoned => "abandoned work",
+            ErrorKind::Checkpoint => "could not checkpoint",
         };
         match &self.inner.node {
             Some(node) => write!(f, "node {node} {what}: {}", self.inner.message)?,

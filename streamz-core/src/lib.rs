@@ -30,6 +30,7 @@
 mod ack;
 mod checkpoint;
 mod clock;
+mod durable;
 mod edges;
 mod emit;
 mod error;
@@ -53,6 +54,7 @@ mod visualize;
 pub use ack::{Ack, OnFailure};
 pub use checkpoint::{Checkpoint, StateStore, StoreError};
 pub use clock::{Clock, IntoInterval, deadline_timer};
+pub use durable::{CheckpointInfo, Checkpoints, CheckpointsBuilder, Durable, Feed};
 pub use emit::{BoxFuture, Emit};
 pub use error::{BoxError, ErrorKind, NodeRef, StreamError, panic_message};
 pub use executor::Executor;

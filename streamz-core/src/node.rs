@@ -6,11 +6,12 @@ use std::any::type_name;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use event_listener::Event;
 
 use crate::ack::Acks;
+use crate::checkpoint::SaveState;
 use crate::edges::{DirectArc, Edges};
 use crate::emit::{Cx, Emit};
 use crate::error::{BoxError, NodeRef, StreamError, next_id};
@@ -137,6 +138,11 @@ pub(crate) struct NodeInfo {
     pub(crate) part_of_upstream: AtomicBool,
     /// Elements accepted by this node and not yet handed on (buffers, timers, async work).
     in_flight: AtomicUsize,
+    /// What it saves into a checkpoint, for a node built through `Stream::durable`.
+    saved: OnceLock<Weak<dyn SaveState>>,
+    /// What it holds is saved in its state (a durable timed window's elements), so a
+    /// checkpoint need not wait for it to be handed on (`durable.rs`, "the cut").
+    at_rest: AtomicBool,
     changed: Event,
     pub(crate) meter: Meter,
 }
@@ -159,6 +165,8 @@ impl NodeInfo {
             finished: AtomicBool::new(false),
             part_of_upstream: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            saved: OnceLock::new(),
+            at_rest: AtomicBool::new(false),
             changed: Event::new(),
             meter: Meter::new(graph.metrics_enabled()),
             graph,
@@ -293,18 +301,43 @@ impl NodeInfo {
         self.in_flight.load(Ordering::Acquire)
     }
 
-    /// Notes `n` more elements held by this node (buffers, timers, async work).
-    #[allow(dead_code)] // used by the buffering operators
+    /// Notes `n` more elements held by this node (buffers, timers, async work). Unless they
+    /// are at rest in its saved state, a checkpoint waits for them to be handed on.
     pub(crate) fn hold(&self, n: usize) {
         self.in_flight.fetch_add(n, Ordering::AcqRel);
+        if let Some(gate) = self.graph.gate()
+            && !self.at_rest.load(Ordering::Relaxed)
+        {
+            gate.add(n);
+        }
     }
 
     /// Notes `n` held elements handed on; wakes `flush` waiters when none are left.
-    #[allow(dead_code)] // used by the buffering operators
     pub(crate) fn release(&self, n: usize) {
+        if let Some(gate) = self.graph.gate()
+            && !self.at_rest.load(Ordering::Relaxed)
+        {
+            gate.sub(n);
+        }
         if self.in_flight.fetch_sub(n, Ordering::AcqRel) == n {
             self.changed.notify(usize::MAX);
         }
+    }
+
+    /// Makes `state` what this node saves into checkpoints; `at_rest` when what it holds
+    /// is part of that state.
+    pub(crate) fn set_saved(&self, state: Weak<dyn SaveState>, at_rest: bool) {
+        self.at_rest.store(at_rest, Ordering::Relaxed);
+        let _ = self.saved.set(state);
+    }
+
+    /// What this node saves into checkpoints, if it is durable and still there.
+    pub(crate) fn saved(&self) -> Option<Arc<dyn SaveState>> {
+        self.saved.get().and_then(Weak::upgrade)
+    }
+
+    pub(crate) fn is_durable(&self) -> bool {
+        self.saved.get().is_some()
     }
 
     /// Waits until `done` holds, re-checking whenever this node's state changes.
@@ -563,6 +596,20 @@ impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
 
     fn info(&self) -> &Arc<NodeInfo> {
         &self.out.info
+    }
+}
+
+impl<T: 'static, O: Operator<T> + SaveState> SaveState for OpNode<T, O> {
+    fn save(&self) -> Result<Vec<u8>, String> {
+        self.op.save()
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        self.op.restore(bytes)
+    }
+
+    fn state_type(&self) -> &'static str {
+        self.op.state_type()
     }
 }
 

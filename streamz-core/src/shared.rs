@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use event_listener::Event;
 use std::sync::{Arc, OnceLock};
 
+use crate::durable::Gate;
 use crate::emit::Cx;
 use crate::error::StreamError;
 use crate::executor::Executor;
@@ -27,6 +28,9 @@ pub(crate) struct GraphShared {
     /// `WouldDeadlock`) still running on the executor: `flush` and `closed` wait for it.
     detached: AtomicUsize,
     detached_changed: Event,
+    /// Set once the graph is checkpointed: what holds a checkpoint until the graph is still
+    /// (`durable.rs`).
+    gate: OnceLock<Arc<Gate>>,
 }
 
 impl fmt::Debug for GraphShared {
@@ -45,15 +49,22 @@ impl GraphShared {
             metrics: AtomicBool::new(false),
             detached: AtomicUsize::new(0),
             detached_changed: Event::new(),
+            gate: OnceLock::new(),
         })
     }
 
     /// Notes work detached onto the executor; `detach_finished` when it is done.
     pub(crate) fn detach_started(&self) {
         self.detached.fetch_add(1, Ordering::AcqRel);
+        if let Some(gate) = self.gate() {
+            gate.add(1);
+        }
     }
 
     pub(crate) fn detach_finished(&self) {
+        if let Some(gate) = self.gate() {
+            gate.sub(1);
+        }
         if self.detached.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.detached_changed.notify(usize::MAX);
         }
@@ -71,6 +82,22 @@ impl GraphShared {
             }
             listener.await;
         }
+    }
+
+    /// The checkpoints' gate, once the graph is checkpointed.
+    #[inline]
+    pub(crate) fn gate(&self) -> Option<&Arc<Gate>> {
+        self.gate.get()
+    }
+
+    /// Checkpoints this graph through `gate`; false if it already is.
+    pub(crate) fn set_gate(&self, gate: &Arc<Gate>) -> bool {
+        self.gate.set(gate.clone()).is_ok()
+    }
+
+    /// Elements' work detached and still running.
+    pub(crate) fn detached(&self) -> usize {
+        self.detached.load(Ordering::Acquire)
     }
 
     pub(crate) fn metrics_enabled(&self) -> bool {

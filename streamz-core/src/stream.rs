@@ -5,9 +5,10 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::ack::{Ack, Acks};
+use crate::checkpoint::SaveState;
 use crate::emit::{Cx, Emit};
 use crate::error::{ErrorKind, StreamError};
 use crate::executor::Executor;
@@ -209,6 +210,24 @@ impl<T: Element> Stream<T> {
         let out = Arc::new(Outlet::new(info));
         let op = make(&out);
         self.out.connect(OpNode::new(op, out.clone()), false);
+        Stream::from_outlet(out)
+    }
+
+    /// [`attach_with`](Stream::attach_with) for an operator whose state checkpoints save
+    /// (`Stream::durable`); `at_rest` when the elements it holds are part of that state.
+    pub(crate) fn attach_saved<U: Element, O: Operator<T, Out = U> + SaveState>(
+        &self,
+        kind: Kind,
+        func: Option<&'static str>,
+        at_rest: bool,
+        make: impl FnOnce(&Arc<Outlet<U>>) -> O,
+    ) -> Stream<U> {
+        let info = NodeInfo::new(kind, func, self.out.info.graph.clone());
+        let out = Arc::new(Outlet::new(info));
+        let node = OpNode::new(make(&out), out.clone());
+        let saved: Weak<dyn SaveState> = Arc::downgrade(&node) as Weak<dyn SaveState>;
+        out.info.set_saved(saved, at_rest);
+        self.out.connect(node, false);
         Stream::from_outlet(out)
     }
 

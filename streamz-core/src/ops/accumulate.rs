@@ -5,6 +5,13 @@ use std::convert::Infallible;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
+use std::any::type_name;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::checkpoint::{SaveState, decode, encode};
+use crate::durable::Durable;
 use crate::emit::Cx;
 use crate::error::BoxError;
 use crate::node::{Kind, Operator, Outlet, Port, Shape, fn_name, guard_try, lock};
@@ -49,6 +56,75 @@ where
     }
 }
 
+impl Scan<(), ()> {
+    /// `accumulate`'s: the first element is the state.
+    fn accumulate<T: Clone>(
+        f: impl Fn(&T, T) -> T,
+    ) -> Scan<T, impl Fn(Option<&T>, T) -> Result<(T, T), Infallible>> {
+        Scan::new(move |state: Option<&T>, x: T| {
+            let next = match state {
+                None => x,
+                Some(state) => f(state, x),
+            };
+            Ok((next.clone(), next))
+        })
+    }
+
+    /// `accumulate_from`'s.
+    fn accumulate_from<T, Z: Clone>(
+        start: Z,
+        f: impl Fn(&Z, T) -> Z,
+    ) -> Scan<Z, impl Fn(Option<&Z>, T) -> Result<(Z, Z), Infallible>> {
+        Scan::new(move |state: Option<&Z>, x: T| {
+            let next = f(state.unwrap_or(&start), x);
+            Ok((next.clone(), next))
+        })
+    }
+
+    /// `accumulate_returns_state`'s: without a start, the first element is both the state
+    /// and the output.
+    fn returns_state<T: Clone + Into<Z> + Into<U>, Z, U, E>(
+        start: Option<Z>,
+        f: impl Fn(&Z, T) -> Result<(Z, U), E>,
+    ) -> Scan<Z, impl Fn(Option<&Z>, T) -> Result<(Z, U), E>> {
+        Scan::new(
+            move |state: Option<&Z>, x: T| match state.or(start.as_ref()) {
+                Some(state) => f(state, x),
+                None => Ok((x.clone().into(), x.into())),
+            },
+        )
+    }
+
+    /// `accumulate_with_state`'s: emits the state with the output.
+    fn with_state<T: Clone + Into<Z> + Into<U>, Z: Clone, U>(
+        start: Option<Z>,
+        f: impl Fn(&Z, T) -> (Z, U),
+    ) -> Scan<Z, impl Fn(Option<&Z>, T) -> Result<(Z, (Z, U)), Infallible>> {
+        Scan::new(move |state: Option<&Z>, x: T| {
+            let (next, y) = match state.or(start.as_ref()) {
+                Some(state) => f(state, x),
+                None => (x.clone().into(), x.into()),
+            };
+            Ok((next.clone(), (next, y)))
+        })
+    }
+}
+
+impl<S: Serialize + DeserializeOwned + Send, F: Send + Sync> SaveState for Scan<S, F> {
+    fn save(&self) -> Result<Vec<u8>, String> {
+        encode(&*lock(&self.state))
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        *lock(&self.state) = decode(bytes)?;
+        Ok(())
+    }
+
+    fn state_type(&self) -> &'static str {
+        type_name::<S>()
+    }
+}
+
 /// `scan`'s fold: the state and the function together, since `f` may be `FnMut`; `f` changes
 /// the state in place.
 struct ScanMut<S, F> {
@@ -76,8 +152,63 @@ where
     }
 }
 
+impl<S, F> ScanMut<S, F> {
+    fn new(start: S, f: F) -> Self {
+        ScanMut {
+            inner: Mutex::new((start, f)),
+        }
+    }
+}
+
+impl ScanMut<(), ()> {
+    fn infallible<S, T, U>(
+        start: S,
+        mut f: impl FnMut(&mut S, T) -> U,
+    ) -> ScanMut<S, impl FnMut(&mut S, T) -> Result<U, Infallible>> {
+        ScanMut::new(start, move |state: &mut S, x: T| Ok(f(state, x)))
+    }
+}
+
+impl<S: Serialize + DeserializeOwned + Send, F: Send> SaveState for ScanMut<S, F> {
+    fn save(&self) -> Result<Vec<u8>, String> {
+        encode(&lock(&self.inner).0)
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        lock(&self.inner).0 = decode(bytes)?;
+        Ok(())
+    }
+
+    fn state_type(&self) -> &'static str {
+        type_name::<S>()
+    }
+}
+
 struct Frequencies<T> {
     counts: Mutex<HashMap<T, usize>>,
+}
+
+impl<T> Default for Frequencies<T> {
+    fn default() -> Self {
+        Frequencies {
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Hash + Eq + Send> SaveState for Frequencies<T> {
+    fn save(&self) -> Result<Vec<u8>, String> {
+        encode(&*lock(&self.counts))
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        *lock(&self.counts) = decode(bytes)?;
+        Ok(())
+    }
+
+    fn state_type(&self) -> &'static str {
+        type_name::<HashMap<T, usize>>()
+    }
 }
 
 impl<T: Element + Hash + Eq> Operator<T> for Frequencies<T> {
@@ -121,22 +252,14 @@ impl<T: Element> Stream<T> {
     /// }
     /// assert_eq!(means.to_vec(), vec![2.0, 3.0, 5.0]);
     /// ```
-    pub fn scan<S, U, F>(&self, start: S, mut f: F) -> Stream<U>
+    pub fn scan<S, U, F>(&self, start: S, f: F) -> Stream<U>
     where
         S: Send + 'static,
         U: Element,
         F: FnMut(&mut S, T) -> U + Send + 'static,
     {
         let name = fn_name::<F>();
-        self.attach(
-            ACCUMULATE,
-            name,
-            ScanMut {
-                inner: Mutex::new((start, move |state: &mut S, x: T| {
-                    Ok::<_, Infallible>(f(state, x))
-                })),
-            },
-        )
+        self.attach(ACCUMULATE, name, ScanMut::infallible(start, f))
     }
 
     /// Like [`scan`](Stream::scan) for a function that can fail: an `Err` fails that element
@@ -166,13 +289,7 @@ impl<T: Element> Stream<T> {
         F: FnMut(&mut S, T) -> Result<U, E> + Send + 'static,
     {
         let name = fn_name::<F>();
-        self.attach(
-            ACCUMULATE,
-            name,
-            ScanMut {
-                inner: Mutex::new((start, f)),
-            },
-        )
+        self.attach(ACCUMULATE, name, ScanMut::new(start, f))
     }
 
     /// A running fold without a start value: the first element becomes the state and is
@@ -203,18 +320,7 @@ impl<T: Element> Stream<T> {
     where
         F: Fn(&T, T) -> T + Send + Sync + 'static,
     {
-        let name = fn_name::<F>();
-        self.attach(
-            ACCUMULATE,
-            name,
-            Scan::new(move |state: Option<&T>, x: T| {
-                let next = match state {
-                    None => x,
-                    Some(state) => f(state, x),
-                };
-                Ok::<_, Infallible>((next.clone(), next))
-            }),
-        )
+        self.attach(ACCUMULATE, fn_name::<F>(), Scan::accumulate(f))
     }
 
     /// A running fold from `start`: emits `state = f(&state, x)` for each element, the first
@@ -235,15 +341,7 @@ impl<T: Element> Stream<T> {
         S: Element + Sync,
         F: Fn(&S, T) -> S + Send + Sync + 'static,
     {
-        let name = fn_name::<F>();
-        self.attach(
-            ACCUMULATE,
-            name,
-            Scan::new(move |state: Option<&S>, x: T| {
-                let next = f(state.unwrap_or(&start), x);
-                Ok::<_, Infallible>((next.clone(), next))
-            }),
-        )
+        self.attach(ACCUMULATE, fn_name::<F>(), Scan::accumulate_from(start, f))
     }
 
     /// A fold whose function returns `(new_state, output)` and emits the output (the
@@ -272,17 +370,8 @@ impl<T: Element> Stream<T> {
         T: Into<S> + Into<U>,
         F: Fn(&S, T) -> (S, U) + Send + Sync + 'static,
     {
-        let name = fn_name::<F>();
-        self.attach(
-            ACCUMULATE,
-            name,
-            Scan::new(move |state: Option<&S>, x: T| {
-                Ok::<_, Infallible>(match state.or(start.as_ref()) {
-                    Some(state) => f(state, x),
-                    None => (x.clone().into(), x.into()),
-                })
-            }),
-        )
+        let f = move |state: &S, x| Ok::<_, Infallible>(f(state, x));
+        self.attach(ACCUMULATE, fn_name::<F>(), Scan::returns_state(start, f))
     }
 
     /// Like [`accumulate_returns_state`](Stream::accumulate_returns_state) for a function
@@ -308,21 +397,11 @@ impl<T: Element> Stream<T> {
     where
         S: Send + Sync + 'static,
         U: Element,
-        E: Into<BoxError>,
+        E: Into<BoxError> + 'static,
         T: Into<S> + Into<U>,
         F: Fn(&S, T) -> Result<(S, U), E> + Send + Sync + 'static,
     {
-        let name = fn_name::<F>();
-        self.attach(
-            ACCUMULATE,
-            name,
-            Scan::new(
-                move |state: Option<&S>, x: T| match state.or(start.as_ref()) {
-                    Some(state) => f(state, x),
-                    None => Ok((x.clone().into(), x.into())),
-                },
-            ),
-        )
+        self.attach(ACCUMULATE, fn_name::<F>(), Scan::returns_state(start, f))
     }
 
     /// Like [`accumulate_returns_state`](Stream::accumulate_returns_state), but emits
@@ -348,18 +427,7 @@ impl<T: Element> Stream<T> {
         T: Into<S> + Into<U>,
         F: Fn(&S, T) -> (S, U) + Send + Sync + 'static,
     {
-        let name = fn_name::<F>();
-        self.attach(
-            ACCUMULATE,
-            name,
-            Scan::new(move |state: Option<&S>, x: T| {
-                let (next, y) = match state.or(start.as_ref()) {
-                    Some(state) => f(state, x),
-                    None => (x.clone().into(), x.into()),
-                };
-                Ok::<_, Infallible>((next.clone(), (next, y)))
-            }),
-        )
+        self.attach(ACCUMULATE, fn_name::<F>(), Scan::with_state(start, f))
     }
 
     /// Counts the elements seen so far: emits a fresh map from element to count after each.
@@ -379,12 +447,105 @@ impl<T: Element> Stream<T> {
     where
         T: Hash + Eq,
     {
-        self.attach(
-            FREQUENCIES,
-            None,
-            Frequencies {
-                counts: Mutex::new(HashMap::new()),
-            },
-        )
+        self.attach(FREQUENCIES, None, Frequencies::default())
+    }
+}
+
+impl<T: Element> Durable<'_, T> {
+    /// A durable [`scan`](Stream::scan): its state is saved in checkpoints.
+    pub fn scan<S, U, F>(&self, start: S, f: F) -> Stream<U>
+    where
+        S: Serialize + DeserializeOwned + Send + 'static,
+        U: Element,
+        F: FnMut(&mut S, T) -> U + Send + 'static,
+    {
+        let op = ScanMut::infallible(start, f);
+        self.stream
+            .attach_saved(ACCUMULATE, fn_name::<F>(), false, |_| op)
+    }
+
+    /// A durable [`try_scan`](Stream::try_scan).
+    pub fn try_scan<S, U, E, F>(&self, start: S, f: F) -> Stream<U>
+    where
+        S: Serialize + DeserializeOwned + Send + 'static,
+        U: Element,
+        E: Into<BoxError>,
+        F: FnMut(&mut S, T) -> Result<U, E> + Send + 'static,
+    {
+        let op = ScanMut::new(start, f);
+        self.stream
+            .attach_saved(ACCUMULATE, fn_name::<F>(), false, |_| op)
+    }
+
+    /// A durable [`accumulate`](Stream::accumulate).
+    pub fn accumulate<F>(&self, f: F) -> Stream<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn(&T, T) -> T + Send + Sync + 'static,
+    {
+        let op = Scan::accumulate(f);
+        self.stream
+            .attach_saved(ACCUMULATE, fn_name::<F>(), false, |_| op)
+    }
+
+    /// A durable [`accumulate_from`](Stream::accumulate_from).
+    pub fn accumulate_from<S, F>(&self, start: S, f: F) -> Stream<S>
+    where
+        S: Element + Sync + Serialize + DeserializeOwned,
+        F: Fn(&S, T) -> S + Send + Sync + 'static,
+    {
+        let op = Scan::accumulate_from(start, f);
+        self.stream
+            .attach_saved(ACCUMULATE, fn_name::<F>(), false, |_| op)
+    }
+
+    /// A durable [`accumulate_returns_state`](Stream::accumulate_returns_state).
+    pub fn accumulate_returns_state<S, U, F>(&self, start: Option<S>, f: F) -> Stream<U>
+    where
+        S: Send + Sync + 'static + Serialize + DeserializeOwned,
+        U: Element,
+        T: Into<S> + Into<U>,
+        F: Fn(&S, T) -> (S, U) + Send + Sync + 'static,
+    {
+        let f = move |state: &S, x| Ok::<_, Infallible>(f(state, x));
+        let op = Scan::returns_state(start, f);
+        self.stream
+            .attach_saved(ACCUMULATE, fn_name::<F>(), false, |_| op)
+    }
+
+    /// A durable [`try_accumulate_returns_state`](Stream::try_accumulate_returns_state).
+    pub fn try_accumulate_returns_state<S, U, E, F>(&self, start: Option<S>, f: F) -> Stream<U>
+    where
+        S: Send + Sync + 'static + Serialize + DeserializeOwned,
+        U: Element,
+        E: Into<BoxError> + 'static,
+        T: Into<S> + Into<U>,
+        F: Fn(&S, T) -> Result<(S, U), E> + Send + Sync + 'static,
+    {
+        let op = Scan::returns_state(start, f);
+        self.stream
+            .attach_saved(ACCUMULATE, fn_name::<F>(), false, |_| op)
+    }
+
+    /// A durable [`accumulate_with_state`](Stream::accumulate_with_state).
+    pub fn accumulate_with_state<S, U, F>(&self, start: Option<S>, f: F) -> Stream<(S, U)>
+    where
+        S: Element + Sync + Serialize + DeserializeOwned,
+        U: Element,
+        T: Into<S> + Into<U>,
+        F: Fn(&S, T) -> (S, U) + Send + Sync + 'static,
+    {
+        let op = Scan::with_state(start, f);
+        self.stream
+            .attach_saved(ACCUMULATE, fn_name::<F>(), false, |_| op)
+    }
+
+    /// A durable [`frequencies`](Stream::frequencies).
+    pub fn frequencies(&self) -> Stream<HashMap<T, usize>>
+    where
+        T: Hash + Eq + Serialize + DeserializeOwned,
+    {
+        self.stream
+            .attach_saved(FREQUENCIES, None, false, |_| Frequencies::default())
     }
 }

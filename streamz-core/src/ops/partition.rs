@@ -7,8 +7,13 @@ use std::time::{Duration, Instant};
 use futures_util::future::{Either, select};
 use indexmap::IndexMap;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::ack::Acks;
+use crate::checkpoint::{SaveState, decode, encode};
 use crate::clock::IntoInterval;
+use crate::durable::Durable;
 use crate::emit::Cx;
 use crate::executor::Executor;
 use crate::node::{Finish, Kind, Operator, Outlet, Port, Shape, fn_name, guard, lock};
@@ -249,6 +254,49 @@ fn partition_op<K, T, F>(
     }
 }
 
+/// A partition without a timeout saves its open batches, in the order they started (with a
+/// timeout, the timeout task hands batches on, and checkpoints wait for that).
+impl<K, T, F> SaveState for Partition<K, T, F>
+where
+    K: Serialize + DeserializeOwned + Hash + Eq + Send,
+    T: Serialize + DeserializeOwned + Send,
+    F: Send + Sync,
+{
+    fn save(&self) -> Result<Vec<u8>, String> {
+        let batches = self.shared.lock();
+        let open: Vec<(&K, &Vec<T>)> = batches.open.iter().map(|(k, b)| (k, &b.items)).collect();
+        encode(&open)
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        let open: Vec<(K, Vec<T>)> = decode(bytes)?;
+        if let Some((_, items)) = open.iter().find(|(_, items)| items.len() >= self.n) {
+            return Err(format!(
+                "a batch holds {} elements, as many as the partition's {} or more",
+                items.len(),
+                self.n
+            ));
+        }
+        let mut batches = self.shared.lock();
+        batches.open = open
+            .into_iter()
+            .map(|(k, items)| {
+                let batch = Batch {
+                    items,
+                    acks: Acks::default(),
+                    timed: None,
+                };
+                (k, batch)
+            })
+            .collect();
+        Ok(())
+    }
+
+    fn state_type(&self) -> &'static str {
+        std::any::type_name::<Vec<(K, Vec<T>)>>()
+    }
+}
+
 /// Batches of `n` elements with distinct keys.
 struct PartitionUnique<K, T, F> {
     n: usize,
@@ -301,6 +349,50 @@ where
             cx.with_acks(&acks, |cx| out.push(rest, cx));
         }
         Finish::Now
+    }
+}
+
+impl<K, T, F> PartitionUnique<K, T, F> {
+    fn new(n: usize, keep: Keep, key: F) -> Self {
+        PartitionUnique {
+            n,
+            keep,
+            batch: Mutex::new(IndexMap::new()),
+            key,
+        }
+    }
+}
+
+impl<K, T, F> SaveState for PartitionUnique<K, T, F>
+where
+    K: Serialize + DeserializeOwned + Hash + Eq + Send,
+    T: Serialize + DeserializeOwned + Send,
+    F: Send + Sync,
+{
+    fn save(&self) -> Result<Vec<u8>, String> {
+        let batch = lock(&self.batch);
+        let held: Vec<(&K, &T)> = batch.iter().map(|(k, (x, _))| (k, x)).collect();
+        encode(&held)
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        let held: Vec<(K, T)> = decode(bytes)?;
+        if held.len() >= self.n {
+            return Err(format!(
+                "the batch holds {} elements, as many as the partition's {} or more",
+                held.len(),
+                self.n
+            ));
+        }
+        *lock(&self.batch) = held
+            .into_iter()
+            .map(|(k, x)| (k, (x, Acks::default())))
+            .collect();
+        Ok(())
+    }
+
+    fn state_type(&self) -> &'static str {
+        std::any::type_name::<Vec<(K, T)>>()
     }
 }
 
@@ -487,12 +579,7 @@ impl<T: Element> Stream<T> {
         self.attach(
             PARTITION_UNIQUE,
             None,
-            PartitionUnique {
-                n,
-                keep,
-                batch: Mutex::new(IndexMap::new()),
-                key: T::clone,
-            },
+            PartitionUnique::new(n, keep, T::clone),
         )
     }
 
@@ -523,12 +610,68 @@ impl<T: Element> Stream<T> {
         self.attach(
             PARTITION_UNIQUE,
             fn_name::<F>(),
-            PartitionUnique {
-                n,
-                keep,
-                batch: Mutex::new(IndexMap::new()),
-                key,
-            },
+            PartitionUnique::new(n, keep, key),
         )
+    }
+}
+
+impl<T: Element + Serialize + DeserializeOwned> Durable<'_, T> {
+    /// A durable [`partition`](Stream::partition): the open batch is saved in checkpoints.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    pub fn partition(&self, n: usize) -> Stream<Vec<T>> {
+        check_n("partition", n);
+        let op = partition_op(n, |_: &T| (), None);
+        self.stream.attach_saved(PARTITION, None, false, |_| op)
+    }
+
+    /// A durable [`partition_by`](Stream::partition_by): the open batches are saved, with
+    /// their keys.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    pub fn partition_by<K, F>(&self, n: usize, key: F) -> Stream<Vec<T>>
+    where
+        K: Hash + Eq + Send + Serialize + DeserializeOwned + 'static,
+        F: Fn(&T) -> K + Send + Sync + 'static,
+    {
+        check_n("partition", n);
+        let op = partition_op(n, key, None);
+        self.stream
+            .attach_saved(PARTITION, fn_name::<F>(), false, |_| op)
+    }
+
+    /// A durable [`partition_unique`](Stream::partition_unique).
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    pub fn partition_unique(&self, n: usize, keep: Keep) -> Stream<Vec<T>>
+    where
+        T: Hash + Eq,
+    {
+        check_n("partition_unique", n);
+        let op = PartitionUnique::new(n, keep, T::clone);
+        self.stream
+            .attach_saved(PARTITION_UNIQUE, None, false, |_| op)
+    }
+
+    /// A durable [`partition_unique_by`](Stream::partition_unique_by).
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    pub fn partition_unique_by<K, F>(&self, n: usize, keep: Keep, key: F) -> Stream<Vec<T>>
+    where
+        K: Hash + Eq + Send + Serialize + DeserializeOwned + 'static,
+        F: Fn(&T) -> K + Send + Sync + 'static,
+    {
+        check_n("partition_unique", n);
+        let op = PartitionUnique::new(n, keep, key);
+        self.stream
+            .attach_saved(PARTITION_UNIQUE, fn_name::<F>(), false, |_| op)
     }
 }

@@ -10,6 +10,11 @@ use std::num::NonZeroUsize;
 
 use lru::LruCache;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::checkpoint::{SaveState, decode, encode};
+use crate::durable::Durable;
 use crate::emit::Cx;
 use crate::node::{Kind, Operator, Outlet, Port, Shape, fn_name, guard, lock};
 use crate::stream::{Element, Stream};
@@ -59,6 +64,78 @@ impl<K: Hash + Eq> History<K> {
 struct Unique<K, F> {
     history: Mutex<History<K>>,
     key: F,
+}
+
+impl<K: Hash + Eq, F> Unique<K, F> {
+    fn new(maxsize: Option<usize>, key: F) -> Self {
+        Unique {
+            history: Mutex::new(History::new(maxsize)),
+            key,
+        }
+    }
+}
+
+/// Saves the keys remembered, the least recent first; restored, they are remembered in that
+/// order (under `maxsize`, the last `maxsize` of them).
+impl<K, F> SaveState for Unique<K, F>
+where
+    K: Serialize + DeserializeOwned + Hash + Eq + Send,
+    F: Send + Sync,
+{
+    fn save(&self) -> Result<Vec<u8>, String> {
+        match &*lock(&self.history) {
+            History::All(seen) => encode(&seen.iter().collect::<Vec<_>>()),
+            History::Recent(recent, _) => {
+                encode(&recent.iter().rev().map(|(k, ())| k).collect::<Vec<_>>())
+            }
+        }
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        let keys: Vec<K> = decode(bytes)?;
+        let mut history = lock(&self.history);
+        let maxsize = match &*history {
+            History::All(_) => None,
+            History::Recent(_, maxsize) => Some(*maxsize),
+        };
+        *history = History::new(maxsize);
+        for key in keys {
+            history.insert(key);
+        }
+        Ok(())
+    }
+
+    fn state_type(&self) -> &'static str {
+        std::any::type_name::<Vec<K>>()
+    }
+}
+
+impl Slice {
+    fn new(start: usize, stop: Option<usize>, step: usize) -> Self {
+        assert!(step >= 1, "slice: step must be at least 1");
+        Slice {
+            next_index: AtomicU64::new(0),
+            start: start as u64,
+            stop: stop.map(|s| s as u64),
+            step: step as u64,
+        }
+    }
+}
+
+/// Saves the index of the next element.
+impl SaveState for Slice {
+    fn save(&self) -> Result<Vec<u8>, String> {
+        encode(&self.next_index.load(Ordering::Relaxed))
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        self.next_index.store(decode(bytes)?, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn state_type(&self) -> &'static str {
+        "u64"
+    }
 }
 
 impl<T, K, F> Operator<T> for Unique<K, F>
@@ -125,14 +202,7 @@ impl<T: Element> Stream<T> {
     where
         T: Hash + Eq,
     {
-        self.attach(
-            UNIQUE,
-            None,
-            Unique {
-                history: Mutex::new(History::new(maxsize)),
-                key: T::clone,
-            },
-        )
+        self.attach(UNIQUE, None, Unique::new(maxsize, T::clone))
     }
 
     /// Like [`unique`](Stream::unique), comparing elements by `key(x)`.
@@ -157,14 +227,7 @@ impl<T: Element> Stream<T> {
         K: Hash + Eq + Send + 'static,
         F: Fn(&T) -> K + Send + Sync + 'static,
     {
-        self.attach(
-            UNIQUE,
-            fn_name::<F>(),
-            Unique {
-                history: Mutex::new(History::new(maxsize)),
-                key,
-            },
-        )
+        self.attach(UNIQUE, fn_name::<F>(), Unique::new(maxsize, key))
     }
 
     /// Emits the elements at positions `start, start + step, start + 2·step, …` below `stop`
@@ -189,16 +252,46 @@ impl<T: Element> Stream<T> {
     /// assert_eq!(out.to_vec(), vec![1, 3, 5, 7]);
     /// ```
     pub fn slice(&self, start: usize, stop: Option<usize>, step: usize) -> Stream<T> {
-        assert!(step >= 1, "slice: step must be at least 1");
-        self.attach(
-            SLICE,
-            None,
-            Slice {
-                next_index: AtomicU64::new(0),
-                start: start as u64,
-                stop: stop.map(|s| s as u64),
-                step: step as u64,
-            },
-        )
+        self.attach(SLICE, None, Slice::new(start, stop, step))
+    }
+}
+
+impl<T: Element> Durable<'_, T> {
+    /// A durable [`unique`](Stream::unique): the elements remembered are saved.
+    ///
+    /// # Panics
+    ///
+    /// If `maxsize` is `Some(0)`.
+    pub fn unique(&self, maxsize: Option<usize>) -> Stream<T>
+    where
+        T: Hash + Eq + Serialize + DeserializeOwned,
+    {
+        let op = Unique::new(maxsize, T::clone);
+        self.stream.attach_saved(UNIQUE, None, false, |_| op)
+    }
+
+    /// A durable [`unique_by`](Stream::unique_by): the keys remembered are saved.
+    ///
+    /// # Panics
+    ///
+    /// If `maxsize` is `Some(0)`.
+    pub fn unique_by<K, F>(&self, maxsize: Option<usize>, key: F) -> Stream<T>
+    where
+        K: Hash + Eq + Send + Serialize + DeserializeOwned + 'static,
+        F: Fn(&T) -> K + Send + Sync + 'static,
+    {
+        let op = Unique::new(maxsize, key);
+        self.stream
+            .attach_saved(UNIQUE, fn_name::<F>(), false, |_| op)
+    }
+
+    /// A durable [`slice`](Stream::slice): the index it has reached is saved.
+    ///
+    /// # Panics
+    ///
+    /// If `step` is 0.
+    pub fn slice(&self, start: usize, stop: Option<usize>, step: usize) -> Stream<T> {
+        let op = Slice::new(start, stop, step);
+        self.stream.attach_saved(SLICE, None, false, |_| op)
     }
 }

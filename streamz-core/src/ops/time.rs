@@ -14,8 +14,13 @@ use futures_channel::oneshot;
 use futures_util::future::{Either, select};
 use indexmap::IndexMap;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::ack::Acks;
+use crate::checkpoint::{SaveState, decode, encode};
 use crate::clock::{IntoInterval, after};
+use crate::durable::{Durable, start_moving};
 use crate::emit::Cx;
 use crate::error::StreamError;
 use crate::executor::Executor;
@@ -303,6 +308,8 @@ async fn timed_window_task<T: Element, B: WindowBuffer<T>>(
                 continue; // woken by a change that is not the end: wait on
             }
         }
+        // taking the window out of the saved state: not while a checkpoint reads it
+        let moving = start_moving(&out.info.graph).await;
         let (window, held, closed) = {
             let mut state = shared.lock();
             let window = state.buffer.take();
@@ -316,6 +323,7 @@ async fn timed_window_task<T: Element, B: WindowBuffer<T>>(
             hand_on(&out, window, held).await;
         }
         shared.update(|state| state.busy = false);
+        drop(moving);
         if closed {
             out.close_from_task().await;
             return;
@@ -565,13 +573,25 @@ impl<T: Element> Stream<T> {
         func: Option<&'static str>,
         buffer: B,
     ) -> Stream<Vec<T>> {
+        let make = self.timed_window_op(kind, interval, skip_empty, buffer);
+        self.attach_with(kind, func, make)
+    }
+
+    /// What makes a timed window's node, once it has its outlet: its state, and its task.
+    fn timed_window_op<B: WindowBuffer<T>>(
+        &self,
+        kind: Kind,
+        interval: Duration,
+        skip_empty: bool,
+        buffer: B,
+    ) -> impl FnOnce(&Arc<Outlet<Vec<T>>>) -> TimedWindow<B> {
         assert!(
             !interval.is_zero(),
             "{}: the interval must be longer than zero",
             kind.op
         );
         let executor = self.graph_shared().require_executor(kind.op);
-        self.attach_with(kind, func, |out| {
+        move |out| {
             let shared = NodeState::new(WindowState {
                 buffer,
                 held: InFlight::none(&out.info),
@@ -588,6 +608,54 @@ impl<T: Element> Stream<T> {
                 skip_empty,
             )));
             TimedWindow { shared }
-        })
+        }
+    }
+}
+
+/// A durable timed window saves the elements of the window being collected: they are at
+/// rest there between ticks, so a checkpoint need not wait for the tick. Restored, they are
+/// in the first window of the new run.
+impl<T: Serialize + DeserializeOwned + Send + 'static> SaveState for TimedWindow<Vec<T>> {
+    fn save(&self) -> Result<Vec<u8>, String> {
+        encode(&self.shared.lock().buffer)
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        let items: Vec<T> = decode(bytes)?;
+        let mut state = self.shared.lock();
+        state.held.add(items.len(), &Acks::default());
+        state.buffer = items;
+        Ok(())
+    }
+
+    fn state_type(&self) -> &'static str {
+        std::any::type_name::<Vec<T>>()
+    }
+}
+
+impl<T: Element + Serialize + DeserializeOwned> Durable<'_, T> {
+    /// A durable [`timed_window`](Stream::timed_window): the window being collected is
+    /// saved in checkpoints, and a checkpoint does not wait for it to close.
+    ///
+    /// # Panics
+    ///
+    /// As [`timed_window`](Stream::timed_window).
+    pub fn timed_window(&self, interval: impl IntoInterval) -> Stream<Vec<T>> {
+        let make =
+            self.stream
+                .timed_window_op(TIMED_WINDOW, interval.into_interval(), false, Vec::new());
+        self.stream.attach_saved(TIMED_WINDOW, None, true, make)
+    }
+
+    /// A durable [`timed_window_nonempty`](Stream::timed_window_nonempty).
+    ///
+    /// # Panics
+    ///
+    /// As [`timed_window`](Stream::timed_window).
+    pub fn timed_window_nonempty(&self, interval: impl IntoInterval) -> Stream<Vec<T>> {
+        let make =
+            self.stream
+                .timed_window_op(TIMED_WINDOW, interval.into_interval(), true, Vec::new());
+        self.stream.attach_saved(TIMED_WINDOW, None, true, make)
     }
 }

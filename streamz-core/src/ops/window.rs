@@ -5,7 +5,12 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::ack::Acks;
+use crate::checkpoint::{SaveState, decode, encode};
+use crate::durable::Durable;
 use crate::emit::{Cx, Emit};
 use crate::node::{Finish, Kind, Operator, Outlet, Port, Shape, lock};
 use crate::stream::{Element, GraphNode, Stream};
@@ -66,6 +71,43 @@ impl<T: Element> Operator<T> for SlidingWindow<T> {
         drop(guard);
         drop(left);
         cx.with_acks(&carried, |cx| out.push(emitted, cx));
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Send + Sync> SaveState for SlidingWindow<T> {
+    fn save(&self) -> Result<Vec<u8>, String> {
+        encode(&lock(&self.window).items)
+    }
+
+    /// The elements come back without acknowledgements: those of a run that stopped are gone.
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        let items: VecDeque<T> = decode(bytes)?;
+        if items.len() > self.n {
+            return Err(format!(
+                "it holds {} elements, more than the window's {}",
+                items.len(),
+                self.n
+            ));
+        }
+        *lock(&self.window) = Window { items, acks: None };
+        Ok(())
+    }
+
+    fn state_type(&self) -> &'static str {
+        std::any::type_name::<VecDeque<T>>()
+    }
+}
+
+fn sliding_window_op<T>(n: usize, return_partial: bool) -> SlidingWindow<T> {
+    assert!(n >= 1, "sliding_window: n must be at least 1");
+    SlidingWindow {
+        // grows with what it holds: `n` sizes nothing up front
+        window: Mutex::new(Window {
+            items: VecDeque::new(),
+            acks: None,
+        }),
+        n,
+        return_partial,
     }
 }
 
@@ -209,20 +251,7 @@ impl<T: Element> Stream<T> {
     /// assert_eq!(out.to_vec(), vec![vec![0], vec![0, 1], vec![1, 2]]);
     /// ```
     pub fn sliding_window(&self, n: usize, return_partial: bool) -> Stream<Vec<T>> {
-        assert!(n >= 1, "sliding_window: n must be at least 1");
-        self.attach(
-            SLIDING_WINDOW,
-            None,
-            SlidingWindow {
-                // grows with what it holds: `n` sizes nothing up front
-                window: Mutex::new(Window {
-                    items: VecDeque::new(),
-                    acks: None,
-                }),
-                n,
-                return_partial,
-            },
-        )
+        self.attach(SLIDING_WINDOW, None, sliding_window_op(n, return_partial))
     }
 
     /// Holds elements until [`Collector::flush`] is called, which emits them as one `Vec`.
@@ -256,5 +285,19 @@ impl<T: Element> Stream<T> {
         }));
         let stream = self.attach(COLLECT, None, Collect { held: held.clone() });
         Collector { stream, held }
+    }
+}
+
+impl<T: Element + Serialize + DeserializeOwned + Sync> Durable<'_, T> {
+    /// A durable [`sliding_window`](Stream::sliding_window): the elements in the window are
+    /// saved in checkpoints.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    pub fn sliding_window(&self, n: usize, return_partial: bool) -> Stream<Vec<T>> {
+        let op = sliding_window_op(n, return_partial);
+        self.stream
+            .attach_saved(SLIDING_WINDOW, None, false, |_| op)
     }
 }

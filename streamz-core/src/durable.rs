@@ -1,0 +1,885 @@
+//! Durable state: [`Checkpoints`] of a running graph, each a consistent cut of every durable
+//! node's state ([`Stream::durable`]) and every source's position ([`Feed`]), saved into a
+//! [`StateStore`]; and the restore, when the same graph is built again over that store.
+//!
+//! **The cut** (DESIGN.md, "Checkpoints"): a graph is still when no source is inside an
+//! emit, no element waits in a queue or an asynchronous step, and no task is handing
+//! anything on. Every feed and every task counts itself in a [`Gate`] while it moves
+//! elements; a checkpoint asks the sources to pause at their next emit, waits for the count
+//! to reach zero, freezes the gate (a task that would start moving an element waits), reads
+//! every state, and thaws. The states then hold exactly the elements before each source's
+//! position. Writing the checkpoint happens after the thaw, on a blocking thread.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use event_listener::{Event, Listener};
+use futures_util::future::{Either, select};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::checkpoint::{Checkpoint, SaveState, StateStore, StoreError, decode, encode};
+use crate::clock::{Clock, IntoInterval, after};
+use crate::error::{ErrorKind, StreamError};
+use crate::executor::Executor;
+use crate::node::{NodeInfo, lock};
+use crate::shared::GraphShared;
+use crate::stream::{Element, Stream};
+use crate::topology::{Direction, reachable};
+
+// ------------------------------------------------------------------------------------ gate
+
+const FROZEN: u64 = 1 << 63;
+const REQUESTED: u64 = 1 << 62;
+const COUNT: u64 = REQUESTED - 1;
+
+/// What holds a checkpoint until the graph is still: one word, the count of what is moving
+/// elements (feeds inside an emit, tasks handing on, elements queued or in asynchronous
+/// steps, detached work) and two flags: a checkpoint is *requested* (feeds wait before their
+/// next emit) and the graph is *frozen* (a checkpoint is reading the states; tasks wait too).
+pub(crate) struct Gate {
+    word: AtomicU64,
+    changed: Event,
+}
+
+impl Gate {
+    fn new() -> Arc<Self> {
+        Arc::new(Gate {
+            word: AtomicU64::new(0),
+            changed: Event::new(),
+        })
+    }
+
+    /// `n` more elements moving (they are inside something already counted, so the gate
+    /// cannot be frozen now).
+    pub(crate) fn add(&self, n: usize) {
+        self.word.fetch_add(n as u64, Ordering::AcqRel);
+    }
+
+    /// `n` fewer moving; wakes a waiting checkpoint when none are left.
+    pub(crate) fn sub(&self, n: usize) {
+        let after = self.word.fetch_sub(n as u64, Ordering::AcqRel) - n as u64;
+        if after & COUNT == 0 && after & REQUESTED != 0 {
+            self.changed.notify(usize::MAX);
+        }
+    }
+
+    fn try_enter(&self, blocked_by: u64) -> bool {
+        let mut v = self.word.load(Ordering::Acquire);
+        loop {
+            if v & blocked_by != 0 {
+                return false;
+            }
+            match self
+                .word
+                .compare_exchange_weak(v, v + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return true,
+                Err(now) => v = now,
+            }
+        }
+    }
+
+    async fn enter(self: &Arc<Self>, blocked_by: u64) -> Moving {
+        loop {
+            if self.try_enter(blocked_by) {
+                return Moving(self.clone());
+            }
+            let listener = self.changed.listen();
+            if self.word.load(Ordering::Acquire) & blocked_by == 0 {
+                continue;
+            }
+            listener.await;
+        }
+    }
+
+    fn enter_blocking(self: &Arc<Self>, blocked_by: u64) -> Moving {
+        loop {
+            if self.try_enter(blocked_by) {
+                return Moving(self.clone());
+            }
+            let listener = self.changed.listen();
+            if self.word.load(Ordering::Acquire) & blocked_by == 0 {
+                continue;
+            }
+            listener.wait();
+        }
+    }
+
+    /// Asks the feeds to pause and waits, at most `patience`, until nothing moves; then
+    /// freezes and returns true. False (and the request withdrawn) when the graph did not
+    /// come still in time: a feed's emit may be waiting for another feed (a `zip` across
+    /// sources), which must go on for it to finish.
+    async fn freeze(&self, clock: &dyn Clock, patience: Duration) -> bool {
+        self.word.fetch_or(REQUESTED, Ordering::AcqRel);
+        let deadline = after(clock.now(), patience);
+        loop {
+            let v = self.word.load(Ordering::Acquire);
+            if v & COUNT == 0 {
+                if self
+                    .word
+                    .compare_exchange(v, v | FROZEN, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return true;
+                }
+                continue;
+            }
+            let listener = self.changed.listen();
+            if self.word.load(Ordering::Acquire) & COUNT == 0 {
+                continue;
+            }
+            let sleep = clock.sleep_until(deadline);
+            if let Either::Left(_) = select(sleep, listener).await
+                && self.word.load(Ordering::Acquire) & COUNT != 0
+            {
+                self.thaw();
+                return false;
+            }
+        }
+    }
+
+    /// Lets everything move again.
+    fn thaw(&self) {
+        self.word.fetch_and(!(FROZEN | REQUESTED), Ordering::AcqRel);
+        self.changed.notify(usize::MAX);
+    }
+
+    fn count(&self) -> u64 {
+        self.word.load(Ordering::Acquire) & COUNT
+    }
+}
+
+/// One thing counted as moving in a [`Gate`], until dropped.
+pub(crate) struct Moving(Arc<Gate>);
+
+impl Drop for Moving {
+    fn drop(&mut self) {
+        self.0.sub(1);
+    }
+}
+
+/// For a task about to take elements out of a durable node's saved state and hand them on
+/// (a durable timed window's tick): waits while a checkpoint reads the states, then counts
+/// the task as moving until the guard is dropped. Nothing, for a graph not checkpointed.
+pub(crate) async fn start_moving(graph: &GraphShared) -> Option<Moving> {
+    match graph.gate() {
+        Some(gate) => Some(gate.enter(FROZEN).await),
+        None => None,
+    }
+}
+
+// ---------------------------------------------------------------------------- the durable view
+
+/// The durable forms of the stateful operators: the same operators, whose state
+/// [`Checkpoints`] save and restore. Made by [`Stream::durable`]; each method is documented
+/// with the plain operator of the same name, and needs its state (and the elements it holds)
+/// to be `serde`'s `Serialize` and `Deserialize`.
+///
+/// # Examples
+///
+/// ```
+/// let source = streamz_core::Stream::new();
+/// let totals = source.durable().accumulate(|a: &i64, x| a + x).sink_to_vec();
+/// source.emit_blocking(3).unwrap();
+/// source.emit_blocking(4).unwrap();
+/// assert_eq!(totals.to_vec(), vec![3, 7]);
+/// ```
+#[derive(Debug)]
+pub struct Durable<'a, T> {
+    pub(crate) stream: &'a Stream<T>,
+}
+
+impl<T: Element> Stream<T> {
+    /// The durable forms of the stateful operators that follow: `source.durable().accumulate(…)`
+    /// is an `accumulate` whose state is saved in every checkpoint and restored from the
+    /// last one when the graph is built again ([`Checkpoints`]). A node is known across
+    /// restarts by its name ([`named`](Stream::named)), or else by its operator and its
+    /// place among the graph's durable nodes of that operator (`accumulate #1`): name them
+    /// when the graph may change.
+    pub fn durable(&self) -> Durable<'_, T> {
+        Durable { stream: self }
+    }
+}
+
+// ------------------------------------------------------------------------------------- feeds
+
+/// A source fed through checkpoints: every emit goes through [`Feed::emit`] with the
+/// source's position after that element, which checkpoints save, so that a restarted run
+/// resumes from [`Feed::position`]. Made by [`CheckpointsBuilder::feed`] (or
+/// [`Stream::checkpoint`]).
+pub struct Feed<T, P> {
+    stream: Stream<T>,
+    gate: Arc<Gate>,
+    state: Arc<FeedState<P>>,
+}
+
+impl<T, P> fmt::Debug for Feed<T, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Feed")
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, P> Clone for Feed<T, P> {
+    fn clone(&self) -> Self {
+        Feed {
+            stream: self.stream.clone(),
+            gate: self.gate.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+struct FeedState<P> {
+    position: Mutex<Option<P>>,
+}
+
+impl<P: Serialize + DeserializeOwned + Send> SaveState for FeedState<P> {
+    fn save(&self) -> Result<Vec<u8>, String> {
+        encode(&*lock(&self.position))
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        *lock(&self.position) = decode(bytes)?;
+        Ok(())
+    }
+
+    fn state_type(&self) -> &'static str {
+        std::any::type_name::<P>()
+    }
+}
+
+impl<T: Element, P: Clone + Send + 'static> Feed<T, P> {
+    /// Where the source stands: the last checkpoint's position, once the graph is restored,
+    /// and then the position given with the last element emitted. `None` for a source that
+    /// has emitted nothing yet (or nothing before the checkpoint restored).
+    pub fn position(&self) -> Option<P> {
+        lock(&self.state.position).clone()
+    }
+
+    /// Emits `x` into the source, `position` being where the source stands once `x` is
+    /// taken (the next line's byte offset, the next index): a checkpoint taken after this
+    /// emit resumes after `x`. Waits while a checkpoint is being taken; otherwise the same as
+    /// [`Stream::emit`], awaited.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Stream::emit`]: the element failed somewhere (it counts as taken all the same).
+    pub async fn emit(&self, x: T, position: P) -> Result<(), StreamError> {
+        let _moving = self.gate.enter(FROZEN | REQUESTED).await;
+        let done = self.stream.emit(x);
+        *lock(&self.state.position) = Some(position);
+        done.await
+    }
+
+    /// [`emit`](Feed::emit) from a plain thread, blocking it (as
+    /// [`Stream::emit_blocking`]).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Stream::emit_blocking`].
+    pub fn emit_blocking(&self, x: T, position: P) -> Result<(), StreamError> {
+        let _moving = self.gate.enter_blocking(FROZEN | REQUESTED);
+        let done = self.stream.emit_blocking(x);
+        *lock(&self.state.position) = Some(position);
+        done
+    }
+
+    /// The source stream itself (to close it, or wait for it).
+    pub fn stream(&self) -> &Stream<T> {
+        &self.stream
+    }
+}
+
+// ------------------------------------------------------------------------------- checkpoints
+
+/// What a checkpoint was: its number, when, how large, and what it cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// Its number (counting on from the checkpoint a run was restored from).
+    pub id: u64,
+    /// When it was taken.
+    pub taken_at: SystemTime,
+    /// The bytes of its states (keys included).
+    pub size: usize,
+    /// How many nodes' and sources' states it holds.
+    pub entries: usize,
+    /// How long the graph was held still: from the request to the thaw.
+    pub pause: Duration,
+    /// How long the store took to write it, durably.
+    pub write: Duration,
+}
+
+/// How a graph is checkpointed: the store, the interval, the sources, and the nodes to start
+/// fresh. Made by [`Checkpoints::builder`]; [`start`](CheckpointsBuilder::start) restores
+/// the graph and starts taking checkpoints.
+pub struct CheckpointsBuilder {
+    store: Arc<dyn StateStore>,
+    every: Duration,
+    patience: Duration,
+    fresh: HashSet<String>,
+    feeds: Vec<(Arc<NodeInfo>, Arc<dyn SaveState>)>,
+    gate: Arc<Gate>,
+}
+
+impl fmt::Debug for CheckpointsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckpointsBuilder")
+            .field("every", &self.every)
+            .field("fresh", &self.fresh)
+            .field("feeds", &self.feeds.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CheckpointsBuilder {
+    /// How often to take a checkpoint (1 s by default). Each one holds the graph still for
+    /// as long as reading its states takes ([`CheckpointInfo::pause`]).
+    ///
+    /// # Panics
+    ///
+    /// If `interval` is zero.
+    pub fn every(mut self, interval: impl IntoInterval) -> Self {
+        let interval = interval.into_interval();
+        assert!(
+            !interval.is_zero(),
+            "checkpoints: the interval must be longer than zero"
+        );
+        self.every = interval;
+        self
+    }
+
+    /// Starts the node (or source) known as `key` fresh: its state in the checkpoint, if
+    /// any, is ignored. `key` is the node's name, or what a restore's error calls it
+    /// (`accumulate #1`). For a pipeline that changed.
+    pub fn fresh(mut self, key: &str) -> Self {
+        self.fresh.insert(key.to_owned());
+        self
+    }
+
+    /// Registers `source` as one of the graph's sources: feed it through the [`Feed`]
+    /// returned, whose position, of any serde type `P`, checkpoints save. Every source that
+    /// feeds a checkpointed graph must be registered, in the same order on every run.
+    pub fn feed<T, P>(&mut self, source: &Stream<T>) -> Feed<T, P>
+    where
+        T: Element,
+        P: Serialize + DeserializeOwned + Clone + Send + 'static,
+    {
+        let state = Arc::new(FeedState {
+            position: Mutex::new(None),
+        });
+        self.feeds.push((source.out.info.clone(), state.clone()));
+        Feed {
+            stream: source.clone(),
+            gate: self.gate.clone(),
+            state,
+        }
+    }
+
+    /// Restores the graph from the store's last checkpoint, if it has one, and starts
+    /// taking checkpoints, on the graph's executor. Call it once the graph is built, before
+    /// anything is emitted.
+    ///
+    /// # Errors
+    ///
+    /// The store could not be read or is damaged; the graph has no executor, or is already
+    /// checkpointed, or holds elements already; two durable nodes have the same name; or
+    /// the checkpoint does not fit the graph: a durable node that has no state in it, a state
+    /// it has for no node, a node whose operator changed, or a state that does not decode as
+    /// the node's type. Each is named, with what to do; [`fresh`](CheckpointsBuilder::fresh)
+    /// starts such a node fresh.
+    pub fn start(self) -> Result<Checkpoints, StoreError> {
+        let Some((first, _)) = self.feeds.first() else {
+            return Err(StoreError::new(
+                "checkpoints: no source was registered (CheckpointsBuilder::feed)",
+            ));
+        };
+        let Some(executor) = first.graph.executor.clone() else {
+            return Err(StoreError::new(
+                "checkpoints need an executor for their timer: build the graph from \
+                 Stream::with_executor(...)",
+            ));
+        };
+        let entries = self.entries()?;
+        let mut graphs: Vec<Arc<GraphShared>> = Vec::new();
+        for entry in &entries {
+            if let Some(node) = &entry.node {
+                if node.in_flight() > 0 || node.graph.detached() > 0 {
+                    return Err(StoreError::new(format!(
+                        "checkpoints: `{}` already holds elements; start checkpoints before \
+                         anything is emitted",
+                        entry.key
+                    )));
+                }
+                if !graphs.iter().any(|g| Arc::ptr_eq(g, &node.graph)) {
+                    graphs.push(node.graph.clone());
+                }
+            }
+        }
+        for (feed, _) in &self.feeds {
+            if !graphs.iter().any(|g| Arc::ptr_eq(g, &feed.graph)) {
+                graphs.push(feed.graph.clone());
+            }
+        }
+        let restored = self.restore(&entries)?;
+        for graph in &graphs {
+            if !graph.set_gate(&self.gate) {
+                return Err(StoreError::new(
+                    "checkpoints: this graph is checkpointed already",
+                ));
+            }
+        }
+        let (requests, inbox) = async_channel::bounded(16);
+        let inner = Arc::new(Inner {
+            store: self.store,
+            gate: self.gate,
+            entries,
+            executor: executor.clone(),
+            graph: first.graph.clone(),
+            next_id: AtomicU64::new(restored.as_ref().map_or(1, |c| c.id + 1)),
+            last: Mutex::new(None),
+            every: self.every,
+            patience: self.patience,
+        });
+        executor.spawn(Box::pin(leader(inner.clone(), inbox)));
+        Ok(Checkpoints {
+            inner,
+            requests,
+            restored,
+        })
+    }
+
+    /// Every durable node reachable from the feeds, and the feeds, each with its key.
+    fn entries(&self) -> Result<Vec<Entry>, StoreError> {
+        let mut entries = Vec::new();
+        let mut seen = HashSet::new();
+        let mut per_op: HashMap<&'static str, usize> = HashMap::new();
+        let mut names: HashSet<String> = HashSet::new();
+        let mut key_of = |info: &NodeInfo, op: &'static str| -> Result<String, StoreError> {
+            let key = match info.given_name() {
+                Some(name) => name.to_string(),
+                None => {
+                    let k = per_op.entry(op).or_insert(0);
+                    *k += 1;
+                    format!("{op} #{k}")
+                }
+            };
+            if !names.insert(key.clone()) {
+                return Err(StoreError::new(format!(
+                    "checkpoints: two durable nodes are called `{key}`; give each its own name \
+                     (Stream::named)"
+                )));
+            }
+            Ok(key)
+        };
+        for (feed, state) in &self.feeds {
+            entries.push(Entry {
+                key: key_of(feed, "source")?,
+                op: "source",
+                node: None,
+                state: Held::Feed(state.clone()),
+            });
+        }
+        for (feed, _) in &self.feeds {
+            for node in reachable(feed, Direction::Down) {
+                if !seen.insert(node.id) || !node.is_durable() {
+                    continue;
+                }
+                entries.push(Entry {
+                    key: key_of(&node, node.kind.op)?,
+                    op: node.kind.op,
+                    state: Held::Node,
+                    node: Some(node),
+                });
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Puts the store's last checkpoint back into `entries`; what it was.
+    fn restore(&self, entries: &[Entry]) -> Result<Option<CheckpointInfo>, StoreError> {
+        let Some(checkpoint) = self.store.load()? else {
+            return Ok(None);
+        };
+        let mut saved: BTreeMap<&str, &[u8]> = checkpoint.entries().collect();
+        // (the node, what does not fit)
+        let mut problems: Vec<(String, String)> = Vec::new();
+        for entry in entries {
+            let found = saved.remove(entry.key.as_str());
+            if self.fresh.contains(&entry.key) {
+                continue;
+            }
+            let key = entry.key.clone();
+            let Some(bytes) = found else {
+                problems.push((key, format!("is new, or was renamed ({})", entry.op)));
+                continue;
+            };
+            let Some(state) = entry.state() else { continue };
+            match unframe(bytes) {
+                Some((op, was, payload)) if op == entry.op => {
+                    if let Err(e) = state.restore(payload) {
+                        problems.push((
+                            key,
+                            format!(
+                                "has a state that does not read as {} (it was saved as {was}): {e}",
+                                state.state_type()
+                            ),
+                        ));
+                    }
+                }
+                Some((op, _, _)) => {
+                    problems.push((key, format!("was a `{op}` and is now a `{}`", entry.op)))
+                }
+                None => problems.push((key, "has a state streamz did not write".to_owned())),
+            }
+        }
+        for key in saved.keys() {
+            if !self.fresh.contains(*key) {
+                problems.push((
+                    (*key).to_owned(),
+                    "has a state in it, and is not in this graph".to_owned(),
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            let what: Vec<String> = problems.iter().map(|(k, p)| format!("`{k}` {p}")).collect();
+            let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
+            return Err(StoreError::new(format!(
+                "the last checkpoint (#{}) does not fit this graph: {}; if the pipeline changed \
+                 on purpose, start {} fresh (fresh(\"{}\"))",
+                checkpoint.id,
+                what.join("; "),
+                if keys.len() == 1 {
+                    "that node"
+                } else {
+                    "those nodes"
+                },
+                keys.join("\"), fresh(\"")
+            )));
+        }
+        Ok(Some(CheckpointInfo {
+            id: checkpoint.id,
+            taken_at: checkpoint.taken_at,
+            size: checkpoint.size(),
+            entries: checkpoint.len(),
+            pause: Duration::ZERO,
+            write: Duration::ZERO,
+        }))
+    }
+}
+
+/// What a checkpoint holds for one node or source.
+struct Entry {
+    key: String,
+    op: &'static str,
+    /// The node, for a durable node (weak in its `NodeInfo`, so a dropped graph is not kept).
+    node: Option<Arc<NodeInfo>>,
+    state: Held,
+}
+
+enum Held {
+    Node,
+    Feed(Arc<dyn SaveState>),
+}
+
+impl Entry {
+    fn state(&self) -> Option<Arc<dyn SaveState>> {
+        match &self.state {
+            Held::Feed(state) => Some(state.clone()),
+            Held::Node => self.node.as_ref().and_then(|n| n.saved()),
+        }
+    }
+}
+
+/// A state as a checkpoint keeps it: the operator and the state's type (to say what does not
+/// fit, on restore), then the state.
+fn frame(op: &str, state_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(op.len() + state_type.len() + 2 + payload.len());
+    bytes.extend_from_slice(op.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(state_type.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+fn unframe(bytes: &[u8]) -> Option<(&str, &str, &[u8])> {
+    let mut parts = bytes.splitn(3, |&b| b == b'\n');
+    let op = std::str::from_utf8(parts.next()?).ok()?;
+    let ty = std::str::from_utf8(parts.next()?).ok()?;
+    Some((op, ty, parts.next()?))
+}
+
+struct Inner {
+    store: Arc<dyn StateStore>,
+    gate: Arc<Gate>,
+    entries: Vec<Entry>,
+    executor: Arc<dyn Executor>,
+    /// Where a checkpoint that fails is reported.
+    graph: Arc<GraphShared>,
+    next_id: AtomicU64,
+    last: Mutex<Option<CheckpointInfo>>,
+    every: Duration,
+    patience: Duration,
+}
+
+type Reply = futures_channel::oneshot::Sender<Result<CheckpointInfo, StoreError>>;
+
+/// Takes a checkpoint every interval, and whenever asked; ends when the [`Checkpoints`] is
+/// dropped.
+async fn leader(inner: Arc<Inner>, inbox: async_channel::Receiver<Reply>) {
+    loop {
+        let clock = inner.executor.clock();
+        let next = after(clock.now(), inner.every);
+        let asked = {
+            let sleep = clock.sleep_until(next);
+            let recv = std::pin::pin!(inbox.recv());
+            match select(sleep, recv).await {
+                Either::Left(_) => None,
+                Either::Right((Ok(reply), _)) => Some(reply),
+                Either::Right((Err(_), _)) => return,
+            }
+        };
+        match asked {
+            // asked: until the graph is still, however long that takes
+            Some(reply) => {
+                let result = loop {
+                    if let Some(done) = take(&inner).await {
+                        break done;
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            None => {
+                if let Some(Err(e)) = take(&inner).await {
+                    inner.graph.report(StreamError::new(
+                        ErrorKind::Checkpoint,
+                        None,
+                        e.to_string(),
+                    ));
+                }
+            }
+        }
+        if inbox.is_closed() && inbox.is_empty() {
+            return;
+        }
+    }
+}
+
+/// One checkpoint: `None` when the graph did not come still within the patience.
+async fn take(inner: &Arc<Inner>) -> Option<Result<CheckpointInfo, StoreError>> {
+    let asked = Instant::now();
+    if !inner
+        .gate
+        .freeze(inner.executor.clock(), inner.patience)
+        .await
+    {
+        return None;
+    }
+    let id = inner.next_id.load(Ordering::Relaxed);
+    let mut checkpoint = Checkpoint::new(id);
+    let mut failed = None;
+    for entry in &inner.entries {
+        let Some(state) = entry.state() else { continue };
+        match state.save() {
+            Ok(payload) => checkpoint.insert(
+                entry.key.clone(),
+                frame(entry.op, state.state_type(), &payload),
+            ),
+            Err(e) => {
+                failed = Some(StoreError::new(format!(
+                    "checkpoint #{id}: cannot save `{}`'s state ({}): {e}",
+                    entry.key,
+                    state.state_type()
+                )));
+                break;
+            }
+        }
+    }
+    inner.gate.thaw();
+    let pause = asked.elapsed();
+    if let Some(e) = failed {
+        return Some(Err(e));
+    }
+    let (reply, written) = futures_channel::oneshot::channel();
+    let store = inner.store.clone();
+    let (size, entries) = (checkpoint.size(), checkpoint.len());
+    inner.executor.spawn_blocking(Box::new(move || {
+        let started = Instant::now();
+        let result = store.save(&checkpoint).map(|()| started.elapsed());
+        let _ = reply.send((result, checkpoint.taken_at));
+    }));
+    let (result, taken_at) = match written.await {
+        Ok(done) => done,
+        Err(_) => {
+            return Some(Err(StoreError::new(format!(
+                "checkpoint #{id}: the executor dropped the write"
+            ))));
+        }
+    };
+    Some(result.map(|write| {
+        inner.next_id.store(id + 1, Ordering::Relaxed);
+        let info = CheckpointInfo {
+            id,
+            taken_at,
+            size,
+            entries,
+            pause,
+            write,
+        };
+        *lock(&inner.last) = Some(info.clone());
+        info
+    }))
+}
+
+/// A graph's checkpoints: taken every interval on the graph's executor, on demand
+/// ([`checkpoint_now`](Checkpoints::checkpoint_now)) and at the end
+/// ([`finish`](Checkpoints::finish)), each saved atomically into the store. Dropping it stops
+/// taking them.
+///
+/// A checkpoint that fails to be saved is reported to the graph's error stream
+/// ([`ErrorKind::Checkpoint`]); the one before it stands.
+///
+/// # Examples
+///
+/// A running total over a source that resumes where it stood, with a store in memory (use
+/// `streamz_store::RedbStore` for a file):
+///
+/// ```
+/// # use std::sync::{Arc, Mutex};
+/// # use streamz_core::{Checkpoint, StateStore, StoreError};
+/// # #[derive(Default, Clone)]
+/// # struct Memory(Arc<Mutex<Option<Checkpoint>>>);
+/// # impl StateStore for Memory {
+/// #     fn load(&self) -> Result<Option<Checkpoint>, StoreError> { Ok(self.0.lock().unwrap().clone()) }
+/// #     fn save(&self, c: &Checkpoint) -> Result<(), StoreError> { *self.0.lock().unwrap() = Some(c.clone()); Ok(()) }
+/// # }
+/// use streamz_core::{Stream, VirtualExecutor};
+///
+/// let store = Memory::default();
+/// let run = |upto: u64| {
+///     let executor = VirtualExecutor::new();
+///     let source = Stream::<u64>::with_executor(executor.clone());
+///     let totals = source.durable().accumulate(|a: &u64, x| a + x).sink_to_vec();
+///     let (checkpoints, feed) = source.checkpoint::<u64>(store.clone(), "1s").unwrap();
+///     let from = feed.position().unwrap_or(0);
+///     executor.block_on(async {
+///         for x in from..upto {
+///             feed.emit(x, x + 1).await.unwrap();
+///         }
+///         checkpoints.checkpoint_now().await.unwrap();
+///     });
+///     totals.to_vec()
+/// };
+/// assert_eq!(run(3), vec![0, 1, 3]); // 0 + 1 + 2, then the process stops
+/// assert_eq!(run(5), vec![6, 10]); // restored: 3 + 3, 6 + 4
+/// ```
+pub struct Checkpoints {
+    inner: Arc<Inner>,
+    requests: async_channel::Sender<Reply>,
+    restored: Option<CheckpointInfo>,
+}
+
+impl fmt::Debug for Checkpoints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checkpoints")
+            .field("every", &self.inner.every)
+            .field("restored", &self.restored)
+            .field("last", &self.last())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checkpoints {
+    /// Checkpoints into `store`: register the sources with
+    /// [`feed`](CheckpointsBuilder::feed), then [`start`](CheckpointsBuilder::start).
+    pub fn builder(store: impl StateStore) -> CheckpointsBuilder {
+        CheckpointsBuilder {
+            store: Arc::new(store),
+            every: Duration::from_secs(1),
+            patience: Duration::from_millis(200),
+            fresh: HashSet::new(),
+            feeds: Vec::new(),
+            gate: Gate::new(),
+        }
+    }
+
+    /// The checkpoint this run was restored from, if any.
+    pub fn restored(&self) -> Option<&CheckpointInfo> {
+        self.restored.as_ref()
+    }
+
+    /// The last checkpoint this run saved.
+    pub fn last(&self) -> Option<CheckpointInfo> {
+        lock(&self.inner.last).clone()
+    }
+
+    /// Takes a checkpoint now, once the graph is still, and resolves when it is saved.
+    ///
+    /// # Errors
+    ///
+    /// A state that cannot be encoded, or a store that cannot be written.
+    pub async fn checkpoint_now(&self) -> Result<CheckpointInfo, StoreError> {
+        let (reply, done) = futures_channel::oneshot::channel();
+        if self.requests.send(reply).await.is_err() {
+            return Err(StoreError::new(
+                "checkpoints: the checkpoint task has ended",
+            ));
+        }
+        match done.await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::new(
+                "checkpoints: the checkpoint task ended before the checkpoint was saved",
+            )),
+        }
+    }
+
+    /// Takes a last checkpoint (call it once the sources are closed and the graph has
+    /// drained, so that a restart finds the run complete) and stops.
+    ///
+    /// # Errors
+    ///
+    /// As for [`checkpoint_now`](Checkpoints::checkpoint_now).
+    pub async fn finish(self) -> Result<CheckpointInfo, StoreError> {
+        self.checkpoint_now().await
+    }
+
+    /// Elements moving in the graph now (for tests and diagnostics): what a checkpoint
+    /// waits for.
+    pub fn moving(&self) -> u64 {
+        self.inner.gate.count()
+    }
+}
+
+impl<T: Element> Stream<T> {
+    /// Checkpoints this source's graph into `store` every `every`: restores the graph's
+    /// durable nodes ([`durable`](Stream::durable)) from the store's last checkpoint, and
+    /// returns the [`Checkpoints`] and the [`Feed`] to emit through, whose
+    /// [`position`](Feed::position) says where to resume. The same as
+    /// [`Checkpoints::builder`] with this one source. See [`Checkpoints`] for an example.
+    ///
+    /// # Errors
+    ///
+    /// As for [`CheckpointsBuilder::start`].
+    ///
+    /// # Panics
+    ///
+    /// If `every` is zero.
+    pub fn checkpoint<P>(
+        &self,
+        store: impl StateStore,
+        every: impl IntoInterval,
+    ) -> Result<(Checkpoints, Feed<T, P>), StoreError>
+    where
+        P: Serialize + DeserializeOwned + Clone + Send + 'static,
+    {
+        let mut builder = Checkpoints::builder(store).every(every);
+        let feed = builder.feed(self);
+        Ok((builder.start()?, feed))
+    }
+}
