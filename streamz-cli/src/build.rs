@@ -21,6 +21,7 @@ pub(crate) fn build(program: &Program, src: &str, rt: &Runtime) -> Result<Graph,
         stages: Vec::new(),
         stdout_closed: Arc::default(),
         file_sinks: false,
+        resuming: rt.resuming,
     };
     // Names first, so lines may refer to streams defined further down.
     let mut names: HashMap<String, usize> = HashMap::new();

@@ -83,7 +83,7 @@ impl Flow {
         F: Fn(&Value, Value) -> Result<Value, String> + Send + Sync + 'static,
     {
         match self {
-            Flow::Local(s) => Flow::Local(s.try_accumulate_returns_state(
+            Flow::Local(s) => Flow::Local(s.durable().try_accumulate_returns_state(
                 start,
                 move |acc: &Value, x: Value| {
                     let next = step(acc, x)?;

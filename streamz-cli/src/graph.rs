@@ -29,6 +29,8 @@ pub(crate) struct Graph {
     /// Whether a sink writes somewhere other than stdout (a file), so a closed stdout still
     /// leaves something to drain into.
     pub(crate) file_sinks: bool,
+    /// Resuming from a checkpoint (`Runtime::resuming`).
+    pub(crate) resuming: bool,
 }
 
 /// One stage the user wrote, for `--stats`: where its elements in and out are counted.
@@ -68,6 +70,9 @@ pub(crate) struct Runtime {
     pub(crate) json_input: bool,
     /// The broker sources' partitions, for `--stats` and the dashboard.
     pub(crate) partitions: Partitions,
+    /// A checkpointed run resumes from a checkpoint: sinks into files append to what the
+    /// run before wrote.
+    pub(crate) resuming: bool,
 }
 
 /// One partition of a broker's source: its committed position, high watermark and lag.
@@ -112,6 +117,7 @@ impl Runtime {
             pool: Some(POOL.clone()),
             json_input: false,
             partitions: Partitions::default(),
+            resuming: false,
         }
     }
 }

@@ -30,6 +30,8 @@ impl BadLine {
 pub(crate) struct Partial {
     bytes: Vec<u8>,
     too_long: bool,
+    /// The bytes of input it took, newline included.
+    used: u64,
 }
 
 impl Partial {
@@ -37,11 +39,18 @@ impl Partial {
         self.bytes.is_empty() && !self.too_long
     }
 
-    /// The line read so far, as an element or its error; the state starts afresh.
-    pub(crate) fn take(&mut self) -> Result<String, BadLine> {
+    /// The line read so far, as an element or its error, with the bytes of input it took
+    /// (newline included); the state starts afresh.
+    pub(crate) fn take_counted(&mut self) -> (Result<String, BadLine>, u64) {
+        let used = self.used;
+        (self.take_line(), used)
+    }
+
+    fn take_line(&mut self) -> Result<String, BadLine> {
         let Partial {
             mut bytes,
             too_long,
+            ..
         } = std::mem::take(self);
         if too_long {
             return Err(BadLine::TooLong);
@@ -79,6 +88,7 @@ pub(crate) async fn read_into<R: AsyncBufRead + Unpin>(
             }
         }
         reader.consume(used);
+        partial.used += used as u64;
         if end {
             return Ok(true);
         }

@@ -7,6 +7,7 @@
 //! ```
 
 mod build;
+mod checkpoint;
 mod error;
 mod flow;
 #[cfg(test)]
@@ -117,6 +118,20 @@ struct RunArgs {
         default_missing_value = "127.0.0.1:8787"
     )]
     dashboard: Option<String>,
+    /// Keep the pipeline's state (accumulations, windows, partitions, unique's memory) and
+    /// its sources' positions in FILE, saved every --checkpoint-every and at the end; a run
+    /// killed and started again with the same pipeline and FILE resumes from the last
+    /// checkpoint. The sources must be able to resume: from_textfile, range, values,
+    /// from_periodic.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    /// How often to checkpoint (with --checkpoint).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s", requires = "checkpoint")]
+    checkpoint_every: std::time::Duration,
+    /// Start the stage KEY afresh, ignoring its state in the checkpoint: for a pipeline that
+    /// changed (the error of a checkpoint that does not fit names each KEY). Repeatable.
+    #[arg(long, value_name = "KEY", requires = "checkpoint")]
+    checkpoint_fresh: Vec<String>,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -268,6 +283,7 @@ fn prepare(
     choice: ExecutorChoice,
     threads: usize,
     json: bool,
+    resuming: bool,
 ) -> Result<(graph::Graph, graph::Runtime), CliError> {
     let program = parse::parse(src)?;
     if threads > MAX_THREADS {
@@ -290,6 +306,7 @@ fn prepare(
         pool: Some(pool),
         json_input: json,
         partitions: graph::Partitions::default(),
+        resuming,
     };
     Ok((build::build(&program, src, &rt)?, rt))
 }
@@ -300,8 +317,22 @@ fn run_command(args: RunArgs) -> ExitCode {
         Err(code) => return code,
     };
     let rt = runtime();
+    let checkpoint = args
+        .checkpoint
+        .as_ref()
+        .map(|path| checkpoint::CheckpointArgs {
+            path: path.clone(),
+            every: args.checkpoint_every,
+            fresh: args.checkpoint_fresh.clone(),
+        });
     let outcome = rt.block_on(async {
-        let (graph, runtime) = prepare(&src, args.executor, args.threads, args.json)?;
+        let opened = checkpoint.as_ref().map(checkpoint::open).transpose()?;
+        let resuming = opened.as_ref().is_some_and(|o| o.resuming);
+        let (graph, runtime) = prepare(&src, args.executor, args.threads, args.json, resuming)?;
+        let checkpointing = match (opened, &checkpoint) {
+            (Some(opened), Some(args)) => Some(checkpoint::start(&graph, opened, args)?),
+            _ => None,
+        };
         let _dashboard = match &args.dashboard {
             Some(addr) => Some(dashboard(&graph, &runtime, addr).await?),
             None => None,
@@ -310,7 +341,17 @@ fn run_command(args: RunArgs) -> ExitCode {
             drain_timeout: args.drain_timeout,
         };
         let partitions = runtime.partitions.clone();
-        Ok::<_, CliError>(run::run(graph, args.on_error, args.stats, shutdown, partitions).await)
+        Ok::<_, CliError>(
+            run::run(
+                graph,
+                args.on_error,
+                args.stats,
+                shutdown,
+                partitions,
+                checkpointing,
+            )
+            .await,
+        )
     });
     rt.shutdown_background();
     match outcome {
@@ -351,7 +392,7 @@ fn graph(args: GraphArgs) -> ExitCode {
     };
     let rt = runtime();
     let dot = rt.block_on(async {
-        let (graph, _) = prepare(&src, ExecutorChoice::Tokio, 1, false)?;
+        let (graph, _) = prepare(&src, ExecutorChoice::Tokio, 1, false, false)?;
         let mut seen = std::collections::HashSet::new();
         let mut out = String::new();
         for feed in &graph.feeds {

@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::run::Control;
+use crate::source::Input;
 
 async fn listen(host: &str, port: u16) -> Result<TcpListener, String> {
     let listener = TcpListener::bind((host, port))
@@ -111,20 +112,13 @@ pub(crate) async fn tcp(
     while let Some((socket, peer, permit)) = acceptor.next(&listener, &mut control).await {
         // finished clients leave the set, so it holds only live ones
         while clients.try_join_next().is_some() {}
-        let (stream, mut control) = (stream.clone(), control.clone());
+        let (input, mut control) = (Input::new(stream.clone(), None), control.clone());
         clients.spawn(async move {
             let origin = format!("tcp {peer}");
             let reader = tokio::io::BufReader::new(socket);
             // never cancelled: an element taken is delivered
-            let fed = crate::run::feed_lines(
-                &stream,
-                reader,
-                json,
-                max_line,
-                &origin,
-                None,
-                &mut control,
-            );
+            let fed =
+                crate::run::feed_lines(&input, reader, json, max_line, &origin, None, &mut control);
             if let Err(e) = fed.await {
                 eprintln!("warning: {e}");
             }

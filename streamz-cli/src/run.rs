@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use serde_json::Value;
 use std::panic::AssertUnwindSafe;
-use streamz_core::{Stream, StreamError};
+use streamz_core::{ErrorKind, Stream, StreamError};
 use tokio::io::BufReader;
 use tokio::sync::watch;
 
+use crate::checkpoint::Checkpointing;
 use crate::graph::Graph;
 use crate::lines::{BadLine, Partial, read_into};
 use crate::ops::show;
+use crate::source::Input;
 
 /// What to do when an element fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -101,6 +103,26 @@ impl Control {
         if let Err(err) = result {
             self.element_failed(&err);
         }
+    }
+
+    /// Emits `x` from a source that can resume: it then stands at `position`, which a
+    /// checkpoint saves (`Input::emit_at`).
+    pub(crate) async fn emit_at(&self, input: &Input, x: Value, position: impl FnOnce() -> Value) {
+        self.emitted.fetch_add(1, Ordering::Relaxed);
+        let result = input.emit_at(x, position).await;
+        self.completed.fetch_add(1, Ordering::Relaxed);
+        if let Err(err) = result {
+            self.element_failed(&err);
+        }
+    }
+
+    /// A checkpoint that could not be saved fails the run, whatever `--on-error` says: the
+    /// state would no longer survive a crash.
+    fn checkpoint_failed(&self, err: &StreamError) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        eprintln!("error: {}", err.message());
+        self.failed.store(true, Ordering::Relaxed);
+        self.stop();
     }
 }
 
@@ -245,6 +267,7 @@ pub(crate) async fn run(
     stats: bool,
     shutdown: Shutdown,
     partitions: crate::graph::Partitions,
+    checkpointing: Option<Checkpointing>,
 ) -> Outcome {
     let (stop_tx, stop) = watch::channel(false);
     let control = Control {
@@ -285,9 +308,13 @@ pub(crate) async fn run(
     // Errors of elements whose emit did not wait for them (behind buffers and timers).
     for feed in &graph.feeds {
         let control = control.clone();
-        feed.stream
-            .errors()
-            .sink(move |err| control.element_failed(&err));
+        feed.stream.errors().sink(move |err| {
+            if err.kind() == ErrorKind::Checkpoint {
+                control.checkpoint_failed(&err);
+            } else {
+                control.element_failed(&err);
+            }
+        });
     }
     let total: Option<u64> = graph.feeds.iter().map(|f| f.source.len).sum();
     let reporter = stats.then(|| {
@@ -301,12 +328,17 @@ pub(crate) async fn run(
         )
     });
     let mut tasks = Vec::new();
+    let (checkpoints, mut feeds, store) = match checkpointing {
+        Some(c) => (Some(c.checkpoints), c.feeds.into_iter(), Some(c.path)),
+        None => (None, Vec::new().into_iter(), None),
+    };
     for feed in graph.feeds {
         let control = control.clone();
         let (stream, source, name) = (feed.stream, feed.source, feed.name);
+        let input = Input::new(stream.clone(), feeds.next());
         tasks.push(tokio::spawn(async move {
             // A panic in a source (a bug) still closes it, so the rest drains, and fails the run.
-            let fed = AssertUnwindSafe(source.feed(stream.clone(), control.clone()))
+            let fed = AssertUnwindSafe(source.feed(input, control.clone()))
                 .catch_unwind()
                 .await;
             let failure = match fed {
@@ -331,6 +363,17 @@ pub(crate) async fn run(
     for task in tasks {
         if let Err(e) = task.await {
             eprintln!("error: a source's task ended abnormally (a bug in streamz): {e}");
+            control.failed.store(true, Ordering::Relaxed);
+        }
+    }
+    // The last checkpoint: a run that ended finds nothing left to do when started again; one
+    // that failed resumes from the element after the last one taken.
+    if let (Some(checkpoints), Some(store)) = (checkpoints, store) {
+        if let Err(e) = checkpoints.finish().await {
+            eprintln!(
+                "error: --checkpoint {}: the last checkpoint was not saved: {e}",
+                store.display()
+            );
             control.failed.store(true, Ordering::Relaxed);
         }
     }
@@ -381,8 +424,52 @@ fn line_value(
 /// stops; then the whole lines already read are still delivered (they were taken), and
 /// nothing more is read.
 pub(crate) async fn feed_lines<R: tokio::io::AsyncRead + Unpin>(
-    stream: &Stream<Value>,
+    input: &Input,
+    reader: BufReader<R>,
+    json: bool,
+    max_line: usize,
+    origin: &str,
+    follow: Option<Duration>,
+    control: &mut Control,
+) -> Result<(), String> {
+    let start = LinePosition::default();
+    feed_lines_from(
+        input, reader, start, json, max_line, origin, follow, control,
+    )
+    .await
+}
+
+/// Where a source of lines stands: the byte offset of the next line, and how many lines were
+/// before it (for messages). A checkpoint saves it as `[offset, lines]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LinePosition {
+    pub(crate) offset: u64,
+    pub(crate) lines: u64,
+}
+
+impl LinePosition {
+    pub(crate) fn to_value(self) -> Value {
+        Value::Array(vec![self.offset.into(), self.lines.into()])
+    }
+
+    /// The position a checkpoint saved; `None` if it is not one.
+    pub(crate) fn from_value(v: &Value) -> Option<Self> {
+        match v.as_array()?.as_slice() {
+            [offset, lines] => Some(LinePosition {
+                offset: offset.as_u64()?,
+                lines: lines.as_u64()?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// [`feed_lines`] from `at`, the position of `reader`'s first byte.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn feed_lines_from<R: tokio::io::AsyncRead + Unpin>(
+    input: &Input,
     mut reader: BufReader<R>,
+    at: LinePosition,
     json: bool,
     max_line: usize,
     origin: &str,
@@ -390,7 +477,8 @@ pub(crate) async fn feed_lines<R: tokio::io::AsyncRead + Unpin>(
     control: &mut Control,
 ) -> Result<(), String> {
     let mut partial = Partial::default();
-    let mut number = 0;
+    let mut number = at.lines;
+    let mut offset = at.offset;
     while let Some(read) = control.next_line(&mut reader, max_line, &mut partial).await {
         let whole = read.map_err(|e| format!("reading {origin}: {e}"))?;
         if let (false, Some(poll)) = (whole, follow) {
@@ -403,16 +491,13 @@ pub(crate) async fn feed_lines<R: tokio::io::AsyncRead + Unpin>(
             break; // the end
         }
         number += 1;
-        feed_line(
-            stream,
-            partial.take(),
-            json,
-            max_line,
-            origin,
-            number,
-            control,
-        )
-        .await;
+        let (line, used) = partial.take_counted();
+        offset += used;
+        let after = LinePosition {
+            offset,
+            lines: number,
+        };
+        feed_line(input, line, json, max_line, origin, after, control).await;
         if !whole {
             break; // a last line without a newline
         }
@@ -422,18 +507,19 @@ pub(crate) async fn feed_lines<R: tokio::io::AsyncRead + Unpin>(
 
 /// One line read: an element, or its error reported as bad input.
 async fn feed_line(
-    stream: &Stream<Value>,
+    input: &Input,
     line: Result<String, BadLine>,
     json: bool,
     max_line: usize,
     origin: &str,
-    number: u64,
+    after: LinePosition,
     control: &Control,
 ) {
+    let number = after.lines;
     match line {
         Ok(line) => {
             if let Some(x) = line_value(line, json, origin, number, control) {
-                control.emit(stream, x).await;
+                control.emit_at(input, x, || after.to_value()).await;
             }
         }
         Err(bad) => control.bad_input(bad.describe(origin, number, max_line)),

@@ -388,10 +388,11 @@ impl CheckpointsBuilder {
     /// # Errors
     ///
     /// The store could not be read or is damaged; the graph has no executor, or is already
-    /// checkpointed, or holds elements already; two durable nodes have the same name; or
+    /// checkpointed, or holds elements already; or
     /// the checkpoint does not fit the graph: a durable node that has no state in it, a state
     /// it has for no node, a node whose operator changed, or a state that does not decode as
-    /// the node's type. Each is named, with what to do; [`fresh`](CheckpointsBuilder::fresh)
+    /// the node's type. (A name given to several durable nodes keys the second as
+    /// `name #2`, and so on.) Each is named, with what to do; [`fresh`](CheckpointsBuilder::fresh)
     /// starts such a node fresh.
     pub fn start(self) -> Result<Checkpoints, StoreError> {
         let Some((first, _)) = self.feeds.first() else {
@@ -405,7 +406,11 @@ impl CheckpointsBuilder {
                  Stream::with_executor(...)",
             ));
         };
-        let entries = self.entries()?;
+        let entries = self.entries();
+        let not_durable = self.not_durable();
+        for name in &not_durable {
+            tracing::warn!(node = %name, "checkpoints: this node keeps state that is not durable; a restart starts it afresh");
+        }
         let mut graphs: Vec<Arc<GraphShared>> = Vec::new();
         for entry in &entries {
             if let Some(node) = &entry.node {
@@ -451,38 +456,55 @@ impl CheckpointsBuilder {
             inner,
             requests,
             restored,
+            not_durable,
         })
     }
 
+    /// The nodes reachable from the feeds that keep state on the synchronous path and are
+    /// not durable, by name.
+    fn not_durable(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        let mut names = Vec::new();
+        for (feed, _) in &self.feeds {
+            for node in reachable(feed, Direction::Down) {
+                if seen.insert(node.id) && node.kind.keeps_state && !node.is_durable() {
+                    names.push(node.display_name().to_string());
+                }
+            }
+        }
+        names
+    }
+
     /// Every durable node reachable from the feeds, and the feeds, each with its key.
-    fn entries(&self) -> Result<Vec<Entry>, StoreError> {
+    fn entries(&self) -> Vec<Entry> {
         let mut entries = Vec::new();
         let mut seen = HashSet::new();
         let mut per_op: HashMap<&'static str, usize> = HashMap::new();
-        let mut names: HashSet<String> = HashSet::new();
-        let mut key_of = |info: &NodeInfo, op: &'static str| -> Result<String, StoreError> {
-            let key = match info.given_name() {
-                Some(name) => name.to_string(),
+        let mut named: HashMap<String, usize> = HashMap::new();
+        // a name given to several durable nodes: the second is `name #2`, and so on
+        let mut key_of = |info: &NodeInfo, op: &'static str| -> String {
+            match info.given_name() {
+                Some(name) => {
+                    let k = named.entry(name.to_string()).or_insert(0);
+                    *k += 1;
+                    match *k {
+                        1 => name.to_string(),
+                        k => format!("{name} #{k}"),
+                    }
+                }
                 None => {
                     let k = per_op.entry(op).or_insert(0);
                     *k += 1;
                     format!("{op} #{k}")
                 }
-            };
-            if !names.insert(key.clone()) {
-                return Err(StoreError::new(format!(
-                    "checkpoints: two durable nodes are called `{key}`; give each its own name \
-                     (Stream::named)"
-                )));
             }
-            Ok(key)
         };
         for (feed, state) in &self.feeds {
             entries.push(Entry {
-                key: key_of(feed, "source")?,
+                key: key_of(feed, "source"),
                 op: "source",
                 node: None,
-                state: Held::Feed(state.clone()),
+                state: state.clone(),
             });
         }
         for (feed, _) in &self.feeds {
@@ -490,15 +512,16 @@ impl CheckpointsBuilder {
                 if !seen.insert(node.id) || !node.is_durable() {
                     continue;
                 }
+                let Some(state) = node.saved() else { continue };
                 entries.push(Entry {
-                    key: key_of(&node, node.kind.op)?,
+                    key: key_of(&node, node.kind.op),
                     op: node.kind.op,
-                    state: Held::Node,
+                    state,
                     node: Some(node),
                 });
             }
         }
-        Ok(entries)
+        entries
     }
 
     /// Puts the store's last checkpoint back into `entries`; what it was.
@@ -519,7 +542,7 @@ impl CheckpointsBuilder {
                 problems.push((key, format!("is new, or was renamed ({})", entry.op)));
                 continue;
             };
-            let Some(state) = entry.state() else { continue };
+            let state = &entry.state;
             match unframe(bytes) {
                 Some((op, was, payload)) if op == entry.op => {
                     if let Err(e) = state.restore(payload) {
@@ -551,7 +574,7 @@ impl CheckpointsBuilder {
             let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
             return Err(StoreError::new(format!(
                 "the last checkpoint (#{}) does not fit this graph: {}; if the pipeline changed \
-                 on purpose, start {} fresh (fresh(\"{}\"))",
+                 on purpose, start {} fresh: {}",
                 checkpoint.id,
                 what.join("; "),
                 if keys.len() == 1 {
@@ -559,7 +582,10 @@ impl CheckpointsBuilder {
                 } else {
                     "those nodes"
                 },
-                keys.join("\"), fresh(\"")
+                keys.iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         Ok(Some(CheckpointInfo {
@@ -573,27 +599,15 @@ impl CheckpointsBuilder {
     }
 }
 
-/// What a checkpoint holds for one node or source.
+/// What a checkpoint holds for one node or source. The state is held strongly: checkpoints
+/// keep their graph alive, so that the last one, after the sources have closed, still finds
+/// every node.
 struct Entry {
     key: String,
     op: &'static str,
-    /// The node, for a durable node (weak in its `NodeInfo`, so a dropped graph is not kept).
+    /// The node, for a durable node.
     node: Option<Arc<NodeInfo>>,
-    state: Held,
-}
-
-enum Held {
-    Node,
-    Feed(Arc<dyn SaveState>),
-}
-
-impl Entry {
-    fn state(&self) -> Option<Arc<dyn SaveState>> {
-        match &self.state {
-            Held::Feed(state) => Some(state.clone()),
-            Held::Node => self.node.as_ref().and_then(|n| n.saved()),
-        }
-    }
+    state: Arc<dyn SaveState>,
 }
 
 /// A state as a checkpoint keeps it: the operator and the state's type (to say what does not
@@ -685,7 +699,7 @@ async fn take(inner: &Arc<Inner>) -> Option<Result<CheckpointInfo, StoreError>> 
     let mut checkpoint = Checkpoint::new(id);
     let mut failed = None;
     for entry in &inner.entries {
-        let Some(state) = entry.state() else { continue };
+        let state = &entry.state;
         match state.save() {
             Ok(payload) => checkpoint.insert(
                 entry.key.clone(),
@@ -783,6 +797,7 @@ pub struct Checkpoints {
     inner: Arc<Inner>,
     requests: async_channel::Sender<Reply>,
     restored: Option<CheckpointInfo>,
+    not_durable: Vec<String>,
 }
 
 impl fmt::Debug for Checkpoints {
@@ -807,6 +822,13 @@ impl Checkpoints {
             feeds: Vec::new(),
             gate: Gate::new(),
         }
+    }
+
+    /// The nodes that keep state and are not durable (a plain `accumulate` or `zip` in a
+    /// checkpointed graph): checkpoints do not save them, so a restarted run starts them
+    /// afresh. Each is logged as a warning when checkpoints start.
+    pub fn not_durable(&self) -> &[String] {
+        &self.not_durable
     }
 
     /// The checkpoint this run was restored from, if any.

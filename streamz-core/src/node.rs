@@ -54,11 +54,27 @@ impl Shape {
 pub(crate) struct Kind {
     pub(crate) op: &'static str,
     pub(crate) shape: Shape,
+    /// It keeps state between pushes on the synchronous path (a fold, a window, a join's
+    /// held elements), which a checkpoint saves only when the node is durable.
+    pub(crate) keeps_state: bool,
 }
 
 impl Kind {
     pub(crate) const fn new(op: &'static str, shape: Shape) -> Self {
-        Kind { op, shape }
+        Kind {
+            op,
+            shape,
+            keeps_state: false,
+        }
+    }
+
+    /// An operator that keeps state between pushes (`keeps_state`).
+    pub(crate) const fn stateful(op: &'static str, shape: Shape) -> Self {
+        Kind {
+            op,
+            shape,
+            keeps_state: true,
+        }
     }
 }
 

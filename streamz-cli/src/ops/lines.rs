@@ -10,7 +10,7 @@ use super::args::{Kind::*, opt, req};
 use super::{Args, Build, OpSpec};
 use crate::error::CliError;
 use crate::graph::Runtime;
-use crate::run::feed_lines;
+use crate::run::{LinePosition, feed_lines, feed_lines_from};
 use crate::source::Source;
 
 pub(super) static OPS: &[OpSpec] = &[
@@ -69,19 +69,56 @@ fn from_textfile(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
         .interval("poll_interval")?
         .unwrap_or(Duration::from_millis(100));
     let (json, max_line) = (json(args, rt)?, args.positive("max_line", 1 << 20)?);
-    Ok(Source::new(None, move |stream, mut control| async move {
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| format!("cannot open `{path}`: {e}"))?;
-        if from_end {
-            file.seek(std::io::SeekFrom::End(0))
+    Ok(Source::resumable(
+        None,
+        move |input, mut control| async move {
+            let mut file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| format!("cannot open `{path}`: {e}"))?;
+            let len = file
+                .metadata()
+                .await
+                .map_err(|e| format!("cannot read `{path}`: {e}"))?
+                .len();
+            // a checkpointed run resumes after the last line its checkpoint covers
+            let at = match input.resume() {
+                Some(saved) => {
+                    let at = LinePosition::from_value(&saved).ok_or_else(|| {
+                    format!("the checkpoint's position in `{path}` is not one from_textfile saved: {saved}")
+                })?;
+                    if at.offset > len {
+                        return Err(format!(
+                            "`{path}` has {len} bytes, fewer than the {} the checkpointed run had read: \
+                         it was truncated or replaced since",
+                            at.offset
+                        ));
+                    }
+                    at
+                }
+                None if from_end => LinePosition {
+                    offset: len,
+                    lines: 0,
+                },
+                None => LinePosition::default(),
+            };
+            file.seek(std::io::SeekFrom::Start(at.offset))
                 .await
                 .map_err(|e| e.to_string())?;
-        }
-        let reader = BufReader::new(file);
-        let follow = follow.then_some(poll);
-        feed_lines(&stream, reader, json, max_line, &path, follow, &mut control).await
-    }))
+            let reader = BufReader::new(file);
+            let follow = follow.then_some(poll);
+            feed_lines_from(
+                &input,
+                reader,
+                at,
+                json,
+                max_line,
+                &path,
+                follow,
+                &mut control,
+            )
+            .await
+        },
+    ))
 }
 
 fn from_process(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {

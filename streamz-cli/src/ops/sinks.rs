@@ -51,7 +51,8 @@ fn sink_to_textfile(
     graph: &mut Graph,
 ) -> Result<Sink, CliError> {
     let path = args.text("path").unwrap_or_default();
-    let append = args.flag("append")?;
+    // a run resuming from a checkpoint goes on after what the run before wrote
+    let append = args.flag("append")? || graph.resuming;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)

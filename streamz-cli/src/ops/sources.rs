@@ -68,19 +68,30 @@ fn range(args: &Args<'_>, _: &Runtime) -> Result<Source, CliError> {
             (span as u128).div_ceil(step.unsigned_abs()) as u64
         }
     };
-    Ok(Source::new(Some(len), move |stream, control| async move {
-        // Python's range: the last element is the last one before `end`; a step past
-        // i64's limits ends the range rather than wrapping.
-        let mut next = Some(start);
-        while let Some(x) = next.filter(|&x| (step > 0 && x < end) || (step < 0 && x > end)) {
-            if control.stopping() {
-                break;
+    Ok(Source::resumable(
+        Some(len),
+        move |input, control| async move {
+            // Python's range: the last element is the last one before `end`; a step past
+            // i64's limits ends the range rather than wrapping. A checkpoint saves the next one
+            // (null past the end).
+            let mut next = match input.resume() {
+                Some(saved) => saved.as_i64(),
+                None => Some(start),
+            };
+            while let Some(x) = next.filter(|&x| (step > 0 && x < end) || (step < 0 && x > end)) {
+                if control.stopping() {
+                    break;
+                }
+                next = x.checked_add(step);
+                control
+                    .emit_at(&input, Value::from(x), || {
+                        next.map_or(Value::Null, Value::from)
+                    })
+                    .await;
             }
-            control.emit(&stream, Value::from(x)).await;
-            next = x.checked_add(step);
-        }
-        Ok(())
-    }))
+            Ok(())
+        },
+    ))
 }
 
 fn values(args: &Args<'_>, _: &Runtime) -> Result<Source, CliError> {
@@ -91,15 +102,21 @@ fn values(args: &Args<'_>, _: &Runtime) -> Result<Source, CliError> {
         ));
     };
     let len = items.len() as u64;
-    Ok(Source::new(Some(len), move |stream, control| async move {
-        for x in items {
-            if control.stopping() {
-                break;
+    Ok(Source::resumable(
+        Some(len),
+        move |input, control| async move {
+            // a checkpoint saves the index of the next item
+            let from = input.resume().and_then(|v| v.as_u64()).unwrap_or(0);
+            let from = usize::try_from(from).unwrap_or(usize::MAX);
+            for (i, x) in items.into_iter().enumerate().skip(from) {
+                if control.stopping() {
+                    break;
+                }
+                control.emit_at(&input, x, || Value::from(i + 1)).await;
             }
-            control.emit(&stream, x).await;
-        }
-        Ok(())
-    }))
+            Ok(())
+        },
+    ))
 }
 
 fn filenames(args: &Args<'_>, _: &Runtime) -> Result<Source, CliError> {
@@ -140,11 +157,12 @@ fn from_periodic(args: &Args<'_>, _: &Runtime) -> Result<Source, CliError> {
     let expr = args.required_expr("expr", &["x"])?;
     let interval = args.interval("interval")?.unwrap_or(Duration::from_secs(1));
     let limit = args.count("limit")?;
-    Ok(Source::new(
+    Ok(Source::resumable(
         limit.map(|l| l as u64),
-        move |stream, mut control| async move {
+        move |input, mut control| async move {
             let mut ticks = tokio::time::interval(interval);
-            let mut i: u64 = 0;
+            // a checkpoint saves the next x
+            let mut i: u64 = input.resume().and_then(|v| v.as_u64()).unwrap_or(0);
             while limit.is_none_or(|l| i < l as u64) {
                 tokio::select! {
                     _ = ticks.tick() => {}
@@ -152,7 +170,7 @@ fn from_periodic(args: &Args<'_>, _: &Runtime) -> Result<Source, CliError> {
                 }
                 let x = Value::from(i);
                 match expr.eval(&[&x]) {
-                    Ok(v) => control.emit(&stream, v).await,
+                    Ok(v) => control.emit_at(&input, v, || Value::from(i + 1)).await,
                     Err(e) => control.bad_input(format!(
                         "from_periodic: `{}` failed for x = {i}: {e}",
                         expr.text

@@ -90,7 +90,7 @@ fn accumulate(args: &Args<'_>, s: Flow) -> Result<Flow, CliError> {
         )
         .help("gather first, then accumulate"));
     };
-    Ok(Flow::Local(s.try_accumulate_returns_state(
+    Ok(Flow::Local(s.durable().try_accumulate_returns_state(
         start,
         move |acc: &Value, x: Value| {
             let out = f.eval(&[acc, &x]).map_err(|e| failure(&x, e))?;
@@ -125,7 +125,8 @@ fn accumulate(args: &Args<'_>, s: Flow) -> Result<Flow, CliError> {
 
 fn sliding_window(args: &Args<'_>, s: &Stream<Value>) -> Result<Stream<Value>, CliError> {
     let n = args.required_positive("n")?;
-    Ok(s.sliding_window(n, args.flag_or("return_partial", true)?)
+    Ok(s.durable()
+        .sliding_window(n, args.flag_or("return_partial", true)?)
         .map(Value::Array)
         .part_of_upstream())
 }
@@ -134,8 +135,8 @@ fn partition(args: &Args<'_>, s: &Stream<Value>) -> Result<Stream<Value>, CliErr
     let n = args.required_positive("n")?;
     let key = args.expr("key", &["x"])?;
     let out = match (args.duration("timeout")?, key) {
-        (None, None) => s.partition(n),
-        (None, Some(key)) => s.partition_by(n, key_fn(key)),
+        (None, None) => s.durable().partition(n),
+        (None, Some(key)) => s.durable().partition_by(n, key_fn(key)),
         (Some(t), None) => s.partition_timeout(n, t),
         (Some(t), Some(key)) => s.partition_by_timeout(n, t, key_fn(key)),
     };
@@ -155,8 +156,8 @@ fn partition_unique(args: &Args<'_>, s: &Stream<Value>) -> Result<Stream<Value>,
         }
     };
     let out = match args.expr("key", &["x"])? {
-        Some(key) => s.partition_unique_by(n, keep, key_fn(key)),
-        None => s.partition_unique_by(n, keep, key_of),
+        Some(key) => s.durable().partition_unique_by(n, keep, key_fn(key)),
+        None => s.durable().partition_unique_by(n, keep, key_of),
     };
     Ok(out.map(Value::Array).part_of_upstream())
 }
@@ -167,26 +168,28 @@ fn unique(args: &Args<'_>, s: &Stream<Value>) -> Result<Stream<Value>, CliError>
         None => None,
     };
     Ok(match args.expr("key", &["x"])? {
-        Some(key) => s.unique_by(maxsize, key_fn(key)),
-        None => s.unique_by(maxsize, key_of),
+        Some(key) => s.durable().unique_by(maxsize, key_fn(key)),
+        None => s.durable().unique_by(maxsize, key_of),
     })
 }
 
 fn slice(args: &Args<'_>, s: &Stream<Value>) -> Result<Stream<Value>, CliError> {
     let step = args.positive("step", 1)?;
-    Ok(s.slice(args.count("start")?.unwrap_or(0), args.count("stop")?, step))
+    let start = args.count("start")?.unwrap_or(0);
+    Ok(s.durable().slice(start, args.count("stop")?, step))
 }
 
 /// One node: the counts are the fold's state, and each output is them as an object.
 fn frequencies(_: &Args<'_>, s: &Stream<Value>) -> Result<Stream<Value>, CliError> {
-    Ok(s.scan(HashMap::<String, u64>::new(), |counts, x: Value| {
-        *counts.entry(key_of(&x)).or_insert(0) += 1;
-        let mut keys: Vec<_> = counts.iter().collect();
-        keys.sort();
-        Value::Object(
-            keys.into_iter()
-                .map(|(k, n)| (k.clone(), Value::from(*n)))
-                .collect(),
-        )
-    }))
+    Ok(s.durable()
+        .scan(HashMap::<String, u64>::new(), |counts, x: Value| {
+            *counts.entry(key_of(&x)).or_insert(0) += 1;
+            let mut keys: Vec<_> = counts.iter().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|(k, n)| (k.clone(), Value::from(*n)))
+                    .collect(),
+            )
+        }))
 }

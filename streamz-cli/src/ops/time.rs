@@ -50,7 +50,8 @@ fn delay(args: &Args<'_>, s: Flow) -> Result<Flow, CliError> {
 }
 
 fn timed_window(args: &Args<'_>, s: &Stream<Value>) -> Result<Stream<Value>, CliError> {
-    Ok(s.timed_window(args.required_interval("interval")?)
+    Ok(s.durable()
+        .timed_window(args.required_interval("interval")?)
         .map(Value::Array)
         .part_of_upstream())
 }

@@ -17,8 +17,8 @@ use crate::error::BoxError;
 use crate::node::{Kind, Operator, Outlet, Port, Shape, fn_name, guard_try, lock};
 use crate::stream::{Element, Stream};
 
-const ACCUMULATE: Kind = Kind::new("accumulate", Shape::Box);
-const FREQUENCIES: Kind = Kind::new("frequencies", Shape::Box);
+const ACCUMULATE: Kind = Kind::stateful("accumulate", Shape::Box);
+const FREQUENCIES: Kind = Kind::stateful("frequencies", Shape::Box);
 
 /// A fold: `step(state, x)` gives the next state and the element to emit. The state is
 /// replaced only when `step` returns `Ok`, so a failing function leaves it as it was.

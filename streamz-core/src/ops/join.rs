@@ -20,9 +20,9 @@ use crate::shared::GraphShared;
 use crate::stream::{Element, Identity, Stream};
 
 const UNION: Kind = Kind::new("union", Shape::Ellipse);
-const ZIP: Kind = Kind::new("zip", Shape::Triangle);
-const COMBINE_LATEST: Kind = Kind::new("combine_latest", Shape::Triangle);
-const ZIP_LATEST: Kind = Kind::new("zip_latest", Shape::Triangle);
+const ZIP: Kind = Kind::stateful("zip", Shape::Triangle);
+const COMBINE_LATEST: Kind = Kind::stateful("combine_latest", Shape::Triangle);
+const ZIP_LATEST: Kind = Kind::stateful("zip_latest", Shape::Triangle);
 
 /// The default bound on each `zip` input, as in the original.
 const ZIP_MAXSIZE: usize = 10;

@@ -20,8 +20,11 @@ use crate::node::{Finish, Kind, Operator, Outlet, Port, Shape, fn_name, guard, l
 use crate::stream::{Element, Stream};
 use crate::task::{InFlight, NodeState, hand_on, sleep_until};
 
-const PARTITION: Kind = Kind::new("partition", Shape::Diamond);
-const PARTITION_UNIQUE: Kind = Kind::new("partition_unique", Shape::Diamond);
+const PARTITION: Kind = Kind::stateful("partition", Shape::Diamond);
+/// A partition with a timeout: what it holds is handed on by its task, so a checkpoint waits
+/// for it rather than saving it.
+const PARTITION_TIMED: Kind = Kind::new("partition", Shape::Diamond);
+const PARTITION_UNIQUE: Kind = Kind::stateful("partition_unique", Shape::Diamond);
 
 /// Which element `partition_unique` keeps when a key comes again before the batch is full.
 ///
@@ -540,7 +543,7 @@ impl<T: Element> Stream<T> {
         let executor = self
             .graph_shared()
             .require_executor("partition with a timeout");
-        self.attach_with(PARTITION, fn_name::<F>(), |out| {
+        self.attach_with(PARTITION_TIMED, fn_name::<F>(), |out| {
             let op = partition_op(n, key, Some((timeout, executor.clone())));
             executor.spawn(Box::pin(partition_timeout_task(
                 op.shared.clone(),

@@ -19,8 +19,8 @@ use crate::emit::Cx;
 use crate::node::{Kind, Operator, Outlet, Port, Shape, fn_name, guard, lock};
 use crate::stream::{Element, Stream};
 
-const UNIQUE: Kind = Kind::new("unique", Shape::Ellipse);
-const SLICE: Kind = Kind::new("slice", Shape::Ellipse);
+const UNIQUE: Kind = Kind::stateful("unique", Shape::Ellipse);
+const SLICE: Kind = Kind::stateful("slice", Shape::Ellipse);
 
 /// The keys `unique` remembers.
 enum History<K> {

@@ -15,8 +15,8 @@ use crate::emit::{Cx, Emit};
 use crate::node::{Finish, Kind, Operator, Outlet, Port, Shape, lock};
 use crate::stream::{Element, GraphNode, Stream};
 
-const SLIDING_WINDOW: Kind = Kind::new("sliding_window", Shape::Diamond);
-const COLLECT: Kind = Kind::new("collect", Shape::Diamond);
+const SLIDING_WINDOW: Kind = Kind::stateful("sliding_window", Shape::Diamond);
+const COLLECT: Kind = Kind::stateful("collect", Shape::Diamond);
 
 struct SlidingWindow<T> {
     window: Mutex<Window<T>>,
