@@ -1,0 +1,282 @@
+//! `streamz run --checkpoint`: a run killed with SIGKILL at random moments and started again
+//! with the same command ends with the output and the state of a run that was never
+//! killed; a pipeline that changed, a damaged store and a source that cannot resume are
+//! errors.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use streamz_core::StateStore;
+use streamz_store::RedbStore;
+
+const PIPELINE: &str = "from_textfile in.txt follow=false json=true \
+    | accumulate \"acc + x\" start=0 | partition 3 | sliding_window 2 \
+    | sink_to_textfile out.txt";
+
+fn streamz(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin("streamz"));
+    command
+        .current_dir(dir)
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    let out = streamz(dir, args).output().unwrap();
+    assert!(out.status.code().is_some(), "killed: {out:?}");
+    out
+}
+
+/// A small deterministic generator, for the moments to kill at.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// The entries of a store's checkpoint (its number and time aside).
+fn state(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let checkpoint = RedbStore::open(path).unwrap().load().unwrap().unwrap();
+    checkpoint
+        .entries()
+        .map(|(k, v)| (k.to_owned(), v.to_vec()))
+        .collect()
+}
+
+#[test]
+fn a_file_pipeline_killed_twenty_times_ends_as_the_run_never_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: String = (1..=100_000).map(|i| format!("{i}\n")).collect();
+    std::fs::write(dir.path().join("in.txt"), lines).unwrap();
+
+    // the run never killed, checkpointed too, for its final state
+    let out = run(dir.path(), &["--checkpoint", "whole.db", PIPELINE]);
+    assert!(out.status.success(), "{out:?}");
+    let reference = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
+    let reference: Vec<&str> = reference.lines().collect();
+    assert_eq!(reference.len(), 33_334);
+    let index: HashMap<&str, usize> = reference.iter().enumerate().map(|(i, l)| (*l, i)).collect();
+    assert_eq!(
+        index.len(),
+        reference.len(),
+        "each line of this output is unique"
+    );
+    std::fs::remove_file(dir.path().join("out.txt")).unwrap();
+
+    let args = [
+        "--checkpoint",
+        "state.db",
+        "--checkpoint-every",
+        "50ms",
+        PIPELINE,
+    ];
+    let mut random = Lcg(0x5eed);
+    let mut kills = 0;
+    let mut runs = 0;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        assert!(Instant::now() < deadline, "no end after {runs} runs");
+        runs += 1;
+        let mut child = streamz(dir.path(), &args).spawn().unwrap();
+        if kills < 20 {
+            // between 40 and 200 ms in: at startup, while reading, during a checkpoint's write
+            std::thread::sleep(Duration::from_millis(40 + random.below(160)));
+            if child.try_wait().unwrap().is_none() {
+                common::signal(&child, "KILL");
+                let status = child.wait().unwrap();
+                assert!(status.code().is_none(), "{status:?}");
+                kills += 1;
+                continue;
+            }
+        }
+        let out = common::wait(child, Duration::from_secs(120));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        break;
+    }
+    assert_eq!(kills, 20, "the run ended before it was killed twenty times");
+
+    // the output: every line of the reference, in order; after each kill the run goes back
+    // to its last checkpoint and repeats what followed it, so a line may come again, never
+    // missing
+    let output = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
+    let mut next = 0;
+    let mut repeated = 0;
+    for line in output.lines() {
+        let i = *index
+            .get(line)
+            .unwrap_or_else(|| panic!("a line that is not in the reference: {line:?}"));
+        assert!(i <= next, "a gap: line {next} missing, {i} came");
+        if i < next {
+            repeated += 1;
+        }
+        next = next.max(i + 1);
+    }
+    assert_eq!(next, reference.len(), "the output stops short");
+    assert_eq!(output.lines().last(), reference.last().copied());
+    eprintln!(
+        "{runs} runs, {kills} SIGKILLs: {} lines out, {} of them repeats",
+        output.lines().count(),
+        repeated
+    );
+    // the state: the same as the run never killed, entry by entry
+    assert_eq!(
+        state(&dir.path().join("state.db")),
+        state(&dir.path().join("whole.db"))
+    );
+}
+
+#[test]
+fn a_run_that_ended_is_not_run_again_and_a_changed_pipeline_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), "1\n2\n3\n4\n5\n").unwrap();
+    let out = run(dir.path(), &["--checkpoint", "state.db", PIPELINE]);
+    assert!(out.status.success(), "{out:?}");
+    let first = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
+    assert_eq!(first, "[[1,3,6]]\n[[1,3,6],[10,15]]\n");
+
+    // the same command again: it resumes at the end, and has nothing to add
+    let out = run(dir.path(), &["--checkpoint", "state.db", PIPELINE]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("resuming from checkpoint #"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        first
+    );
+
+    // a stage changed: refused, naming it
+    let changed = PIPELINE.replace("acc + x", "acc + 2 * x");
+    let out = run(dir.path(), &["--checkpoint", "state.db", &changed]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not fit this graph")
+            && stderr.contains(
+                "`accumulate \"acc + x\" start=0` has a state in it, and is not in this graph"
+            )
+            && stderr.contains("`accumulate \"acc + 2 * x\" start=0` is new"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--checkpoint-fresh"), "{stderr}");
+    // started afresh on purpose
+    let out = run(
+        dir.path(),
+        &[
+            "--checkpoint",
+            "state.db",
+            "--checkpoint-fresh",
+            "accumulate \"acc + x\" start=0",
+            "--checkpoint-fresh",
+            "accumulate \"acc + 2 * x\" start=0",
+            &changed,
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn a_damaged_store_is_an_error_never_a_fresh_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), "1\n2\n3\n").unwrap();
+    let out = run(dir.path(), &["--checkpoint", "state.db", PIPELINE]);
+    assert!(out.status.success(), "{out:?}");
+    let path = dir.path().join("state.db");
+    let len = std::fs::metadata(&path).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(len / 2).unwrap();
+    drop(file);
+    let out = run(dir.path(), &["--checkpoint", "state.db", PIPELINE]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--checkpoint") && stderr.contains("state.db"),
+        "{stderr}"
+    );
+
+    // not a store at all
+    std::fs::write(&path, "not a database").unwrap();
+    let out = run(dir.path(), &["--checkpoint", "state.db", PIPELINE]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
+fn sources_that_cannot_resume_and_stages_that_are_not_durable_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["--checkpoint", "state.db", "stdin | accumulate \"acc + x\""],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the source `stdin` cannot resume"),
+        "{stderr}"
+    );
+
+    let pipeline = "a = range 10\nb = range 10 | map \"x * 2\"\na | zip b | sink null";
+    let out = run(dir.path(), &["--checkpoint", "zip.db", pipeline]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("keeps state that checkpoints cannot save yet"),
+        "{stderr}"
+    );
+
+    let out = run(dir.path(), &["--checkpoint-every", "1s", "range 3"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
+fn range_and_values_resume_after_the_last_element_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    // killed part way through a slow range, then started again: every number once in the
+    // sums' last value, whatever was repeated
+    let pipeline =
+        "range 400 | rate_limit 5ms | accumulate \"acc + x\" start=0 | sink_to_textfile out.txt";
+    let args = [
+        "--checkpoint",
+        "state.db",
+        "--checkpoint-every",
+        "100ms",
+        pipeline,
+    ];
+    let child = streamz(dir.path(), &args).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    common::signal(&child, "KILL");
+    let _ = common::wait(child, Duration::from_secs(10));
+    let partial = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
+    assert!(partial.lines().count() > 20, "{partial}");
+    let out = run(dir.path(), &args);
+    assert!(out.status.success(), "{out:?}");
+    let output = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
+    assert_eq!(output.lines().last(), Some("79800"));
+
+    std::fs::remove_file(dir.path().join("out.txt")).unwrap();
+    let pipeline = "values '[1, 2, 3]' | accumulate \"acc + x\" | sink_to_textfile out.txt";
+    let out = run(dir.path(), &["--checkpoint", "values.db", pipeline]);
+    assert!(out.status.success(), "{out:?}");
+    let out = run(dir.path(), &["--checkpoint", "values.db", pipeline]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "1\n3\n6\n"
+    );
+}
