@@ -53,6 +53,10 @@ enum Scenario {
     Limit,
     /// map10 with per-node metrics off and on: what counting costs.
     Metrics,
+    /// A keyed count over 100,000 keys without checkpoints and with one every second into a
+    /// redb file (fed by `Feed::run`, and by `Feed::emit`), in the same run: throughput, each
+    /// checkpoint's pause and write, the state's size and the store's.
+    Checkpoint,
     /// `from_kafka → map → to_kafka` through a tansu broker it starts (needs `tansu` on
     /// PATH): records per second and end-to-end latency, beside the original's with `--python`.
     Kafka,
@@ -118,6 +122,7 @@ fn run(scenario: Scenario, n: Option<u64>) -> Value {
         Scenario::MemoryChain => memory_chain(n.unwrap_or(100_000)),
         Scenario::Limit => limit(n.unwrap_or(1_000_000)),
         Scenario::Metrics => metrics(n.unwrap_or(1_000_000)),
+        Scenario::Checkpoint => checkpoint(n.unwrap_or(60_000_000)),
         Scenario::Kafka | Scenario::All => unreachable!("run in main"),
     }
 }
@@ -159,6 +164,152 @@ fn metrics(n: u64) -> Value {
         "off_ns_per_element": round(off, 2),
         "on_ns_per_element": round(on, 2),
         "ns_per_node": round((on - off) / 12.0, 2),
+    })
+}
+
+/// How many keys `checkpoint` counts over.
+const KEYS: u64 = 100_000;
+
+/// How `keyed_count` feeds its source.
+#[derive(Clone, Copy, PartialEq)]
+enum Feeding {
+    /// `Stream::emit`, no checkpoints.
+    Plain,
+    /// `Feed::emit`, element by element, with checkpoints.
+    Emit,
+    /// `Feed::run` over an iterator, with checkpoints.
+    Run,
+}
+
+/// `n` elements through a durable keyed count (`x % KEYS`), fed as `feeding` says, with a
+/// checkpoint every second into a redb file in the temporary directory unless `Plain`;
+/// elements per second, the checkpoints taken, the store's size.
+fn keyed_count(n: u64, feeding: Feeding) -> (f64, Vec<streamz_core::CheckpointInfo>, u64) {
+    let every = (feeding != Feeding::Plain).then_some(Duration::from_secs(1));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let path = std::env::temp_dir().join(format!("streamz-bench-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let store_path = path.clone();
+    let result = runtime.block_on(async {
+        let source = Stream::with_executor(TokioExecutor::current());
+        let total = Arc::new(AtomicU64::new(0));
+        let sum = total.clone();
+        source
+            .durable()
+            .scan(
+                std::collections::HashMap::<u64, u64>::new(),
+                |counts, x: u64| {
+                    let n = counts.entry(x % KEYS).or_insert(0);
+                    *n += 1;
+                    *n
+                },
+            )
+            .sink(move |c| {
+                sum.fetch_add(c, Ordering::Relaxed);
+            });
+        let task = tokio::spawn(async move {
+            let start = Instant::now();
+            let mut infos = Vec::new();
+            match every {
+                None => {
+                    for x in 0..n {
+                        source.emit(x).await.expect("nothing fails");
+                    }
+                }
+                Some(every) => {
+                    let store = streamz_store::RedbStore::open(&store_path).expect("a store");
+                    let (checkpoints, feed) =
+                        source.checkpoint::<u64>(store, every).expect("checkpoints");
+                    // each checkpoint's figures, read as they come
+                    let checkpoints = Arc::new(checkpoints);
+                    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let watcher = {
+                        let (checkpoints, done) = (checkpoints.clone(), done.clone());
+                        tokio::spawn(async move {
+                            let mut seen = Vec::new();
+                            while !done.load(Ordering::Relaxed) {
+                                if let Some(info) = checkpoints.last()
+                                    && seen.last().is_none_or(|l: &streamz_core::CheckpointInfo| {
+                                        l.id != info.id
+                                    })
+                                {
+                                    seen.push(info);
+                                }
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            }
+                            seen
+                        })
+                    };
+                    if feeding == Feeding::Run {
+                        let input = futures_util::stream::iter((0..n).map(|x| (x, x + 1)));
+                        feed.run(input).await.expect("nothing fails");
+                    } else {
+                        for x in 0..n {
+                            feed.emit(x, x + 1).await.expect("nothing fails");
+                        }
+                    }
+                    done.store(true, Ordering::Relaxed);
+                    infos = watcher.await.expect("the watcher");
+                }
+            }
+            (n as f64 / start.elapsed().as_secs_f64(), infos)
+        });
+        let (rate, infos) = task.await.expect("the run");
+        black_box(total.load(Ordering::Relaxed));
+        (rate, infos)
+    });
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let _ = std::fs::remove_file(&path);
+    (result.0, result.1, size)
+}
+
+/// A keyed count with and without checkpoints every second, interleaved, in one run.
+fn checkpoint(n: u64) -> Value {
+    let mut plain = Vec::new();
+    let mut checked = Vec::new();
+    let mut emitted = Vec::new();
+    let mut infos = Vec::new();
+    let mut size = 0;
+    for _ in 0..3 {
+        plain.push(keyed_count(n, Feeding::Plain).0);
+        let (rate, taken, bytes) = keyed_count(n, Feeding::Run);
+        checked.push(rate);
+        infos.extend(taken);
+        size = size.max(bytes);
+        emitted.push(keyed_count(n, Feeding::Emit).0);
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let (plain, checked, emitted) = (best(&plain), best(&checked), best(&emitted));
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let pauses: Vec<f64> = infos.iter().map(|i| ms(i.pause)).collect();
+    let writes: Vec<f64> = infos.iter().map(|i| ms(i.write)).collect();
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
+    let state = infos.iter().map(|i| i.size).max().unwrap_or(0);
+    json!({
+        "scenario": "checkpoint",
+        "n": n,
+        "keys": KEYS,
+        "plain_per_s": round(plain, 0),
+        "checkpointed_per_s": round(checked, 0),
+        "ratio": round(checked / plain, 3),
+        "feed_emit_per_s": round(emitted, 0),
+        "feed_emit_ratio": round(emitted / plain, 3),
+        "checkpoints": infos.len(),
+        "pause_ms_mean": round(mean(&pauses), 2),
+        "pause_ms_max": round(pauses.iter().copied().fold(0.0, f64::max), 2),
+        "write_ms_mean": round(mean(&writes), 2),
+        "state_bytes": state,
+        "store_bytes": size,
     })
 }
 

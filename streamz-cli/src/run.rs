@@ -368,14 +368,14 @@ pub(crate) async fn run(
     }
     // The last checkpoint: a run that ended finds nothing left to do when started again; one
     // that failed resumes from the element after the last one taken.
-    if let (Some(checkpoints), Some(store)) = (checkpoints, store) {
-        if let Err(e) = checkpoints.finish().await {
-            eprintln!(
-                "error: --checkpoint {}: the last checkpoint was not saved: {e}",
-                store.display()
-            );
-            control.failed.store(true, Ordering::Relaxed);
-        }
+    if let (Some(checkpoints), Some(store)) = (checkpoints, store)
+        && let Err(e) = checkpoints.finish().await
+    {
+        eprintln!(
+            "error: --checkpoint {}: the last checkpoint was not saved: {e}",
+            store.display()
+        );
+        control.failed.store(true, Ordering::Relaxed);
     }
     let outcome = Outcome {
         failed: control.failed.load(Ordering::Relaxed),

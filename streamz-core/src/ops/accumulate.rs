@@ -56,11 +56,17 @@ where
     }
 }
 
+/// A fold's step: from the state (none before the first element) and an element, the next
+/// state and the element to emit.
+trait Step<S, T, U, E>: Fn(Option<&S>, T) -> Result<(S, U), E> {}
+
+impl<S, T, U, E, F: Fn(Option<&S>, T) -> Result<(S, U), E>> Step<S, T, U, E> for F {}
+
 impl Scan<(), ()> {
     /// `accumulate`'s: the first element is the state.
     fn accumulate<T: Clone>(
         f: impl Fn(&T, T) -> T,
-    ) -> Scan<T, impl Fn(Option<&T>, T) -> Result<(T, T), Infallible>> {
+    ) -> Scan<T, impl Step<T, T, T, Infallible>> {
         Scan::new(move |state: Option<&T>, x: T| {
             let next = match state {
                 None => x,
@@ -74,7 +80,7 @@ impl Scan<(), ()> {
     fn accumulate_from<T, Z: Clone>(
         start: Z,
         f: impl Fn(&Z, T) -> Z,
-    ) -> Scan<Z, impl Fn(Option<&Z>, T) -> Result<(Z, Z), Infallible>> {
+    ) -> Scan<Z, impl Step<Z, T, Z, Infallible>> {
         Scan::new(move |state: Option<&Z>, x: T| {
             let next = f(state.unwrap_or(&start), x);
             Ok((next.clone(), next))
@@ -86,7 +92,7 @@ impl Scan<(), ()> {
     fn returns_state<T: Clone + Into<Z> + Into<U>, Z, U, E>(
         start: Option<Z>,
         f: impl Fn(&Z, T) -> Result<(Z, U), E>,
-    ) -> Scan<Z, impl Fn(Option<&Z>, T) -> Result<(Z, U), E>> {
+    ) -> Scan<Z, impl Step<Z, T, U, E>> {
         Scan::new(
             move |state: Option<&Z>, x: T| match state.or(start.as_ref()) {
                 Some(state) => f(state, x),
@@ -99,7 +105,7 @@ impl Scan<(), ()> {
     fn with_state<T: Clone + Into<Z> + Into<U>, Z: Clone, U>(
         start: Option<Z>,
         f: impl Fn(&Z, T) -> (Z, U),
-    ) -> Scan<Z, impl Fn(Option<&Z>, T) -> Result<(Z, (Z, U)), Infallible>> {
+    ) -> Scan<Z, impl Step<Z, T, (Z, U), Infallible>> {
         Scan::new(move |state: Option<&Z>, x: T| {
             let (next, y) = match state.or(start.as_ref()) {
                 Some(state) => f(state, x),
