@@ -84,10 +84,9 @@ pub(crate) fn start(
     }
     if let Some(restored) = checkpoints.restored() {
         eprintln!(
-            "streamz: resuming from checkpoint #{} of {} (taken {})",
+            "streamz: resuming from checkpoint #{} of {}",
             restored.id,
-            args.path.display(),
-            humantime::format_rfc3339_seconds(restored.taken_at)
+            args.path.display()
         );
     }
     Ok(Checkpointing {

@@ -92,6 +92,11 @@ fn the_command_line_chapter_is_true() {
 }
 
 #[test]
+fn the_durable_state_chapter_is_true() {
+    check_chapter("docs/durable-state.md", 6);
+}
+
+#[test]
 fn the_delivery_chapter_is_true() {
     check_chapter("docs/delivery.md", 6);
 }

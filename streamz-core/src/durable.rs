@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use event_listener::{Event, Listener};
@@ -570,7 +570,7 @@ impl CheckpointsBuilder {
             every: self.every,
             patience: self.patience,
         });
-        executor.spawn(Box::pin(leader(inner.clone(), inbox)));
+        executor.spawn(Box::pin(leader(Arc::downgrade(&inner), inbox)));
         Ok(Checkpoints {
             inner,
             requests,
@@ -764,13 +764,17 @@ struct Inner {
 type Reply = futures_channel::oneshot::Sender<Result<CheckpointInfo, StoreError>>;
 
 /// Takes a checkpoint every interval, and whenever asked; ends when the [`Checkpoints`] is
-/// dropped.
-async fn leader(inner: Arc<Inner>, inbox: async_channel::Receiver<Reply>) {
+/// dropped. Between checkpoints it holds the checkpoints' state weakly, so that dropping the
+/// `Checkpoints` lets the store go (closing its file) even on an executor that is no longer
+/// driven.
+async fn leader(inner: Weak<Inner>, inbox: async_channel::Receiver<Reply>) {
     loop {
-        let clock = inner.executor.clock();
-        let next = after(clock.now(), inner.every);
+        let sleep = {
+            let Some(inner) = inner.upgrade() else { return };
+            let clock = inner.executor.clock();
+            clock.sleep_until(after(clock.now(), inner.every))
+        };
         let asked = {
-            let sleep = clock.sleep_until(next);
             let recv = std::pin::pin!(inbox.recv());
             match select(sleep, recv).await {
                 Either::Left(_) => None,
@@ -778,6 +782,7 @@ async fn leader(inner: Arc<Inner>, inbox: async_channel::Receiver<Reply>) {
                 Either::Right((Err(_), _)) => return,
             }
         };
+        let Some(inner) = inner.upgrade() else { return };
         match asked {
             // asked: until the graph is still, however long that takes
             Some(reply) => {
@@ -798,6 +803,7 @@ async fn leader(inner: Arc<Inner>, inbox: async_channel::Receiver<Reply>) {
                 }
             }
         }
+        drop(inner);
         if inbox.is_closed() && inbox.is_empty() {
             return;
         }

@@ -31,6 +31,11 @@ use std::time::{Duration, UNIX_EPOCH};
 use redb::{Database, DatabaseError, ReadableTable, ReadableTableMetadata, TableDefinition};
 use streamz_core::{Checkpoint, StateStore, StoreError};
 
+/// The user guide's chapter on durable state, whose examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/durable-state.md")]
+pub struct DurableState;
+
 /// The crate's README, whose example runs as a doctest.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -64,9 +64,7 @@ impl<S, T, U, E, F: Fn(Option<&S>, T) -> Result<(S, U), E>> Step<S, T, U, E> for
 
 impl Scan<(), ()> {
     /// `accumulate`'s: the first element is the state.
-    fn accumulate<T: Clone>(
-        f: impl Fn(&T, T) -> T,
-    ) -> Scan<T, impl Step<T, T, T, Infallible>> {
+    fn accumulate<T: Clone>(f: impl Fn(&T, T) -> T) -> Scan<T, impl Step<T, T, T, Infallible>> {
         Scan::new(move |state: Option<&T>, x: T| {
             let next = match state {
                 None => x,
