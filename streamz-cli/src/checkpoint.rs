@@ -16,7 +16,10 @@ use crate::graph::Graph;
 /// What `--checkpoint` and its options asked for.
 #[derive(Debug, Clone)]
 pub(crate) struct CheckpointArgs {
+    /// A file, or `redis://HOST:PORT[/DB]`.
     pub(crate) path: PathBuf,
+    /// The key in a Redis server.
+    pub(crate) key: String,
     pub(crate) every: Duration,
     pub(crate) fresh: Vec<String>,
 }
@@ -24,21 +27,44 @@ pub(crate) struct CheckpointArgs {
 /// The store, opened, and whether it has a checkpoint to resume from (sinks into files then
 /// append to what the run before wrote).
 pub(crate) struct Opened {
-    store: RedbStore,
+    store: Box<dyn StateStore>,
     pub(crate) resuming: bool,
 }
 
-/// Opens (or creates) the store at `args.path`.
+/// Opens (or creates) the store `args.path` names: a redb file, or a Redis server.
 pub(crate) fn open(args: &CheckpointArgs) -> Result<Opened, CliError> {
-    let store = RedbStore::open(&args.path).map_err(|e| {
-        CliError::new(format!("--checkpoint: {e}"))
-            .help("give --checkpoint a file of its own; a store that is damaged must be moved away to start afresh")
-    })?;
+    let text = args.path.to_string_lossy();
+    let store: Box<dyn StateStore> = if text.starts_with("redis://")
+        || text.starts_with("rediss://")
+    {
+        redis(&text, &args.key)?
+    } else {
+        Box::new(RedbStore::open(&args.path).map_err(|e| {
+            CliError::new(format!("--checkpoint: {e}"))
+                .help("give --checkpoint a file of its own; a store that is damaged must be moved away to start afresh")
+        })?)
+    };
     let resuming = store
         .load()
         .map_err(|e| CliError::new(format!("--checkpoint: {e}")))?
         .is_some();
     Ok(Opened { store, resuming })
+}
+
+#[cfg(feature = "redis")]
+fn redis(url: &str, key: &str) -> Result<Box<dyn StateStore>, CliError> {
+    let store = streamz_store::RedisStore::open(url, key).map_err(|e| {
+        CliError::new(format!("--checkpoint: {e}"))
+            .help("is the server running? (redis-server; the key is --checkpoint-key)")
+    })?;
+    Ok(Box::new(store))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis(url: &str, _key: &str) -> Result<Box<dyn StateStore>, CliError> {
+    Err(CliError::new(format!(
+        "--checkpoint {url}: this streamz was built without Redis (cargo feature `redis`)"
+    )))
 }
 
 /// A running checkpointed graph: its checkpoints, and each source's feed (in the graph's

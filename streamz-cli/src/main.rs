@@ -123,8 +123,18 @@ struct RunArgs {
     /// killed and started again with the same pipeline and FILE resumes from the last
     /// checkpoint. The sources must be able to resume: from_textfile, range, values,
     /// from_periodic.
+    /// FILE may also be a Redis server, `redis://HOST:PORT[/DB]`, the state kept under
+    /// --checkpoint-key.
     #[arg(long, value_name = "FILE")]
     checkpoint: Option<PathBuf>,
+    /// The key of the checkpoints in a Redis server (with --checkpoint redis://…).
+    #[arg(
+        long,
+        value_name = "KEY",
+        default_value = "streamz:checkpoint",
+        requires = "checkpoint"
+    )]
+    checkpoint_key: String,
     /// How often to checkpoint (with --checkpoint).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s", requires = "checkpoint")]
     checkpoint_every: std::time::Duration,
@@ -322,6 +332,7 @@ fn run_command(args: RunArgs) -> ExitCode {
         .as_ref()
         .map(|path| checkpoint::CheckpointArgs {
             path: path.clone(),
+            key: args.checkpoint_key.clone(),
             every: args.checkpoint_every,
             fresh: args.checkpoint_fresh.clone(),
         });

@@ -280,3 +280,42 @@ fn range_and_values_resume_after_the_last_element_taken() {
         "1\n3\n6\n"
     );
 }
+
+#[test]
+fn a_run_checkpointed_in_redis_resumes_after_a_kill() {
+    let Some(server) = streamz_store::testing::RedisServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline =
+        "range 400 | rate_limit 5ms | accumulate \"acc + x\" start=0 | sink_to_textfile out.txt";
+    let url = server.url();
+    let args = [
+        "--checkpoint",
+        url.as_str(),
+        "--checkpoint-key",
+        "sums",
+        "--checkpoint-every",
+        "100ms",
+        pipeline,
+    ];
+    let child = streamz(dir.path(), &args).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    common::signal(&child, "KILL");
+    let _ = common::wait(child, Duration::from_secs(10));
+    let out = run(dir.path(), &args);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("resuming from checkpoint #"), "{stderr}");
+    let output = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
+    assert_eq!(output.lines().last(), Some("79800"));
+    // no server there: an error naming it
+    drop(server);
+    let out = run(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&url) && stderr.contains("is the server running"),
+        "{stderr}"
+    );
+}

@@ -169,6 +169,17 @@ pub trait StateStore: Send + Sync + 'static {
     fn save(&self, checkpoint: &Checkpoint) -> Result<(), StoreError>;
 }
 
+/// A boxed store is a store: for a program that chooses its store at run time.
+impl<S: StateStore + ?Sized> StateStore for Box<S> {
+    fn load(&self) -> Result<Option<Checkpoint>, StoreError> {
+        (**self).load()
+    }
+
+    fn save(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        (**self).save(checkpoint)
+    }
+}
+
 /// What a node with durable state saves into a checkpoint and restores from one: the
 /// operators built through [`Stream::durable`](crate::Stream::durable), and the sources'
 /// positions (`Feed`). Encoded with [`encode`], so that every state is read back the same way.

@@ -25,6 +25,13 @@
 //! # }
 //! ```
 
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+pub use crate::redis::RedisStore;
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
