@@ -4,6 +4,7 @@
 //! pipeline and PATH resumes from the last checkpoint.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -70,7 +71,8 @@ fn redis(url: &str, _key: &str) -> Result<Box<dyn StateStore>, CliError> {
 /// A running checkpointed graph: its checkpoints, and each source's feed (in the graph's
 /// order of sources).
 pub(crate) struct Checkpointing {
-    pub(crate) checkpoints: Checkpoints,
+    /// Shared with `--stats` and the dashboard, which show the last one.
+    pub(crate) checkpoints: Arc<Checkpoints>,
     pub(crate) feeds: Vec<Feed<Value, Value>>,
     pub(crate) path: PathBuf,
 }
@@ -116,7 +118,7 @@ pub(crate) fn start(
         );
     }
     Ok(Checkpointing {
-        checkpoints,
+        checkpoints: Arc::new(checkpoints),
         feeds,
         path: args.path.clone(),
     })

@@ -345,7 +345,7 @@ fn run_command(args: RunArgs) -> ExitCode {
             _ => None,
         };
         let _dashboard = match &args.dashboard {
-            Some(addr) => Some(dashboard(&graph, &runtime, addr).await?),
+            Some(addr) => Some(dashboard(&graph, &runtime, checkpointing.as_ref(), addr).await?),
             None => None,
         };
         let shutdown = run::Shutdown {
@@ -376,6 +376,7 @@ fn run_command(args: RunArgs) -> ExitCode {
 async fn dashboard(
     graph: &graph::Graph,
     runtime: &graph::Runtime,
+    checkpointing: Option<&checkpoint::Checkpointing>,
     addr: &str,
 ) -> Result<streamz_dashboard::Server, CliError> {
     let mut dashboard = streamz_dashboard::Dashboard::new();
@@ -387,7 +388,11 @@ async fn dashboard(
         dashboard = dashboard.pool("scatter", pool);
     }
     let partitions = runtime.partitions.clone();
-    let dashboard = dashboard.partitions(move || partitions.now());
+    let mut dashboard = dashboard.partitions(move || partitions.now());
+    if let Some(c) = checkpointing {
+        let checkpoints = c.checkpoints.clone();
+        dashboard = dashboard.checkpoints(move || checkpoints.last());
+    }
     let server = dashboard.serve(addr).await.map_err(|e| {
         CliError::new(format!("cannot serve the dashboard on {addr}: {e}"))
             .help("choose another address with --dashboard=ADDR, such as --dashboard=127.0.0.1:0")

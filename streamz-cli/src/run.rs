@@ -317,6 +317,10 @@ pub(crate) async fn run(
         });
     }
     let total: Option<u64> = graph.feeds.iter().map(|f| f.source.len).sum();
+    let (checkpoints, mut feeds, store) = match checkpointing {
+        Some(c) => (Some(c.checkpoints), c.feeds.into_iter(), Some(c.path)),
+        None => (None, Vec::new().into_iter(), None),
+    };
     let reporter = stats.then(|| {
         crate::stats::Reporter::start(
             graph.stages.clone(),
@@ -325,13 +329,10 @@ pub(crate) async fn run(
             control.errors.clone(),
             total,
             partitions,
+            checkpoints.clone(),
         )
     });
     let mut tasks = Vec::new();
-    let (checkpoints, mut feeds, store) = match checkpointing {
-        Some(c) => (Some(c.checkpoints), c.feeds.into_iter(), Some(c.path)),
-        None => (None, Vec::new().into_iter(), None),
-    };
     for feed in graph.feeds {
         let control = control.clone();
         let (stream, source, name) = (feed.stream, feed.source, feed.name);
@@ -369,7 +370,7 @@ pub(crate) async fn run(
     // The last checkpoint: a run that ended finds nothing left to do when started again; one
     // that failed resumes from the element after the last one taken.
     if let (Some(checkpoints), Some(store)) = (checkpoints, store)
-        && let Err(e) = checkpoints.finish().await
+        && let Err(e) = checkpoints.checkpoint_now().await
     {
         eprintln!(
             "error: --checkpoint {}: the last checkpoint was not saved: {e}",

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
-use streamz_core::Stream;
+use streamz_core::{CheckpointInfo, Checkpoints, Stream};
 
 use crate::graph::{Figure, PartitionFigures, Partitions, StageStats};
 
@@ -22,6 +22,7 @@ pub(crate) struct Reporter {
     bar: ProgressBar,
     ticker: tokio::task::JoinHandle<()>,
     partitions: Partitions,
+    checkpoints: Option<Arc<Checkpoints>>,
 }
 
 /// Every node's elements in and out, by id, across the graphs.
@@ -138,6 +139,22 @@ fn summary(stages: &[StageStats], figures: &Figures, outcome: &Totals) -> String
     out
 }
 
+/// A checkpoint's figures: its number, how long ago, its size, the pause and the write.
+fn checkpoint_line(info: &CheckpointInfo) -> String {
+    let ago = SystemTime::now()
+        .duration_since(info.taken_at)
+        .unwrap_or_default();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    format!(
+        "checkpoint #{} ({:.1} s ago, {} KB, paused {:.1} ms, written in {:.1} ms)",
+        info.id,
+        ago.as_secs_f64(),
+        info.size.div_ceil(1024),
+        ms(info.pause),
+        ms(info.write)
+    )
+}
+
 impl Reporter {
     pub(crate) fn start(
         stages: Vec<StageStats>,
@@ -146,6 +163,7 @@ impl Reporter {
         errors: Arc<AtomicU64>,
         total: Option<u64>,
         partitions: Partitions,
+        checkpoints: Option<Arc<Checkpoints>>,
     ) -> Self {
         let template = match total {
             Some(_) => "{bar:30} {pos}/{len} {per_sec} {msg}",
@@ -156,11 +174,12 @@ impl Reporter {
         for graph in &graphs {
             graph.enable_metrics();
         }
-        let (b, s, g, p) = (
+        let (b, s, g, p, c) = (
             bar.clone(),
             stages.clone(),
             graphs.clone(),
             partitions.clone(),
+            checkpoints.clone(),
         );
         let start = Instant::now();
         let ticker = tokio::spawn(async move {
@@ -169,12 +188,15 @@ impl Reporter {
             loop {
                 every.tick().await;
                 let e = emitted.load(Ordering::Relaxed);
-                let line = live(
+                let mut line = live(
                     &s,
                     &Figures::read(&g),
                     errors.load(Ordering::Relaxed),
                     &p.now(),
                 );
+                if let Some(info) = c.as_ref().and_then(|c| c.last()) {
+                    line.push_str(&format!(", {}", checkpoint_line(&info)));
+                }
                 b.set_position(e);
                 if b.is_hidden() {
                     // not a terminal: a plain line a second
@@ -190,6 +212,7 @@ impl Reporter {
             bar,
             ticker,
             partitions,
+            checkpoints,
         }
     }
 
@@ -201,6 +224,9 @@ impl Reporter {
         let partitions = self.partitions.now();
         if !partitions.is_empty() {
             eprint!("{}", partition_table(&partitions));
+        }
+        if let Some(info) = self.checkpoints.as_ref().and_then(|c| c.last()) {
+            eprintln!("last {}", checkpoint_line(&info));
         }
     }
 }

@@ -35,19 +35,6 @@ fn run(dir: &Path, args: &[&str]) -> Output {
     out
 }
 
-/// A small deterministic generator, for the moments to kill at.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 /// The entries of a store's checkpoint (its number and time aside).
 fn state(path: &Path) -> Vec<(String, Vec<u8>)> {
     let checkpoint = RedbStore::open(path).unwrap().load().unwrap().unwrap();
@@ -84,7 +71,10 @@ fn a_file_pipeline_killed_twenty_times_ends_as_the_run_never_killed() {
         "50ms",
         PIPELINE,
     ];
-    let mut random = Lcg(0x5eed);
+    // the moments to kill at: STREAMZ_KILL_SEED repeats a run's
+    let seed = common::kill_seed();
+    eprintln!("kill seed {seed} (STREAMZ_KILL_SEED={seed} repeats these moments)");
+    let mut random = seed;
     let mut kills = 0;
     let mut runs = 0;
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -94,7 +84,8 @@ fn a_file_pipeline_killed_twenty_times_ends_as_the_run_never_killed() {
         let mut child = streamz(dir.path(), &args).spawn().unwrap();
         if kills < 20 {
             // between 40 and 200 ms in: at startup, while reading, during a checkpoint's write
-            std::thread::sleep(Duration::from_millis(40 + random.below(160)));
+            let ms = 40 + common::next_random(&mut random) % 160;
+            std::thread::sleep(Duration::from_millis(ms));
             if child.try_wait().unwrap().is_none() {
                 common::signal(&child, "KILL");
                 let status = child.wait().unwrap();
@@ -318,4 +309,43 @@ fn a_run_checkpointed_in_redis_resumes_after_a_kill() {
         stderr.contains(&url) && stderr.contains("is the server running"),
         "{stderr}"
     );
+}
+
+#[test]
+fn stats_and_the_dashboard_show_the_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = "range 100000 | rate_limit 2ms | accumulate \"acc + x\" start=0 | sink null";
+    let state = dir.path().join("state.db");
+    let state = state.to_str().unwrap();
+    let (mut child, url, stderr) = common::spawn_announcing(
+        &[
+            "run",
+            "--stats",
+            "--dashboard=127.0.0.1:0",
+            "--checkpoint",
+            state,
+            "--checkpoint-every",
+            "200ms",
+            pipeline,
+        ],
+        "dashboard: http://",
+    );
+    let addr = url.strip_suffix("/status").unwrap().to_owned();
+    std::thread::sleep(Duration::from_millis(1500));
+    let figures = common::get(&addr, "/api/graph");
+    assert!(figures.contains("\"checkpoint\":{"), "{figures}");
+    let metrics = common::get(&addr, "/metrics");
+    assert!(metrics.contains("streamz_checkpoint_id "), "{metrics}");
+    assert!(
+        metrics.contains("streamz_checkpoint_pause_seconds "),
+        "{metrics}"
+    );
+    common::signal(&child, "INT");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut { stderr }, &mut rest).unwrap();
+    // a line a second, and the summary's last line
+    assert!(rest.contains(", checkpoint #"), "{rest}");
+    assert!(rest.contains("last checkpoint #"), "{rest}");
 }

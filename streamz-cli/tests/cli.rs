@@ -285,21 +285,9 @@ fn from_http_server_takes_bodies_and_refuses_big_ones() {
     assert_eq!(out, "1\n2\n");
 }
 
-fn get(addr: &str, path: &str) -> String {
-    let mut socket = TcpStream::connect(addr).unwrap();
-    write!(
-        socket,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reply = String::new();
-    socket.read_to_string(&mut reply).unwrap();
-    reply
-}
-
 /// The map's elements out, read off the dashboard's `/metrics` at `addr`.
 fn map_count(addr: &str) -> u64 {
-    let reply = get(addr, "/metrics");
+    let reply = common::get(addr, "/metrics");
     reply
         .lines()
         .find(|l| {
@@ -315,7 +303,7 @@ fn map_count(addr: &str) -> u64 {
 fn serves_a_dashboard(args: &[&str]) -> String {
     let (mut child, url, _stderr) = spawn_announcing(args, "dashboard: http://");
     let addr = url.strip_suffix("/status").unwrap().to_owned();
-    assert!(get(&addr, "/status").contains("EventSource"));
+    assert!(common::get(&addr, "/status").contains("EventSource"));
     let first = map_count(&addr);
     std::thread::sleep(Duration::from_millis(300));
     let second = map_count(&addr);
@@ -382,7 +370,7 @@ fn stats_and_the_dashboard_show_only_the_users_stages() {
         "dashboard: http://",
     );
     let addr = url.strip_suffix("/status").unwrap().to_owned();
-    let reply = get(&addr, "/api/graph");
+    let reply = common::get(&addr, "/api/graph");
     let body = &reply[reply.find('{').unwrap()..=reply.rfind('}').unwrap()];
     let graph: serde_json::Value = serde_json::from_str(body).unwrap();
     let mut names: Vec<String> = graph["nodes"]

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use streamz_core::{Element, Graph, GraphSnapshot, Stream};
+use streamz_core::{CheckpointInfo, Element, Graph, GraphSnapshot, Stream};
 
 type PartitionsFn = Arc<dyn Fn() -> Vec<PartitionFigures> + Send + Sync>;
+type CheckpointFn = Arc<dyn Fn() -> Option<CheckpointInfo> + Send + Sync>;
 
 /// One partition of a broker's source, as a dashboard shows it: see
 /// [`Dashboard::partitions`].
@@ -48,6 +49,7 @@ pub struct Dashboard {
     #[cfg(feature = "rayon")]
     pub(crate) pools: Vec<(String, streamz_rayon::Pool)>,
     pub(crate) partitions: Vec<PartitionsFn>,
+    pub(crate) checkpoint: Option<CheckpointFn>,
     pub(crate) every: Duration,
     pub(crate) started: Instant,
     /// Host names besides the bound address and localhost that requests may name.
@@ -79,6 +81,7 @@ impl Dashboard {
             #[cfg(feature = "rayon")]
             pools: Vec::new(),
             partitions: Vec::new(),
+            checkpoint: None,
             every: Duration::from_millis(500),
             started: Instant::now(),
             hosts: Vec::new(),
@@ -143,6 +146,41 @@ impl Dashboard {
     ) -> Self {
         self.partitions.push(Arc::new(f));
         self
+    }
+
+    /// Also shows the graph's last checkpoint, as `f` reports it each time the figures are
+    /// read (`streamz_core::Checkpoints::last`): its number, age, size, pause and write (a
+    /// line on the page, `checkpoint` in `/api/graph`, `streamz_checkpoint_*` in `/metrics`).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use streamz_core::CheckpointInfo;
+    /// use streamz_dashboard::Dashboard;
+    ///
+    /// let dashboard = Dashboard::new().checkpoints(|| {
+    ///     Some(CheckpointInfo {
+    ///         id: 7,
+    ///         taken_at: SystemTime::now(),
+    ///         size: 4096,
+    ///         entries: 3,
+    ///         pause: Duration::from_micros(1500),
+    ///         write: Duration::from_millis(6),
+    ///     })
+    /// });
+    /// assert!(dashboard.prometheus().contains("streamz_checkpoint_id 7"));
+    /// assert_eq!(dashboard.figures()["checkpoint"]["size"], 4096);
+    /// ```
+    pub fn checkpoints(
+        mut self,
+        f: impl Fn() -> Option<CheckpointInfo> + Send + Sync + 'static,
+    ) -> Self {
+        self.checkpoint = Some(Arc::new(f));
+        self
+    }
+
+    /// The last checkpoint, if checkpoints are shown and one was taken.
+    pub(crate) fn checkpoint_figures(&self) -> Option<CheckpointInfo> {
+        self.checkpoint.as_ref().and_then(|f| f())
     }
 
     /// Every source's partitions now.

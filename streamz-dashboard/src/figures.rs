@@ -9,7 +9,9 @@ impl Dashboard {
     /// (since the dashboard was made), `nodes` (`id`, `name`, `operator`, `shape`, `in`,
     /// `out`, `errors`, `in_flight`, `latency_ms`, `closed`), `edges` (`from`, `to`),
     /// `pools` (`name`, `threads`, `in_flight`, `running`, `completed`) and `partitions`
-    /// (`source`, `topic`, `partition`, `committed`, `high_watermark`, `lag`).
+    /// (`source`, `topic`, `partition`, `committed`, `high_watermark`, `lag`), and
+    /// `checkpoint` (`id`, `age_s`, `size`, `entries`, `pause_ms`, `write_ms`; null before
+    /// the first, or without checkpoints).
     pub fn figures(&self) -> Value {
         let snapshot = self.snapshot();
         let nodes: Vec<Value> = snapshot
@@ -49,6 +51,17 @@ impl Dashboard {
                 "high_watermark": p.high_watermark,
                 "lag": p.lag,
             })).collect::<Vec<Value>>(),
+            "checkpoint": self.checkpoint_figures().map(|c| json!({
+                "id": c.id,
+                "age_s": std::time::SystemTime::now()
+                    .duration_since(c.taken_at)
+                    .unwrap_or_default()
+                    .as_secs_f64(),
+                "size": c.size,
+                "entries": c.entries,
+                "pause_ms": c.pause.as_secs_f64() * 1e3,
+                "write_ms": c.write.as_secs_f64() * 1e3,
+            })),
         })
     }
 

@@ -141,6 +141,51 @@ impl Dashboard {
                 }
             }
         }
+        if let Some(c) = self.checkpoint_figures() {
+            let taken = c
+                .taken_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+            let samples: [(&str, &str, &str, f64); 5] = [
+                (
+                    "streamz_checkpoint_id",
+                    "gauge",
+                    "The number of the last checkpoint saved.",
+                    c.id as f64,
+                ),
+                (
+                    "streamz_checkpoint_timestamp_seconds",
+                    "gauge",
+                    "When the last checkpoint was taken, in seconds since 1970.",
+                    taken,
+                ),
+                (
+                    "streamz_checkpoint_size_bytes",
+                    "gauge",
+                    "The bytes of the last checkpoint's states.",
+                    c.size as f64,
+                ),
+                (
+                    "streamz_checkpoint_pause_seconds",
+                    "gauge",
+                    "How long the last checkpoint held the graph still.",
+                    c.pause.as_secs_f64(),
+                ),
+                (
+                    "streamz_checkpoint_write_seconds",
+                    "gauge",
+                    "How long the store took to write the last checkpoint.",
+                    c.write.as_secs_f64(),
+                ),
+            ];
+            for (name, kind, help, v) in samples {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+                );
+            }
+        }
         out
     }
 }

@@ -50,6 +50,19 @@ pub(crate) fn wait(mut child: Child, limit: Duration) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// GETs `path` on `addr` over a fresh connection; the whole reply.
+pub(crate) fn get(addr: &str, path: &str) -> String {
+    let mut socket = TcpStream::connect(addr).unwrap();
+    write!(
+        socket,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    socket.read_to_string(&mut reply).unwrap();
+    reply
+}
+
 /// POSTs `body` to `path` on `addr` over a fresh connection; the whole reply.
 pub(crate) fn post(addr: &str, path: &str, body: &str) -> String {
     let mut socket = TcpStream::connect(addr).unwrap();
