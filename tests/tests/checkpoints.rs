@@ -396,3 +396,87 @@ fn a_failed_save_goes_to_the_error_stream_and_the_run_goes_on() {
     assert_eq!(errors[0].kind(), streamz_core::ErrorKind::Checkpoint);
     assert!(checkpoints.last().is_none());
 }
+
+/// One run of a timed window and a buffered total over `0..n`, an element every 10 ms of
+/// virtual time, as `run` does: the windows' elements and the totals up to its last
+/// checkpoint, and whether it reached the end.
+fn run_timed(
+    store: &Memory,
+    n: u64,
+    checkpoint_after: &[u64],
+    stop_after: Option<u64>,
+) -> (Vec<u64>, Vec<u64>, bool) {
+    let executor = VirtualExecutor::new();
+    let source = Stream::<u64>::with_executor(executor.clone());
+    let windows = source
+        .durable()
+        .timed_window("35ms")
+        .flatten()
+        .sink_to_vec();
+    let totals = source
+        .buffer(4)
+        .delay("15ms")
+        .durable()
+        .accumulate(|a: &u64, x| a + x)
+        .sink_to_vec();
+    let (checkpoints, feed) = source.checkpoint::<u64>(store.clone(), "1h").unwrap();
+    let from = feed.position().unwrap_or(0);
+    let mut kept = (Vec::new(), Vec::new());
+    let ended = executor.block_on(async {
+        for x in from..n {
+            if stop_after.is_some_and(|k| x >= from + k) {
+                return false;
+            }
+            feed.emit(x, x + 1).await.unwrap();
+            executor.clock().sleep(Duration::from_millis(10)).await;
+            if checkpoint_after.contains(&x) {
+                checkpoints.checkpoint_now().await.unwrap();
+                kept = (windows.to_vec(), totals.to_vec());
+            }
+        }
+        feed.stream().close().await.unwrap();
+        checkpoints.checkpoint_now().await.unwrap();
+        true
+    });
+    if ended {
+        kept = (windows.to_vec(), totals.to_vec());
+    }
+    (kept.0, kept.1, ended)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(64),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// On virtual time: a timed window's elements and a total behind a buffer and a delay,
+    /// stopped and restored at random moments, come out as from a run never stopped, each
+    /// element once (a window's boundaries move at a restart: its schedule starts again).
+    #[test]
+    fn timed_windows_and_buffers_restored_at_random_moments_lose_and_double_nothing(
+        n in 1u64..80,
+        runs in proptest::collection::vec(
+            (proptest::collection::vec(0u64..80, 0..4), 0u64..40),
+            0..5,
+        ),
+    ) {
+        let store = Memory::default();
+        let (mut elements, mut totals) = (Vec::new(), Vec::new());
+        let mut ended = false;
+        for (checkpoints, stop) in runs.iter().map(|(c, s)| (c, Some(*s))).chain([(&Vec::new(), None)]) {
+            let (w, t, done) = run_timed(&store, n, checkpoints, stop);
+            elements.extend(w);
+            totals.extend(t);
+            if done {
+                ended = true;
+                break;
+            }
+        }
+        prop_assert!(ended);
+        prop_assert_eq!(elements, (0..n).collect::<Vec<_>>());
+        let expected: Vec<u64> = (0..n).scan(0, |a, x| { *a += x; Some(*a) }).collect();
+        prop_assert_eq!(totals, expected);
+    }
+}
