@@ -108,7 +108,7 @@ pub(crate) fn start(
         return Err(CliError::new(format!(
             "--checkpoint: the stage `{first}` keeps state that checkpoints cannot save yet"
         ))
-        .help("zip, combine_latest, zip_latest and accumulate between scatter and gather are not durable yet; run this pipeline without --checkpoint"));
+        .help("an accumulate between scatter and gather is not durable yet: gather first, then accumulate"));
     }
     if let Some(restored) = checkpoints.restored() {
         eprintln!(

@@ -222,8 +222,8 @@ fn sources_that_cannot_resume_and_stages_that_are_not_durable_are_refused() {
         "{stderr}"
     );
 
-    let pipeline = "a = range 10\nb = range 10 | map \"x * 2\"\na | zip b | sink null";
-    let out = run(dir.path(), &["--checkpoint", "zip.db", pipeline]);
+    let pipeline = "range 10 | scatter | accumulate \"acc + x\" | gather | sink null";
+    let out = run(dir.path(), &["--checkpoint", "pool.db", pipeline]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -586,7 +586,7 @@ impl CheckpointsBuilder {
         let mut names = Vec::new();
         for (feed, _) in &self.feeds {
             for node in reachable(feed, Direction::Down) {
-                if seen.insert(node.id) && node.kind.keeps_state && !node.is_durable() {
+                if seen.insert(node.id) && node.keeps_state() && !node.is_durable() {
                     names.push(node.display_name().to_string());
                 }
             }
@@ -763,6 +763,10 @@ struct Inner {
 
 type Reply = futures_channel::oneshot::Sender<Result<CheckpointInfo, StoreError>>;
 
+/// How many times a periodic checkpoint is tried when the graph does not come still within
+/// the patience, before the next interval.
+const RETRIES: usize = 4;
+
 /// Takes a checkpoint every interval, and whenever asked; ends when the [`Checkpoints`] is
 /// dropped. Between checkpoints it holds the checkpoints' state weakly, so that dropping the
 /// `Checkpoints` lets the store go (closing its file) even on an executor that is no longer
@@ -794,12 +798,21 @@ async fn leader(inner: Weak<Inner>, inbox: async_channel::Receiver<Reply>) {
                 let _ = reply.send(result);
             }
             None => {
-                if let Some(Err(e)) = take(&inner).await {
-                    inner.graph.report(StreamError::new(
-                        ErrorKind::Checkpoint,
-                        None,
-                        e.to_string(),
-                    ));
+                // a graph that did not come still (a feed waiting on another, across a join)
+                // is tried again a few times before the next interval
+                for _ in 0..RETRIES {
+                    match take(&inner).await {
+                        Some(Err(e)) => {
+                            inner.graph.report(StreamError::new(
+                                ErrorKind::Checkpoint,
+                                None,
+                                e.to_string(),
+                            ));
+                            break;
+                        }
+                        Some(Ok(_)) => break,
+                        None => inner.executor.clock().sleep(inner.patience / 4).await,
+                    }
                 }
             }
         }

@@ -152,6 +152,8 @@ pub(crate) struct NodeInfo {
     finished: AtomicBool,
     /// Shown as part of its upstream's stage by `Graph::snapshot` (`Stream::part_of_upstream`).
     pub(crate) part_of_upstream: AtomicBool,
+    /// It keeps state between pushes (its kind's `keeps_state`, or `Stream::keeps_state`).
+    keeps_state: AtomicBool,
     /// Elements accepted by this node and not yet handed on (buffers, timers, async work).
     in_flight: AtomicUsize,
     /// What it saves into a checkpoint, for a node built through `Stream::durable`.
@@ -180,6 +182,7 @@ impl NodeInfo {
             closed: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             part_of_upstream: AtomicBool::new(false),
+            keeps_state: AtomicBool::new(kind.keeps_state),
             in_flight: AtomicUsize::new(0),
             saved: OnceLock::new(),
             at_rest: AtomicBool::new(false),
@@ -350,6 +353,15 @@ impl NodeInfo {
     /// What this node saves into checkpoints, if it is durable and still there.
     pub(crate) fn saved(&self) -> Option<Arc<dyn SaveState>> {
         self.saved.get().and_then(Weak::upgrade)
+    }
+
+    /// Whether it keeps state between pushes.
+    pub(crate) fn keeps_state(&self) -> bool {
+        self.keeps_state.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn mark_keeps_state(&self) {
+        self.keeps_state.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn is_durable(&self) -> bool {

@@ -558,6 +558,27 @@ impl<T> Stream<T> {
         self
     }
 
+    /// Marks this node as one that keeps state between elements which checkpoints do not
+    /// save (a `map` whose closure counts, say), so that a checkpointed graph lists it in
+    /// [`Checkpoints::not_durable`](crate::Checkpoints::not_durable). The stateful
+    /// operators of this crate are marked already.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// let source = streamz_core::Stream::<u64>::new();
+    /// let seen = AtomicU64::new(0);
+    /// let numbered = source
+    ///     .map(move |x| (seen.fetch_add(1, Ordering::Relaxed), x))
+    ///     .keeps_state();
+    /// # let _ = numbered;
+    /// ```
+    pub fn keeps_state(self) -> Self {
+        self.out.info.mark_keeps_state();
+        self
+    }
+
     /// This node's name: the one given with [`named`](Stream::named), or the operator's,
     /// with the function's name when it is a named `fn` (`map: parse`).
     pub fn name(&self) -> String {

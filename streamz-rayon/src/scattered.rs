@@ -459,7 +459,9 @@ impl<T: Scatterable> Scattered<T> {
                 });
                 output
             })
-            .named(&name);
+            .named(&name)
+            // its state is on the pool, where checkpoints cannot save it
+            .keeps_state();
         self.with_stage(stream, stage)
     }
 

@@ -48,6 +48,19 @@ fn pipeline(source: &Stream<u64>) -> Vec<VecSink<String>> {
         show(source.map(|x| x % 9).durable().unique(Some(4))),
         show(d.unique_by(None, |x: &u64| x % 11)),
         show(d.slice(1, None, 3)),
+        show(d.zip(&[&source.map(|x| x * 2)], 10)),
+        show(
+            source
+                .filter(|x| x % 3 == 0)
+                .durable()
+                .combine_latest(&[&source.filter(|x| x % 2 == 0)], None),
+        ),
+        show(
+            source
+                .filter(|x| x % 4 == 1)
+                .durable()
+                .zip_latest(&[&source.filter(|x| x % 5 == 0)]),
+        ),
         show(source.map(|x| x % 5).durable().frequencies().map(|f| {
             let mut f: Vec<_> = f.into_iter().collect();
             f.sort();

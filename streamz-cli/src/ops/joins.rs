@@ -49,8 +49,10 @@ fn zip(
     rest: &[Stream<Value>],
 ) -> Result<Stream<Value>, CliError> {
     let maxsize = args.positive("maxsize", 10)?;
-    let all = std::iter::once(base).chain(rest).map(Into::into);
-    Ok(Stream::zip_all(all, maxsize)
+    let rest: Vec<&Stream<Value>> = rest.iter().collect();
+    Ok(base
+        .durable()
+        .zip(&rest, maxsize)
         .map(Value::Array)
         .part_of_upstream())
 }
@@ -60,8 +62,10 @@ fn combine_latest(
     base: &Stream<Value>,
     rest: &[Stream<Value>],
 ) -> Result<Stream<Value>, CliError> {
-    let all: Vec<&Stream<Value>> = std::iter::once(base).chain(rest).collect();
-    Ok(Stream::combine_latest_all(&all, None)
+    let rest: Vec<&Stream<Value>> = rest.iter().collect();
+    Ok(base
+        .durable()
+        .combine_latest(&rest, None)
         .map(Value::Array)
         .part_of_upstream())
 }
@@ -72,7 +76,9 @@ fn zip_latest(
     rest: &[Stream<Value>],
 ) -> Result<Stream<Value>, CliError> {
     let rest: Vec<&Stream<Value>> = rest.iter().collect();
-    Ok(Stream::zip_latest_all(base, &rest)
+    Ok(base
+        .durable()
+        .zip_latest(&rest)
         .map(Value::Array)
         .part_of_upstream())
 }

@@ -7,12 +7,16 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::{self, ThreadId};
 
 use event_listener::Event;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::ack::Acks;
+use crate::checkpoint::{SaveState, decode, encode};
+use crate::durable::Durable;
 use crate::emit::Cx;
 use crate::error::{ErrorKind, StreamError};
 use crate::node::{Finish, Inlet, Kind, NodeInfo, OpNode, Operator, Outlet, Port, Shape, lock};
@@ -117,6 +121,20 @@ fn standalone<I: 'static, O: Operator<I>>(
 ) -> Standalone<I, O::Out> {
     let out = Arc::new(Outlet::new(NodeInfo::new(kind, None, graph)));
     let node: Arc<dyn Inlet<I>> = OpNode::new(op, out.clone());
+    (out, node)
+}
+
+/// [`standalone`] for an operator whose state checkpoints save.
+fn standalone_saved<I: 'static, O: Operator<I> + SaveState>(
+    kind: Kind,
+    graph: Arc<GraphShared>,
+    op: O,
+) -> Standalone<I, O::Out> {
+    let out = Arc::new(Outlet::new(NodeInfo::new(kind, None, graph)));
+    let node = OpNode::new(op, out.clone());
+    let saved: Weak<dyn SaveState> = Arc::downgrade(&node) as Weak<dyn SaveState>;
+    out.info.set_saved(saved, false);
+    let node: Arc<dyn Inlet<I>> = node;
     (out, node)
 }
 
@@ -350,6 +368,55 @@ impl<E: Element, O: Element> Operator<E> for Zip<E, O> {
     }
 }
 
+/// A durable `zip_all` saves each input's waiting elements (`None` for a literal value's
+/// place), without their acknowledgements.
+impl<E: Serialize + DeserializeOwned + Send + Sync, O: Send + Sync> SaveState for Zip<E, O> {
+    fn save(&self) -> Result<Vec<u8>, String> {
+        let slots = lock(&self.shared.slots);
+        let held: Vec<Option<Vec<&E>>> = slots
+            .iter()
+            .map(|slot| match slot {
+                ZipSlot::Input { buffer, .. } => Some(buffer.iter().map(|(x, _)| x).collect()),
+                ZipSlot::Value(_) => None,
+            })
+            .collect();
+        encode(&held)
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        let held: Vec<Option<Vec<E>>> = decode(bytes)?;
+        let mut slots = lock(&self.shared.slots);
+        if held.len() != slots.len() {
+            return Err(format!(
+                "it had {} inputs and values, and has {} now",
+                held.len(),
+                slots.len()
+            ));
+        }
+        for (slot, saved) in slots.iter_mut().zip(held) {
+            match (slot, saved) {
+                (ZipSlot::Input { buffer, .. }, Some(items)) => {
+                    if items.len() > self.shared.maxsize {
+                        return Err(format!(
+                            "an input holds {} elements, more than maxsize {}",
+                            items.len(),
+                            self.shared.maxsize
+                        ));
+                    }
+                    *buffer = items.into_iter().map(|x| (x, Acks::default())).collect();
+                }
+                (ZipSlot::Value(_), None) => {}
+                _ => return Err("its inputs and literal values are in other places".to_owned()),
+            }
+        }
+        Ok(())
+    }
+
+    fn state_type(&self) -> &'static str {
+        std::any::type_name::<Vec<Option<Vec<E>>>>()
+    }
+}
+
 fn zip_op<E, O>(
     slots: Vec<ZipSlot<E>>,
     maxsize: usize,
@@ -510,6 +577,42 @@ impl<E: Element, O: Element> Operator<E> for Latest<E, O> {
                 slot.emit_on = true;
             }
         }
+    }
+}
+
+/// A durable `combine_latest` or `zip_latest` saves each input's latest value and the
+/// lossless input's waiting elements.
+impl<E: Serialize + DeserializeOwned + Send + Sync, O: Send + Sync> SaveState for Latest<E, O> {
+    fn save(&self) -> Result<Vec<u8>, String> {
+        let state = lock(&self.state);
+        let values: Vec<Option<&E>> = state
+            .slots
+            .iter()
+            .map(|s| s.value.as_ref().map(|(x, _)| x))
+            .collect();
+        let queue: Vec<&E> = state.queue.iter().map(|(x, _)| x).collect();
+        encode(&(values, queue))
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        let (values, queue): (Vec<Option<E>>, Vec<E>) = decode(bytes)?;
+        let mut state = lock(&self.state);
+        if values.len() != state.slots.len() {
+            return Err(format!(
+                "it had {} inputs, and has {} now",
+                values.len(),
+                state.slots.len()
+            ));
+        }
+        for (slot, value) in state.slots.iter_mut().zip(values) {
+            slot.value = value.map(|x| (x, Acks::default()));
+        }
+        state.queue = queue.into_iter().map(|x| (x, Acks::default())).collect();
+        Ok(())
+    }
+
+    fn state_type(&self) -> &'static str {
+        std::any::type_name::<(Vec<Option<E>>, Vec<E>)>()
     }
 }
 
@@ -752,5 +855,65 @@ impl<T: Element> Stream<T> {
         inputs.extend_from_slice(others);
         let op = latest_op(vec![false; inputs.len()], false, true, Some);
         Self::join_all(ZIP_LATEST, &inputs, false, op)
+    }
+}
+
+impl<T: Element + Serialize + DeserializeOwned + Sync> Durable<'_, T> {
+    /// The inputs, this stream first: a join's inputs in the order they are connected.
+    fn with(&self, others: &[&Stream<T>]) -> Vec<Stream<T>> {
+        std::iter::once(self.stream)
+            .chain(others.iter().copied())
+            .cloned()
+            .collect()
+    }
+
+    /// A node over `inputs` whose state checkpoints save.
+    fn join_saved<O: Operator<T> + SaveState>(
+        kind: Kind,
+        inputs: &[Stream<T>],
+        op: O,
+    ) -> Stream<O::Out> {
+        let graph = inputs[0].out.info.graph.clone();
+        let (out, node) = standalone_saved(kind, graph, op);
+        for input in inputs {
+            input.out.connect(node.clone(), false);
+        }
+        Stream::with_inlet(out, node)
+    }
+
+    /// A durable [`zip_all`](Stream::zip_all) of this stream and `others`, in that order:
+    /// the elements waiting in each input are saved in checkpoints.
+    ///
+    /// # Panics
+    ///
+    /// If `maxsize` is 0.
+    pub fn zip(&self, others: &[&Stream<T>], maxsize: usize) -> Stream<Vec<T>> {
+        let inputs = self.with(others);
+        let slots = inputs.iter().map(|_| open_input()).collect();
+        Self::join_saved(ZIP, &inputs, zip_op(slots, maxsize, Some))
+    }
+
+    /// A durable [`combine_latest_all`](Stream::combine_latest_all) of this stream and
+    /// `others`, in that order (`emit_on` counts this stream as 0): the latest values are
+    /// saved.
+    pub fn combine_latest(
+        &self,
+        others: &[&Stream<T>],
+        emit_on: Option<&[usize]>,
+    ) -> Stream<Vec<T>> {
+        let inputs = self.with(others);
+        let flags = (0..inputs.len())
+            .map(|i| emit_on.is_none_or(|on| on.contains(&i)))
+            .collect();
+        let op = latest_op(flags, emit_on.is_none(), false, Some);
+        Self::join_saved(COMBINE_LATEST, &inputs, op)
+    }
+
+    /// A durable [`zip_latest_all`](Stream::zip_latest_all), this stream the lossless one:
+    /// the latest values, and this stream's elements waiting for them, are saved.
+    pub fn zip_latest(&self, others: &[&Stream<T>]) -> Stream<Vec<T>> {
+        let inputs = self.with(others);
+        let op = latest_op(vec![false; inputs.len()], false, true, Some);
+        Self::join_saved(ZIP_LATEST, &inputs, op)
     }
 }
