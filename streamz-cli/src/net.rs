@@ -117,8 +117,16 @@ pub(crate) async fn tcp(
             let origin = format!("tcp {peer}");
             let reader = tokio::io::BufReader::new(socket);
             // never cancelled: an element taken is delivered
-            let fed =
-                crate::run::feed_lines(&input, reader, json, max_line, &origin, None, &mut control);
+            let fed = crate::run::feed_lines(
+                &input,
+                reader,
+                crate::run::LinePosition::default(),
+                json,
+                max_line,
+                &origin,
+                None,
+                &mut control,
+            );
             if let Err(e) = fed.await {
                 eprintln!("warning: {e}");
             }

@@ -420,26 +420,6 @@ fn line_value(
     }
 }
 
-/// Feeds each line of `reader` until its end (with `follow`, polling every so often for
-/// more, as `tail -f`, a line still being written waiting for its newline) or until the run
-/// stops; then the whole lines already read are still delivered (they were taken), and
-/// nothing more is read.
-pub(crate) async fn feed_lines<R: tokio::io::AsyncRead + Unpin>(
-    input: &Input,
-    reader: BufReader<R>,
-    json: bool,
-    max_line: usize,
-    origin: &str,
-    follow: Option<Duration>,
-    control: &mut Control,
-) -> Result<(), String> {
-    let start = LinePosition::default();
-    feed_lines_from(
-        input, reader, start, json, max_line, origin, follow, control,
-    )
-    .await
-}
-
 /// Where a source of lines stands: the byte offset of the next line, and how many lines were
 /// before it (for messages). A checkpoint saves it as `[offset, lines]`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -465,9 +445,14 @@ impl LinePosition {
     }
 }
 
-/// [`feed_lines`] from `at`, the position of `reader`'s first byte.
+/// Feeds each line of `reader` until its end (with `follow`, polling every so often for
+/// more, as `tail -f`, a line still being written waiting for its newline) or until the run
+/// stops; then the whole lines already read are still delivered (they were taken), and
+/// nothing more is read.
+///
+/// `at` is the position of `reader`'s first byte (`LinePosition::default()` from the start).
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn feed_lines_from<R: tokio::io::AsyncRead + Unpin>(
+pub(crate) async fn feed_lines<R: tokio::io::AsyncRead + Unpin>(
     input: &Input,
     mut reader: BufReader<R>,
     at: LinePosition,

@@ -235,31 +235,34 @@ fn sources_that_cannot_resume_and_stages_that_are_not_durable_are_refused() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
-#[test]
-fn range_and_values_resume_after_the_last_element_taken() {
-    let dir = tempfile::tempdir().unwrap();
-    // killed part way through a slow range, then started again: every number once in the
-    // sums' last value, whatever was repeated
+/// The sums of `range 400`, slowed down, checkpointed into `store` (a file or a Redis URL,
+/// with `extra` options): run, killed after 700 ms, then run again to the end. Checks that
+/// the killed run had got somewhere and the last sum is right; the second run's stderr.
+fn sums_killed_and_resumed(dir: &Path, store: &str, extra: &[&str]) -> String {
     let pipeline =
         "range 400 | rate_limit 5ms | accumulate \"acc + x\" start=0 | sink_to_textfile out.txt";
-    let args = [
-        "--checkpoint",
-        "state.db",
-        "--checkpoint-every",
-        "100ms",
-        pipeline,
-    ];
-    let child = streamz(dir.path(), &args).spawn().unwrap();
+    let mut args = vec!["--checkpoint", store, "--checkpoint-every", "100ms"];
+    args.extend_from_slice(extra);
+    args.push(pipeline);
+    let child = streamz(dir, &args).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(700));
     common::signal(&child, "KILL");
     let _ = common::wait(child, Duration::from_secs(10));
-    let partial = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
+    let partial = std::fs::read_to_string(dir.join("out.txt")).unwrap();
     assert!(partial.lines().count() > 20, "{partial}");
-    let out = run(dir.path(), &args);
+    let out = run(dir, &args);
     assert!(out.status.success(), "{out:?}");
-    let output = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
+    let output = std::fs::read_to_string(dir.join("out.txt")).unwrap();
+    // every number once in the last sum, whatever was repeated
     assert_eq!(output.lines().last(), Some("79800"));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
 
+#[test]
+fn range_and_values_resume_after_the_last_element_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = sums_killed_and_resumed(dir.path(), "state.db", &[]);
+    assert!(stderr.contains("resuming from checkpoint #"), "{stderr}");
     std::fs::remove_file(dir.path().join("out.txt")).unwrap();
     let pipeline = "values '[1, 2, 3]' | accumulate \"acc + x\" | sink_to_textfile out.txt";
     let out = run(dir.path(), &["--checkpoint", "values.db", pipeline]);
@@ -278,31 +281,12 @@ fn a_run_checkpointed_in_redis_resumes_after_a_kill() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let pipeline =
-        "range 400 | rate_limit 5ms | accumulate \"acc + x\" start=0 | sink_to_textfile out.txt";
     let url = server.url();
-    let args = [
-        "--checkpoint",
-        url.as_str(),
-        "--checkpoint-key",
-        "sums",
-        "--checkpoint-every",
-        "100ms",
-        pipeline,
-    ];
-    let child = streamz(dir.path(), &args).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    common::signal(&child, "KILL");
-    let _ = common::wait(child, Duration::from_secs(10));
-    let out = run(dir.path(), &args);
-    assert!(out.status.success(), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = sums_killed_and_resumed(dir.path(), &url, &["--checkpoint-key", "sums"]);
     assert!(stderr.contains("resuming from checkpoint #"), "{stderr}");
-    let output = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
-    assert_eq!(output.lines().last(), Some("79800"));
     // no server there: an error naming it
     drop(server);
-    let out = run(dir.path(), &args);
+    let out = run(dir.path(), &["--checkpoint", &url, "range 3"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

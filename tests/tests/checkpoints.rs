@@ -84,31 +84,43 @@ fn uninterrupted(n: u64) -> Vec<Vec<String>> {
     outputs(&sinks)
 }
 
+/// What one run of a test's graph does: `build` makes its sinks on the source, `read` reads
+/// them, and `pace` is the virtual time between two elements.
+struct Graph<S, K> {
+    build: fn(&Stream<u64>) -> S,
+    read: fn(&S) -> K,
+    pace: Option<Duration>,
+}
+
 /// One run of `0..n` against `store`: resumes from its checkpoint, takes one after each
 /// element in `checkpoint_after`, and stops (as if killed) after `stop_after` elements of its
-/// own, or ends the stream. Returns the outputs up to its last checkpoint, and whether it
+/// own, or ends the stream. Returns what its sinks had at its last checkpoint, and whether it
 /// reached the end.
-fn run(
+fn run_with<S, K>(
+    graph: &Graph<S, K>,
     store: &Memory,
     n: u64,
     checkpoint_after: &[u64],
     stop_after: Option<u64>,
-) -> (Vec<Vec<String>>, bool) {
+) -> (Option<K>, bool) {
     let executor = VirtualExecutor::new();
     let source = Stream::with_executor(executor.clone());
-    let sinks = pipeline(&source);
+    let sinks = (graph.build)(&source);
     let (checkpoints, feed) = source.checkpoint::<u64>(store.clone(), "1h").unwrap();
     let from = feed.position().unwrap_or(0);
-    let mut kept = vec![Vec::new(); sinks.len()];
+    let mut kept = None;
     let ended = executor.block_on(async {
         for x in from..n {
             if stop_after.is_some_and(|k| x >= from + k) {
                 return false;
             }
             feed.emit(x, x + 1).await.unwrap();
+            if let Some(pace) = graph.pace {
+                executor.clock().sleep(pace).await;
+            }
             if checkpoint_after.contains(&x) {
                 checkpoints.checkpoint_now().await.unwrap();
-                kept = outputs(&sinks);
+                kept = Some((graph.read)(&sinks));
             }
         }
         feed.stream().close().await.unwrap();
@@ -116,9 +128,54 @@ fn run(
         true
     });
     if ended {
-        kept = outputs(&sinks);
+        kept = Some((graph.read)(&sinks));
     }
     (kept, ended)
+}
+
+/// Runs `graph` over `0..n` once for each `(checkpoints, stop)` of `runs`, each stopped, then
+/// to the end: what every run kept, in order; `None` if the runs never reached the end.
+fn runs_of<S, K>(graph: &Graph<S, K>, n: u64, runs: &[(Vec<u64>, u64)]) -> Option<Vec<K>> {
+    let store = Memory::default();
+    let mut kept = Vec::new();
+    let last = [(Vec::new(), None)];
+    for (checkpoints, stop) in runs.iter().map(|(c, s)| (c.clone(), Some(*s))).chain(last) {
+        let (k, ended) = run_with(graph, &store, n, &checkpoints, stop);
+        kept.extend(k);
+        if ended {
+            return Some(kept);
+        }
+    }
+    None
+}
+
+/// The synchronous durable operators.
+const SYNC: Graph<Vec<VecSink<String>>, Vec<Vec<String>>> = Graph {
+    build: pipeline,
+    read: |sinks| outputs(sinks),
+    pace: None,
+};
+
+/// Each output of the runs `kept`, end to end.
+fn joined(kept: Vec<Vec<Vec<String>>>) -> Vec<Vec<String>> {
+    let mut all: Vec<Vec<String>> = Vec::new();
+    for run in kept {
+        all.resize(run.len(), Vec::new());
+        for (a, r) in all.iter_mut().zip(run) {
+            a.extend(r);
+        }
+    }
+    all
+}
+
+fn run(
+    store: &Memory,
+    n: u64,
+    checkpoint_after: &[u64],
+    stop_after: Option<u64>,
+) -> (Vec<Vec<String>>, bool) {
+    let (kept, ended) = run_with(&SYNC, store, n, checkpoint_after, stop_after);
+    (kept.unwrap_or_default(), ended)
 }
 
 #[test]
@@ -143,7 +200,10 @@ fn a_run_that_ended_stays_ended() {
     assert!(ended);
     let (again, ended) = run(&store, 50, &[], None);
     assert!(ended);
-    assert!(again.iter().all(Vec::is_empty), "{again:?}");
+    assert!(
+        !again.is_empty() && again.iter().all(Vec::is_empty),
+        "{again:?}"
+    );
 }
 
 proptest! {
@@ -163,23 +223,9 @@ proptest! {
             0..6,
         ),
     ) {
-        let store = Memory::default();
-        let mut got: Vec<Vec<String>> = Vec::new();
-        let mut ended = false;
-        for (checkpoints, stop) in runs.iter().map(|(c, s)| (c, Some(*s))).chain([(&Vec::new(), None)]) {
-            let (kept, done) = run(&store, n, checkpoints, stop);
-            if got.is_empty() {
-                got = vec![Vec::new(); kept.len()];
-            }
-            for (g, k) in got.iter_mut().zip(kept) {
-                g.extend(k);
-            }
-            if done {
-                ended = true;
-                break;
-            }
-        }
-        prop_assert!(ended);
+        let kept = runs_of(&SYNC, n, &runs);
+        prop_assert!(kept.is_some());
+        let got = joined(kept.unwrap_or_default());
         prop_assert_eq!(got, uninterrupted(n));
     }
 }
@@ -410,52 +456,27 @@ fn a_failed_save_goes_to_the_error_stream_and_the_run_goes_on() {
     assert!(checkpoints.last().is_none());
 }
 
-/// One run of a timed window and a buffered total over `0..n`, an element every 10 ms of
-/// virtual time, as `run` does: the windows' elements and the totals up to its last
-/// checkpoint, and whether it reached the end.
-fn run_timed(
-    store: &Memory,
-    n: u64,
-    checkpoint_after: &[u64],
-    stop_after: Option<u64>,
-) -> (Vec<u64>, Vec<u64>, bool) {
-    let executor = VirtualExecutor::new();
-    let source = Stream::<u64>::with_executor(executor.clone());
-    let windows = source
-        .durable()
-        .timed_window("35ms")
-        .flatten()
-        .sink_to_vec();
-    let totals = source
-        .buffer(4)
-        .delay("15ms")
-        .durable()
-        .accumulate(|a: &u64, x| a + x)
-        .sink_to_vec();
-    let (checkpoints, feed) = source.checkpoint::<u64>(store.clone(), "1h").unwrap();
-    let from = feed.position().unwrap_or(0);
-    let mut kept = (Vec::new(), Vec::new());
-    let ended = executor.block_on(async {
-        for x in from..n {
-            if stop_after.is_some_and(|k| x >= from + k) {
-                return false;
-            }
-            feed.emit(x, x + 1).await.unwrap();
-            executor.clock().sleep(Duration::from_millis(10)).await;
-            if checkpoint_after.contains(&x) {
-                checkpoints.checkpoint_now().await.unwrap();
-                kept = (windows.to_vec(), totals.to_vec());
-            }
-        }
-        feed.stream().close().await.unwrap();
-        checkpoints.checkpoint_now().await.unwrap();
-        true
-    });
-    if ended {
-        kept = (windows.to_vec(), totals.to_vec());
-    }
-    (kept.0, kept.1, ended)
-}
+/// A durable timed window's elements, and a durable total behind a buffer and a delay.
+type Timed = (VecSink<u64>, VecSink<u64>);
+
+const TIMED: Graph<Timed, (Vec<u64>, Vec<u64>)> = Graph {
+    build: |source| {
+        let windows = source
+            .durable()
+            .timed_window("35ms")
+            .flatten()
+            .sink_to_vec();
+        let totals = source
+            .buffer(4)
+            .delay("15ms")
+            .durable()
+            .accumulate(|a: &u64, x| a + x)
+            .sink_to_vec();
+        (windows, totals)
+    },
+    read: |(windows, totals)| (windows.to_vec(), totals.to_vec()),
+    pace: Some(Duration::from_millis(10)),
+};
 
 proptest! {
     #![proptest_config(ProptestConfig {
@@ -475,19 +496,13 @@ proptest! {
             0..5,
         ),
     ) {
-        let store = Memory::default();
+        let kept = runs_of(&TIMED, n, &runs);
+        prop_assert!(kept.is_some());
         let (mut elements, mut totals) = (Vec::new(), Vec::new());
-        let mut ended = false;
-        for (checkpoints, stop) in runs.iter().map(|(c, s)| (c, Some(*s))).chain([(&Vec::new(), None)]) {
-            let (w, t, done) = run_timed(&store, n, checkpoints, stop);
+        for (w, t) in kept.unwrap_or_default() {
             elements.extend(w);
             totals.extend(t);
-            if done {
-                ended = true;
-                break;
-            }
         }
-        prop_assert!(ended);
         prop_assert_eq!(elements, (0..n).collect::<Vec<_>>());
         let expected: Vec<u64> = (0..n).scan(0, |a, x| { *a += x; Some(*a) }).collect();
         prop_assert_eq!(totals, expected);

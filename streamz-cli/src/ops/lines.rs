@@ -10,7 +10,7 @@ use super::args::{Kind::*, opt, req};
 use super::{Args, Build, OpSpec};
 use crate::error::CliError;
 use crate::graph::Runtime;
-use crate::run::{LinePosition, feed_lines, feed_lines_from};
+use crate::run::{LinePosition, feed_lines};
 use crate::source::Source;
 
 pub(super) static OPS: &[OpSpec] = &[
@@ -57,7 +57,18 @@ fn stdin(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
     let (json, max_line) = (json(args, rt)?, args.positive("max_line", 1 << 20)?);
     Ok(Source::new(None, move |stream, mut control| async move {
         let reader = BufReader::new(tokio::io::stdin());
-        feed_lines(&stream, reader, json, max_line, "stdin", None, &mut control).await
+        let start = LinePosition::default();
+        feed_lines(
+            &stream,
+            reader,
+            start,
+            json,
+            max_line,
+            "stdin",
+            None,
+            &mut control,
+        )
+        .await
     }))
 }
 
@@ -106,7 +117,7 @@ fn from_textfile(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
                 .map_err(|e| e.to_string())?;
             let reader = BufReader::new(file);
             let follow = follow.then_some(poll);
-            feed_lines_from(
+            feed_lines(
                 &input,
                 reader,
                 at,
@@ -138,6 +149,7 @@ fn from_process(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
         feed_lines(
             &stream,
             reader,
+            LinePosition::default(),
             json,
             max_line,
             &command,
