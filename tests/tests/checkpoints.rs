@@ -228,6 +228,29 @@ proptest! {
         let got = joined(kept.unwrap_or_default());
         prop_assert_eq!(got, uninterrupted(n));
     }
+
+    /// On virtual time: a timed window's elements and a total behind a buffer and a delay,
+    /// stopped and restored at random moments, come out as from a run never stopped, each
+    /// element once (a window's boundaries move at a restart: its schedule starts again).
+    #[test]
+    fn timed_windows_and_buffers_restored_at_random_moments_lose_and_double_nothing(
+        n in 1u64..80,
+        runs in proptest::collection::vec(
+            (proptest::collection::vec(0u64..80, 0..4), 0u64..40),
+            0..5,
+        ),
+    ) {
+        let kept = runs_of(&TIMED, n, &runs);
+        prop_assert!(kept.is_some());
+        let (mut elements, mut totals) = (Vec::new(), Vec::new());
+        for (w, t) in kept.unwrap_or_default() {
+            elements.extend(w);
+            totals.extend(t);
+        }
+        prop_assert_eq!(elements, (0..n).collect::<Vec<_>>());
+        let expected: Vec<u64> = (0..n).scan(0, |a, x| { *a += x; Some(*a) }).collect();
+        prop_assert_eq!(totals, expected);
+    }
 }
 
 #[test]
@@ -477,34 +500,3 @@ const TIMED: Graph<Timed, (Vec<u64>, Vec<u64>)> = Graph {
     read: |(windows, totals)| (windows.to_vec(), totals.to_vec()),
     pace: Some(Duration::from_millis(10)),
 };
-
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(64),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
-
-    /// On virtual time: a timed window's elements and a total behind a buffer and a delay,
-    /// stopped and restored at random moments, come out as from a run never stopped, each
-    /// element once (a window's boundaries move at a restart: its schedule starts again).
-    #[test]
-    fn timed_windows_and_buffers_restored_at_random_moments_lose_and_double_nothing(
-        n in 1u64..80,
-        runs in proptest::collection::vec(
-            (proptest::collection::vec(0u64..80, 0..4), 0u64..40),
-            0..5,
-        ),
-    ) {
-        let kept = runs_of(&TIMED, n, &runs);
-        prop_assert!(kept.is_some());
-        let (mut elements, mut totals) = (Vec::new(), Vec::new());
-        for (w, t) in kept.unwrap_or_default() {
-            elements.extend(w);
-            totals.extend(t);
-        }
-        prop_assert_eq!(elements, (0..n).collect::<Vec<_>>());
-        let expected: Vec<u64> = (0..n).scan(0, |a, x| { *a += x; Some(*a) }).collect();
-        prop_assert_eq!(totals, expected);
-    }
-}
