@@ -256,18 +256,22 @@ proptest! {
 #[test]
 fn a_checkpoint_waits_for_a_buffer_to_drain_but_not_for_a_timed_window() {
     let store = Memory::default();
-    let executor = VirtualExecutor::new();
-    let source = Stream::<u64>::with_executor(executor.clone());
-    // the buffer's elements are moving: the cut waits until the total has them
-    let totals = source
-        .buffer(100)
-        .rate_limit("10ms")
-        .durable()
-        .accumulate(|a: &u64, x| a + x)
-        .sink_to_vec();
-    // the window's are at rest: the cut saves them without waiting for its tick
-    let windows = source.durable().timed_window("1h").sink_to_vec();
-    let (checkpoints, feed) = source.checkpoint::<u64>(store.clone(), "1h").unwrap();
+    let build = || {
+        let executor = VirtualExecutor::new();
+        let source = Stream::<u64>::with_executor(executor.clone());
+        // the buffer's elements are moving: the cut waits until the total has them
+        let totals = source
+            .buffer(100)
+            .rate_limit("10ms")
+            .durable()
+            .accumulate(|a: &u64, x| a + x)
+            .sink_to_vec();
+        // the window's are at rest: the cut saves them without waiting for its tick
+        let windows = source.durable().timed_window("1h").sink_to_vec();
+        let (checkpoints, feed) = source.checkpoint::<u64>(store.clone(), "1h").unwrap();
+        (executor, totals, windows, checkpoints, feed)
+    };
+    let (executor, totals, windows, checkpoints, feed) = build();
     executor.block_on(async {
         for x in 1..=20 {
             feed.emit(x, x).await.unwrap();
@@ -283,19 +287,10 @@ fn a_checkpoint_waits_for_a_buffer_to_drain_but_not_for_a_timed_window() {
     assert!(checkpoints.not_durable().is_empty());
     assert_eq!(totals.to_vec().last(), Some(&210));
     assert!(windows.to_vec().is_empty());
-    drop((checkpoints, feed, source));
+    drop((checkpoints, feed));
 
     // restored: the window holds the twenty, and emits them with the next element at its tick
-    let executor = VirtualExecutor::new();
-    let source = Stream::<u64>::with_executor(executor.clone());
-    let totals = source
-        .buffer(100)
-        .rate_limit("10ms")
-        .durable()
-        .accumulate(|a: &u64, x| a + x)
-        .sink_to_vec();
-    let windows = source.durable().timed_window("1h").sink_to_vec();
-    let (checkpoints, feed) = source.checkpoint::<u64>(store, "1h").unwrap();
+    let (executor, totals, windows, checkpoints, feed) = build();
     assert_eq!(checkpoints.restored().map(|c| c.id), Some(1));
     assert_eq!(feed.position(), Some(20));
     executor.block_on(async {
