@@ -559,6 +559,7 @@ impl CheckpointsBuilder {
             }
         }
         let (requests, inbox) = async_channel::bounded(16);
+        let nodes = self.reached();
         let inner = Arc::new(Inner {
             store: self.store,
             gate: self.gate,
@@ -569,6 +570,7 @@ impl CheckpointsBuilder {
             last: Mutex::new(None),
             every: self.every,
             patience: self.patience,
+            nodes,
         });
         executor.spawn(Box::pin(leader(Arc::downgrade(&inner), inbox)));
         Ok(Checkpoints {
@@ -577,6 +579,20 @@ impl CheckpointsBuilder {
             restored,
             not_durable,
         })
+    }
+
+    /// Every node the feeds reach.
+    fn reached(&self) -> Vec<Weak<NodeInfo>> {
+        let mut seen = HashSet::new();
+        let mut nodes = Vec::new();
+        for (feed, _) in &self.feeds {
+            for node in reachable(feed, Direction::Down) {
+                if seen.insert(node.id) {
+                    nodes.push(Arc::downgrade(&node));
+                }
+            }
+        }
+        nodes
     }
 
     /// The nodes reachable from the feeds that keep state on the synchronous path and are
@@ -759,6 +775,20 @@ struct Inner {
     last: Mutex<Option<CheckpointInfo>>,
     every: Duration,
     patience: Duration,
+    /// Every node the feeds reach, to say which hold what a checkpoint waits for.
+    nodes: Vec<Weak<NodeInfo>>,
+}
+
+impl Inner {
+    /// The nodes holding elements a checkpoint must wait for, as `name (n held)`.
+    fn holding(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|n| n.in_flight() > 0 && !n.is_at_rest())
+            .map(|n| format!("`{}` ({} held)", n.display_name(), n.in_flight()))
+            .collect()
+    }
 }
 
 type Reply = futures_channel::oneshot::Sender<Result<CheckpointInfo, StoreError>>;
@@ -767,11 +797,16 @@ type Reply = futures_channel::oneshot::Sender<Result<CheckpointInfo, StoreError>
 /// the patience, before the next interval.
 const RETRIES: usize = 4;
 
+/// After how many intervals in a row without a checkpoint (the graph never still) that is
+/// reported as an error, and again after as many more.
+const MISSED: u32 = 10;
+
 /// Takes a checkpoint every interval, and whenever asked; ends when the [`Checkpoints`] is
 /// dropped. Between checkpoints it holds the checkpoints' state weakly, so that dropping the
 /// `Checkpoints` lets the store go (closing its file) even on an executor that is no longer
 /// driven.
 async fn leader(inner: Weak<Inner>, inbox: async_channel::Receiver<Reply>) {
+    let mut missed: u32 = 0;
     loop {
         let sleep = {
             let Some(inner) = inner.upgrade() else { return };
@@ -800,6 +835,7 @@ async fn leader(inner: Weak<Inner>, inbox: async_channel::Receiver<Reply>) {
             None => {
                 // a graph that did not come still (a feed waiting on another, across a join)
                 // is tried again a few times before the next interval
+                let mut taken = false;
                 for _ in 0..RETRIES {
                     match take(&inner).await {
                         Some(Err(e)) => {
@@ -808,11 +844,35 @@ async fn leader(inner: Weak<Inner>, inbox: async_channel::Receiver<Reply>) {
                                 None,
                                 e.to_string(),
                             ));
+                            taken = true;
                             break;
                         }
-                        Some(Ok(_)) => break,
+                        Some(Ok(_)) => {
+                            taken = true;
+                            break;
+                        }
                         None => inner.executor.clock().sleep(inner.patience / 4).await,
                     }
+                }
+                missed = if taken { 0 } else { missed + 1 };
+                if missed > 0 && missed % MISSED == 0 {
+                    let holding = inner.holding();
+                    inner.graph.report(StreamError::new(
+                        ErrorKind::Checkpoint,
+                        None,
+                        format!(
+                            "no checkpoint for {missed} intervals: the graph never came still{}",
+                            if holding.is_empty() {
+                                String::new()
+                            } else {
+                                format!(
+                                    "; these nodes always hold elements a checkpoint must wait \
+                                     for: {} (their durable forms keep them in the checkpoint)",
+                                    holding.join(", ")
+                                )
+                            }
+                        ),
+                    ));
                 }
             }
         }

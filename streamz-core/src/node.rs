@@ -355,6 +355,11 @@ impl NodeInfo {
         self.saved.get().and_then(Weak::upgrade)
     }
 
+    /// Whether what it holds is at rest in its saved state.
+    pub(crate) fn is_at_rest(&self) -> bool {
+        self.at_rest.load(Ordering::Relaxed)
+    }
+
     /// Whether it keeps state between pushes.
     pub(crate) fn keeps_state(&self) -> bool {
         self.keeps_state.load(Ordering::Relaxed)

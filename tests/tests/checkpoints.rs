@@ -229,9 +229,10 @@ proptest! {
         prop_assert_eq!(got, uninterrupted(n));
     }
 
-    /// On virtual time: a timed window's elements and a total behind a buffer and a delay,
-    /// stopped and restored at random moments, come out as from a run never stopped, each
-    /// element once (a window's boundaries move at a restart: its schedule starts again).
+    /// On virtual time: a timed window's elements, a total behind a buffer and a delay, and a
+    /// partition with a timeout's elements, stopped and restored at random moments, come out
+    /// as from a run never stopped, each element once (a window's boundaries move at a
+    /// restart: its schedule starts again, and so does a restored batch's timeout).
     #[test]
     fn timed_windows_and_buffers_restored_at_random_moments_lose_and_double_nothing(
         n in 1u64..80,
@@ -242,11 +243,13 @@ proptest! {
     ) {
         let kept = runs_of(&TIMED, n, &runs);
         prop_assert!(kept.is_some());
-        let (mut elements, mut totals) = (Vec::new(), Vec::new());
-        for (w, t) in kept.unwrap_or_default() {
+        let (mut elements, mut totals, mut batched) = (Vec::new(), Vec::new(), Vec::new());
+        for (w, t, b) in kept.unwrap_or_default() {
             elements.extend(w);
             totals.extend(t);
+            batched.extend(b);
         }
+        prop_assert_eq!(&batched, &(0..n).collect::<Vec<_>>());
         prop_assert_eq!(elements, (0..n).collect::<Vec<_>>());
         let expected: Vec<u64> = (0..n).scan(0, |a, x| { *a += x; Some(*a) }).collect();
         prop_assert_eq!(totals, expected);
@@ -474,10 +477,11 @@ fn a_failed_save_goes_to_the_error_stream_and_the_run_goes_on() {
     assert!(checkpoints.last().is_none());
 }
 
-/// A durable timed window's elements, and a durable total behind a buffer and a delay.
-type Timed = (VecSink<u64>, VecSink<u64>);
+/// A durable timed window's elements, a durable total behind a buffer and a delay, and a
+/// durable partition with a timeout's elements.
+type Timed = (VecSink<u64>, VecSink<u64>, VecSink<u64>);
 
-const TIMED: Graph<Timed, (Vec<u64>, Vec<u64>)> = Graph {
+const TIMED: Graph<Timed, (Vec<u64>, Vec<u64>, Vec<u64>)> = Graph {
     build: |source| {
         let windows = source
             .durable()
@@ -490,8 +494,44 @@ const TIMED: Graph<Timed, (Vec<u64>, Vec<u64>)> = Graph {
             .durable()
             .accumulate(|a: &u64, x| a + x)
             .sink_to_vec();
-        (windows, totals)
+        let batches = source
+            .durable()
+            .partition_timeout(3, "25ms")
+            .flatten()
+            .sink_to_vec();
+        (windows, totals, batches)
     },
-    read: |(windows, totals)| (windows.to_vec(), totals.to_vec()),
+    read: |(windows, totals, batches)| (windows.to_vec(), totals.to_vec(), batches.to_vec()),
     pace: Some(Duration::from_millis(10)),
 };
+
+#[test]
+fn a_graph_that_is_never_still_is_reported_naming_what_holds_it() {
+    let executor = VirtualExecutor::new();
+    let source = Stream::<u64>::with_executor(executor.clone());
+    let errors = source.errors().sink_to_vec();
+    let totals = source
+        .delay("5s")
+        .named("slow")
+        .durable()
+        .accumulate(|a: &u64, x| a + x)
+        .sink_to_vec();
+    let (checkpoints, feed) = source.checkpoint::<u64>(Memory::default(), "1s").unwrap();
+    executor.block_on(async {
+        // an element every 100 ms, each held 5 s: the delay always holds some
+        for x in 0..150 {
+            feed.emit(x, x + 1).await.unwrap();
+            executor.clock().sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert!(checkpoints.last().is_none());
+    let errors = errors.to_vec();
+    assert!(!errors.is_empty());
+    let message = errors[0].to_string();
+    assert!(
+        message.contains("no checkpoint for 10 intervals: the graph never came still")
+            && message.contains("`slow` ("),
+        "{message}"
+    );
+    assert!(!totals.to_vec().is_empty());
+}

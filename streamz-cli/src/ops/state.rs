@@ -137,8 +137,8 @@ fn partition(args: &Args<'_>, s: &Stream<Value>) -> Result<Stream<Value>, CliErr
     let out = match (args.duration("timeout")?, key) {
         (None, None) => s.durable().partition(n),
         (None, Some(key)) => s.durable().partition_by(n, key_fn(key)),
-        (Some(t), None) => s.partition_timeout(n, t),
-        (Some(t), Some(key)) => s.partition_by_timeout(n, t, key_fn(key)),
+        (Some(t), None) => s.durable().partition_timeout(n, t),
+        (Some(t), Some(key)) => s.durable().partition_by_timeout(n, t, key_fn(key)),
     };
     Ok(out.map(Value::Array).part_of_upstream())
 }

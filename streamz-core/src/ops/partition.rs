@@ -13,10 +13,10 @@ use serde::de::DeserializeOwned;
 use crate::ack::Acks;
 use crate::checkpoint::{SaveState, decode, encode};
 use crate::clock::IntoInterval;
-use crate::durable::Durable;
+use crate::durable::{Durable, start_moving};
 use crate::emit::Cx;
 use crate::executor::Executor;
-use crate::node::{Finish, Kind, Operator, Outlet, Port, Shape, fn_name, guard, lock};
+use crate::node::{Finish, Kind, NodeInfo, Operator, Outlet, Port, Shape, fn_name, guard, lock};
 use crate::stream::{Element, Stream};
 use crate::task::{InFlight, NodeState, hand_on, sleep_until};
 
@@ -95,7 +95,10 @@ struct Partition<K, T, F> {
     n: usize,
     key: F,
     shared: Arc<NodeState<Batches<K, T>>>,
+    /// With a timeout: how long, the clock's executor, and the node (what holds a restored
+    /// batch's elements).
     timeout: Option<(Duration, Arc<dyn Executor>)>,
+    node: Option<Arc<NodeInfo>>,
 }
 
 impl<T, K, F> Operator<T> for Partition<K, T, F>
@@ -198,9 +201,11 @@ async fn partition_timeout_task<K: Send + 'static, T: Element>(
         };
         if closed {
             // End of stream (or the node was dropped): the rest, in the order it started.
+            let moving = start_moving(&out.info.graph).await;
             for batch in close(&shared) {
                 hand_on_batch(&out, batch).await;
             }
+            drop(moving);
             out.close_from_task().await;
             return;
         }
@@ -212,6 +217,8 @@ async fn partition_timeout_task<K: Send + 'static, T: Element>(
         if let Either::Right(_) = select(sleep, listener).await {
             continue;
         }
+        // taking batches out of the saved state: not while a checkpoint reads it
+        let moving = start_moving(&out.info.graph).await;
         let now = executor.clock().now();
         let ready: Vec<Batch<T>> = {
             let mut batches = shared.lock();
@@ -230,6 +237,7 @@ async fn partition_timeout_task<K: Send + 'static, T: Element>(
         for batch in ready {
             hand_on_batch(&out, batch).await;
         }
+        drop(moving);
     }
 }
 
@@ -254,11 +262,13 @@ fn partition_op<K, T, F>(
             closed: false,
         }),
         timeout,
+        node: None,
     }
 }
 
-/// A partition without a timeout saves its open batches, in the order they started (with a
-/// timeout, the timeout task hands batches on, and checkpoints wait for that).
+/// A partition saves its open batches, in the order they started. With a timeout, they are at
+/// rest in it until their time (the timeout task takes `start_moving` to hand them on), and a
+/// restored batch's time starts again at the restore.
 impl<K, T, F> SaveState for Partition<K, T, F>
 where
     K: Serialize + DeserializeOwned + Hash + Eq + Send,
@@ -284,14 +294,23 @@ where
         batches.open = open
             .into_iter()
             .map(|(k, items)| {
+                let timed = match (&self.timeout, &self.node) {
+                    (Some((t, ex)), Some(node)) => Some((
+                        crate::clock::after(ex.clock().now(), *t),
+                        InFlight::hold(node, items.len()),
+                    )),
+                    _ => None,
+                };
                 let batch = Batch {
                     items,
                     acks: Acks::default(),
-                    timed: None,
+                    timed,
                 };
                 (k, batch)
             })
             .collect();
+        drop(batches);
+        self.shared.notify();
         Ok(())
     }
 
@@ -538,20 +557,35 @@ impl<T: Element> Stream<T> {
         K: Hash + Eq + Send + 'static,
         F: Fn(&T) -> K + Send + Sync + 'static,
     {
+        let make = self.partition_timed_op(n, timeout.into_interval(), key);
+        self.attach_with(PARTITION_TIMED, fn_name::<F>(), make)
+    }
+
+    /// What makes a partition with a timeout, once it has its outlet: its state and its task.
+    fn partition_timed_op<K, F>(
+        &self,
+        n: usize,
+        timeout: Duration,
+        key: F,
+    ) -> impl FnOnce(&Arc<Outlet<Vec<T>>>) -> Partition<K, T, F>
+    where
+        K: Hash + Eq + Send + 'static,
+        F: Fn(&T) -> K + Send + Sync + 'static,
+    {
         check_n("partition", n);
-        let timeout = timeout.into_interval();
         let executor = self
             .graph_shared()
             .require_executor("partition with a timeout");
-        self.attach_with(PARTITION_TIMED, fn_name::<F>(), |out| {
-            let op = partition_op(n, key, Some((timeout, executor.clone())));
+        move |out| {
+            let mut op = partition_op(n, key, Some((timeout, executor.clone())));
+            op.node = Some(out.info.clone());
             executor.spawn(Box::pin(partition_timeout_task(
                 op.shared.clone(),
                 out.clone(),
                 executor.clone(),
             )));
             op
-        })
+        }
     }
 
     /// Batches of `n` distinct elements: a duplicate of an element already in the batch is
@@ -645,6 +679,38 @@ impl<T: Element + Serialize + DeserializeOwned> Durable<'_, T> {
         let op = partition_op(n, key, None);
         self.stream
             .attach_saved(PARTITION, fn_name::<F>(), false, |_| op)
+    }
+
+    /// A durable [`partition_timeout`](Stream::partition_timeout): the open batch is saved,
+    /// and a checkpoint does not wait for its timeout; restored, its timeout starts again.
+    ///
+    /// # Panics
+    ///
+    /// As [`partition_timeout`](Stream::partition_timeout).
+    pub fn partition_timeout(&self, n: usize, timeout: impl IntoInterval) -> Stream<Vec<T>> {
+        self.partition_by_timeout(n, timeout, |_: &T| ())
+    }
+
+    /// A durable [`partition_by_timeout`](Stream::partition_by_timeout).
+    ///
+    /// # Panics
+    ///
+    /// As [`partition_by_timeout`](Stream::partition_by_timeout).
+    pub fn partition_by_timeout<K, F>(
+        &self,
+        n: usize,
+        timeout: impl IntoInterval,
+        key: F,
+    ) -> Stream<Vec<T>>
+    where
+        K: Hash + Eq + Send + Serialize + DeserializeOwned + 'static,
+        F: Fn(&T) -> K + Send + Sync + 'static,
+    {
+        let make = self
+            .stream
+            .partition_timed_op(n, timeout.into_interval(), key);
+        self.stream
+            .attach_saved(PARTITION_TIMED, fn_name::<F>(), true, make)
     }
 
     /// A durable [`partition_unique`](Stream::partition_unique).
