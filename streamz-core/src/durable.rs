@@ -855,7 +855,7 @@ async fn leader(inner: Weak<Inner>, inbox: async_channel::Receiver<Reply>) {
                     }
                 }
                 missed = if taken { 0 } else { missed + 1 };
-                if missed > 0 && missed % MISSED == 0 {
+                if missed > 0 && missed.is_multiple_of(MISSED) {
                     let holding = inner.holding();
                     inner.graph.report(StreamError::new(
                         ErrorKind::Checkpoint,
