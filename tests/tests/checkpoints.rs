@@ -481,7 +481,10 @@ fn a_failed_save_goes_to_the_error_stream_and_the_run_goes_on() {
 /// durable partition with a timeout's elements.
 type Timed = (VecSink<u64>, VecSink<u64>, VecSink<u64>);
 
-const TIMED: Graph<Timed, (Vec<u64>, Vec<u64>, Vec<u64>)> = Graph {
+/// What `Timed`'s sinks had.
+type TimedOut = (Vec<u64>, Vec<u64>, Vec<u64>);
+
+const TIMED: Graph<Timed, TimedOut> = Graph {
     build: |source| {
         let windows = source
             .durable()
