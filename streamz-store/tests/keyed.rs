@@ -89,22 +89,53 @@ fn a_keyed_count_killed_twenty_times_ends_as_the_run_never_killed() {
         .subsec_nanos() as u64
         | 1;
     eprintln!("kill seed {seed}");
+    // how far the output has come: one past the furthest element among its last lines
+    let progress = || -> u64 {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+        whole
+            .lines()
+            .rev()
+            .take(64)
+            .filter_map(|l| l.split_once(' ')?.0.parse::<u64>().ok())
+            .max()
+            .map_or(0, |x| x + 1)
+    };
+    let next = |seed: &mut u64| {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    };
     let mut kills = 0;
+    let mut furthest = 0;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         assert!(Instant::now() < deadline, "no end after {kills} kills");
         let mut child = child(&db, &out);
         if kills < 20 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            std::thread::sleep(Duration::from_millis(150 + seed % 250));
-            if child.try_wait().unwrap().is_none() {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                kills += 1;
-                continue;
+            // once the output has reached a point further on, so that twenty kills fit in
+            // one pass however fast the machine is, and a few milliseconds after it (while
+            // counting, or writing a checkpoint); every fifth at startup instead
+            if kills % 5 == 4 {
+                std::thread::sleep(Duration::from_millis(next(&mut seed) % 30));
+            } else {
+                let step = ELEMENTS / 22;
+                let target = (kills + 1) * step + next(&mut seed) % step;
+                while furthest < target && child.try_wait().unwrap().is_none() {
+                    std::thread::sleep(Duration::from_millis(5));
+                    furthest = furthest.max(progress());
+                }
+                std::thread::sleep(Duration::from_millis(next(&mut seed) % 20));
             }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before it was killed twenty times ({kills} kills)"
+            );
+            child.kill().unwrap();
+            child.wait().unwrap();
+            kills += 1;
+            continue;
         }
         let status = child.wait().unwrap();
         assert!(status.success(), "{status:?}");
