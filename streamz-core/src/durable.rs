@@ -530,24 +530,20 @@ impl CheckpointsBuilder {
         for name in &not_durable {
             tracing::warn!(node = %name, "checkpoints: this node keeps state that is not durable; a restart starts it afresh");
         }
+        // every graph the feeds reach counts what moves in the gate: none may hold anything
+        // yet, or a release would be counted that its hold was not
+        let nodes = self.reached();
         let mut graphs: Vec<Arc<GraphShared>> = Vec::new();
-        for entry in &entries {
-            if let Some(node) = &entry.node {
-                if node.in_flight() > 0 || node.graph.detached() > 0 {
-                    return Err(StoreError::new(format!(
-                        "checkpoints: `{}` already holds elements; start checkpoints before \
-                         anything is emitted",
-                        entry.key
-                    )));
-                }
-                if !graphs.iter().any(|g| Arc::ptr_eq(g, &node.graph)) {
-                    graphs.push(node.graph.clone());
-                }
+        for node in nodes.iter().filter_map(Weak::upgrade) {
+            if node.in_flight() > 0 || node.graph.detached() > 0 {
+                return Err(StoreError::new(format!(
+                    "checkpoints: `{}` already holds elements; start checkpoints before \
+                     anything is emitted",
+                    node.display_name()
+                )));
             }
-        }
-        for (feed, _) in &self.feeds {
-            if !graphs.iter().any(|g| Arc::ptr_eq(g, &feed.graph)) {
-                graphs.push(feed.graph.clone());
+            if !graphs.iter().any(|g| Arc::ptr_eq(g, &node.graph)) {
+                graphs.push(node.graph.clone());
             }
         }
         let restored = self.restore(&entries)?;
@@ -559,7 +555,6 @@ impl CheckpointsBuilder {
             }
         }
         let (requests, inbox) = async_channel::bounded(16);
-        let nodes = self.reached();
         let inner = Arc::new(Inner {
             store: self.store,
             gate: self.gate,
@@ -638,7 +633,6 @@ impl CheckpointsBuilder {
             entries.push(Entry {
                 key: key_of(feed, "source"),
                 op: "source",
-                node: None,
                 state: state.clone(),
             });
         }
@@ -652,7 +646,6 @@ impl CheckpointsBuilder {
                     key: key_of(&node, node.kind.op),
                     op: node.kind.op,
                     state,
-                    node: Some(node),
                 });
             }
         }
@@ -740,8 +733,6 @@ impl CheckpointsBuilder {
 struct Entry {
     key: String,
     op: &'static str,
-    /// The node, for a durable node.
-    node: Option<Arc<NodeInfo>>,
     state: Arc<dyn SaveState>,
 }
 

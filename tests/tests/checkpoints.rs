@@ -538,3 +538,16 @@ fn a_graph_that_is_never_still_is_reported_naming_what_holds_it() {
     );
     assert!(!totals.to_vec().is_empty());
 }
+
+#[test]
+fn checkpoints_started_once_elements_are_held_are_refused() {
+    let executor = VirtualExecutor::new();
+    let source = Stream::<u64>::with_executor(executor.clone());
+    let _held = source.delay("1h").named("waiting").sink_to_vec();
+    executor.block_on(async { source.emit(1).await.unwrap() });
+    let err = source
+        .checkpoint::<u64>(Memory::default(), "1s")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`waiting` already holds elements"), "{err}");
+}
