@@ -190,6 +190,9 @@ pub(crate) trait SaveState: Send + Sync {
     fn restore(&self, bytes: &[u8]) -> Result<(), String>;
     /// The state's type, for messages.
     fn state_type(&self) -> &'static str;
+    /// The checkpoint that holds what `save` last returned is now durable in the store (a
+    /// broker's source commits its positions then).
+    fn saved(&self) {}
 }
 
 /// A state as bytes: MessagePack, which describes itself (so `serde_json::Value` states

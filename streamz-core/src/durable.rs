@@ -394,6 +394,140 @@ impl<T: Element, P: Clone + Send + 'static> Feed<T, P> {
     }
 }
 
+/// A source's own position, for a source registered with [`CheckpointsBuilder::source`]:
+/// what checkpoints save of it, and how it learns that a checkpoint is durable.
+///
+/// # Examples
+///
+/// A source over a log that commits its offset only once a checkpoint covers it:
+///
+/// ```
+/// # use std::sync::{Arc, Mutex};
+/// # use streamz_core::{Checkpoint, StateStore, StoreError};
+/// # #[derive(Default, Clone)]
+/// # struct Memory(Arc<Mutex<Option<Checkpoint>>>);
+/// # impl StateStore for Memory {
+/// #     fn load(&self) -> Result<Option<Checkpoint>, StoreError> { Ok(self.0.lock().unwrap().clone()) }
+/// #     fn save(&self, c: &Checkpoint) -> Result<(), StoreError> { *self.0.lock().unwrap() = Some(c.clone()); Ok(()) }
+/// # }
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use streamz_core::{Checkpoints, SourceState, Stream, VirtualExecutor};
+///
+/// #[derive(Default)]
+/// struct Log {
+///     next: AtomicU64,
+///     committed: AtomicU64,
+/// }
+///
+/// impl SourceState for Log {
+///     type Position = u64;
+///     fn position(&self) -> u64 {
+///         self.next.load(Ordering::Relaxed)
+///     }
+///     fn restore(&self, next: u64) {
+///         self.next.store(next, Ordering::Relaxed);
+///     }
+///     fn durable(&self, next: &u64) {
+///         self.committed.store(*next, Ordering::Relaxed); // commit to the broker here
+///     }
+/// }
+///
+/// let executor = VirtualExecutor::new();
+/// let source = Stream::<u64>::with_executor(executor.clone());
+/// let log = Arc::new(Log::default());
+/// let mut builder = Checkpoints::builder(Memory::default());
+/// let gate = builder.source(&source, log.clone());
+/// let checkpoints = builder.start().unwrap();
+/// executor.block_on(async {
+///     for offset in 0..5 {
+///         let _turn = gate.enter().await;
+///         source.emit(offset).await.unwrap();
+///         log.next.store(offset + 1, Ordering::Relaxed);
+///     }
+///     assert_eq!(log.committed.load(Ordering::Relaxed), 0); // no checkpoint yet
+///     checkpoints.checkpoint_now().await.unwrap();
+/// });
+/// assert_eq!(log.committed.load(Ordering::Relaxed), 5);
+/// ```
+pub trait SourceState: Send + Sync + 'static {
+    /// What the source's position is made of (an offset per partition).
+    type Position: Serialize + DeserializeOwned + Send;
+    /// Where the source stands: read while the graph is still, every element before it
+    /// having been emitted.
+    fn position(&self) -> Self::Position;
+    /// Resumes from a checkpoint's position (before anything is emitted).
+    fn restore(&self, position: Self::Position);
+    /// A checkpoint holding `position` is durable: the source may commit it now.
+    fn durable(&self, _position: &Self::Position) {}
+}
+
+/// What holds a registered source's position for checkpoints: the position the last
+/// checkpoint read, until it is durable.
+struct SourceSlot<S: SourceState> {
+    state: Arc<S>,
+    saving: Mutex<Option<S::Position>>,
+}
+
+impl<S: SourceState> SaveState for SourceSlot<S> {
+    fn save(&self) -> Result<Vec<u8>, String> {
+        let position = self.state.position();
+        let bytes = encode(&position)?;
+        *lock(&self.saving) = Some(position);
+        Ok(bytes)
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        self.state.restore(decode(bytes)?);
+        Ok(())
+    }
+
+    fn state_type(&self) -> &'static str {
+        std::any::type_name::<S::Position>()
+    }
+
+    fn saved(&self) {
+        if let Some(position) = lock(&self.saving).take() {
+            self.state.durable(&position);
+        }
+    }
+}
+
+/// A registered source's turns to emit ([`CheckpointsBuilder::source`]): a checkpoint is
+/// taken only while no source holds one.
+#[derive(Clone)]
+pub struct SourceGate {
+    gate: Arc<Gate>,
+}
+
+impl fmt::Debug for SourceGate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceGate").finish_non_exhaustive()
+    }
+}
+
+/// A turn of a [`SourceGate`]: emit, and move the source's position past what was emitted,
+/// while it is held; drop it when the emit has resolved.
+#[must_use = "a turn lets a checkpoint in only once it is dropped"]
+pub struct SourceTurn<'a>(#[allow(dead_code)] Moving<'a>);
+
+impl fmt::Debug for SourceTurn<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceTurn").finish_non_exhaustive()
+    }
+}
+
+impl SourceGate {
+    /// A turn to emit: at once, unless a checkpoint is being taken or asked for.
+    pub async fn enter(&self) -> SourceTurn<'_> {
+        SourceTurn(self.gate.enter(FROZEN | REQUESTED).await)
+    }
+
+    /// [`enter`](SourceGate::enter) from a plain thread, blocking it.
+    pub fn enter_blocking(&self) -> SourceTurn<'_> {
+        SourceTurn(self.gate.enter_blocking(FROZEN | REQUESTED))
+    }
+}
+
 /// Returns `Pending` once, having woken its task: the task goes to the back of its
 /// executor's queue.
 struct YieldNow(bool);
@@ -497,6 +631,26 @@ impl CheckpointsBuilder {
             stream: source.clone(),
             gate: self.gate.clone(),
             state,
+        }
+    }
+
+    /// Registers `source` as a source that keeps its own position, `state` (a broker's
+    /// offsets, per partition): checkpoints save `state.position()` when the graph is still,
+    /// restore it with `state.restore`, and tell `state.durable` once a checkpoint holding it
+    /// is saved, so that the source commits to its broker only positions a checkpoint covers.
+    /// The source emits only while it holds a turn of the [`SourceGate`] returned.
+    pub fn source<T, S>(&mut self, source: &Stream<T>, state: Arc<S>) -> SourceGate
+    where
+        T: Element,
+        S: SourceState,
+    {
+        let slot = Arc::new(SourceSlot {
+            state,
+            saving: Mutex::new(None),
+        });
+        self.feeds.push((source.out.info.clone(), slot));
+        SourceGate {
+            gate: self.gate.clone(),
         }
     }
 
@@ -926,6 +1080,9 @@ async fn take(inner: &Arc<Inner>) -> Option<Result<CheckpointInfo, StoreError>> 
         }
     };
     Some(result.map(|write| {
+        for entry in &inner.entries {
+            entry.state.saved();
+        }
         inner.next_id.store(id + 1, Ordering::Relaxed);
         let info = CheckpointInfo {
             id,

@@ -54,7 +54,10 @@ mod visualize;
 pub use ack::{Ack, OnFailure};
 pub use checkpoint::{Checkpoint, StateStore, StoreError};
 pub use clock::{Clock, IntoInterval, deadline_timer};
-pub use durable::{CheckpointInfo, Checkpoints, CheckpointsBuilder, Durable, Feed};
+pub use durable::{
+    CheckpointInfo, Checkpoints, CheckpointsBuilder, Durable, Feed, SourceGate, SourceState,
+    SourceTurn,
+};
 pub use emit::{BoxFuture, Emit};
 pub use error::{BoxError, ErrorKind, NodeRef, StreamError, panic_message};
 pub use executor::Executor;

@@ -551,3 +551,64 @@ fn checkpoints_started_once_elements_are_held_are_refused() {
         .to_string();
     assert!(err.contains("`waiting` already holds elements"), "{err}");
 }
+
+/// A broker-like source: it reads from `next`, and commits what `durable` is told.
+#[derive(Default)]
+struct Log {
+    next: std::sync::atomic::AtomicU64,
+    committed: Mutex<Vec<u64>>,
+}
+
+impl streamz_core::SourceState for Log {
+    type Position = u64;
+    fn position(&self) -> u64 {
+        self.next.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    fn restore(&self, next: u64) {
+        self.next.store(next, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn durable(&self, next: &u64) {
+        self.committed.lock().unwrap().push(*next);
+    }
+}
+
+#[test]
+fn a_source_with_its_own_position_commits_only_what_a_checkpoint_covers() {
+    use std::sync::atomic::Ordering;
+    let store = Memory::default();
+    // a run killed after 8 records, with a checkpoint after the fifth
+    let run = |upto: u64, checkpoint_at: Option<u64>| {
+        let executor = VirtualExecutor::new();
+        let source = Stream::<u64>::with_executor(executor.clone());
+        let totals = source
+            .durable()
+            .accumulate(|a: &u64, x| a + x)
+            .sink_to_vec();
+        let log = Arc::new(Log::default());
+        let mut builder = Checkpoints::builder(store.clone());
+        let gate = builder.source(&source, log.clone());
+        let checkpoints = builder.start().unwrap();
+        executor.block_on(async {
+            while log.next.load(Ordering::Relaxed) < upto {
+                let offset = log.next.load(Ordering::Relaxed);
+                let turn = gate.enter().await;
+                source.emit(offset).await.unwrap();
+                log.next.store(offset + 1, Ordering::Relaxed);
+                drop(turn);
+                if checkpoint_at == Some(offset + 1) {
+                    checkpoints.checkpoint_now().await.unwrap();
+                }
+            }
+        });
+        let committed = log.committed.lock().unwrap().clone();
+        (totals.to_vec(), committed)
+    };
+    let (totals, committed) = run(8, Some(5));
+    assert_eq!(totals.last(), Some(&28));
+    // only the checkpoint's position was committed, not the three records after it
+    assert_eq!(committed, vec![5]);
+    // restarted: resumes at 5, with the total of 0..5
+    let (totals, committed) = run(10, Some(10));
+    assert_eq!(totals, vec![15, 21, 28, 36, 45]);
+    assert_eq!(committed, vec![10]);
+}
