@@ -71,16 +71,13 @@ fn a_file_pipeline_killed_twenty_times_ends_as_the_run_never_killed() {
         "50ms",
         PIPELINE,
     ];
-    // the moments to kill at: STREAMZ_KILL_SEED repeats a run's. Each kill comes once the
-    // output has reached a point further on (so that twenty fit in one pass over the file,
-    // however fast this machine is), a few milliseconds after it: while reading, while
-    // writing, during a checkpoint's write; every fifth comes at startup instead.
+    // the moments to kill at (`kill_at_progress`); STREAMZ_KILL_SEED repeats a run's
     let seed = common::kill_seed();
     eprintln!("kill seed {seed} (STREAMZ_KILL_SEED={seed} repeats these moments)");
     let mut random = seed;
     let out_path = dir.path().join("out.txt");
-    // how far the output has come: the furthest line of the reference it holds
-    let progress = || -> usize {
+    // how far the output has come: the furthest line of the reference among its last ones
+    let progress = || -> u64 {
         let text = std::fs::read_to_string(&out_path).unwrap_or_default();
         let whole = text.rfind('\n').map_or("", |end| &text[..end]);
         whole
@@ -89,35 +86,18 @@ fn a_file_pipeline_killed_twenty_times_ends_as_the_run_never_killed() {
             .take(64)
             .filter_map(|l| index.get(l))
             .max()
-            .map_or(0, |i| i + 1)
+            .map_or(0, |i| *i as u64 + 1)
     };
     let mut kills = 0;
     let mut runs = 0;
-    let mut furthest = 0;
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         assert!(Instant::now() < deadline, "no end after {runs} runs");
         runs += 1;
         let mut child = streamz(dir.path(), &args).spawn().unwrap();
         if kills < 20 {
-            if kills % 5 == 4 {
-                std::thread::sleep(Duration::from_millis(common::next_random(&mut random) % 30));
-            } else {
-                let step = reference.len() / 22;
-                let target = (kills + 1) * step + common::next_random(&mut random) as usize % step;
-                while furthest < target && child.try_wait().unwrap().is_none() {
-                    std::thread::sleep(Duration::from_millis(5));
-                    furthest = furthest.max(progress());
-                }
-                std::thread::sleep(Duration::from_millis(common::next_random(&mut random) % 20));
-            }
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the run ended before it was killed twenty times ({kills} kills)"
-            );
-            common::signal(&child, "KILL");
-            let status = child.wait().unwrap();
-            assert!(status.code().is_none(), "{status:?}");
+            let len = reference.len() as u64;
+            common::kill_at_progress(&mut child, kills, len, &mut random, progress);
             kills += 1;
             continue;
         }

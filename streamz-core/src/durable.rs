@@ -679,16 +679,21 @@ impl CheckpointsBuilder {
                  Stream::with_executor(...)",
             ));
         };
-        let entries = self.entries();
-        let not_durable = self.not_durable();
+        // one walk of the graph, from the feeds in order: what every use below reads
+        let nodes = self.reached();
+        let entries = self.entries(&nodes);
+        let not_durable: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.keeps_state() && !n.is_durable())
+            .map(|n| n.display_name().to_string())
+            .collect();
         for name in &not_durable {
             tracing::warn!(node = %name, "checkpoints: this node keeps state that is not durable; a restart starts it afresh");
         }
         // every graph the feeds reach counts what moves in the gate: none may hold anything
         // yet, or a release would be counted that its hold was not
-        let nodes = self.reached();
         let mut graphs: Vec<Arc<GraphShared>> = Vec::new();
-        for node in nodes.iter().filter_map(Weak::upgrade) {
+        for node in &nodes {
             if node.in_flight() > 0 || node.graph.detached() > 0 {
                 return Err(StoreError::new(format!(
                     "checkpoints: `{}` already holds elements; start checkpoints before \
@@ -719,7 +724,7 @@ impl CheckpointsBuilder {
             last: Mutex::new(None),
             every: self.every,
             patience: self.patience,
-            nodes,
+            nodes: nodes.iter().map(Arc::downgrade).collect(),
         });
         executor.spawn(Box::pin(leader(Arc::downgrade(&inner), inbox)));
         Ok(Checkpoints {
@@ -730,39 +735,24 @@ impl CheckpointsBuilder {
         })
     }
 
-    /// Every node the feeds reach.
-    fn reached(&self) -> Vec<Weak<NodeInfo>> {
+    /// Every node the feeds reach, each once, in the order first seen walking downstream
+    /// from each feed in turn (the order that keys `op #k`).
+    fn reached(&self) -> Vec<Arc<NodeInfo>> {
         let mut seen = HashSet::new();
         let mut nodes = Vec::new();
         for (feed, _) in &self.feeds {
             for node in reachable(feed, Direction::Down) {
                 if seen.insert(node.id) {
-                    nodes.push(Arc::downgrade(&node));
+                    nodes.push(node);
                 }
             }
         }
         nodes
     }
 
-    /// The nodes reachable from the feeds that keep state on the synchronous path and are
-    /// not durable, by name.
-    fn not_durable(&self) -> Vec<String> {
-        let mut seen = HashSet::new();
-        let mut names = Vec::new();
-        for (feed, _) in &self.feeds {
-            for node in reachable(feed, Direction::Down) {
-                if seen.insert(node.id) && node.keeps_state() && !node.is_durable() {
-                    names.push(node.display_name().to_string());
-                }
-            }
-        }
-        names
-    }
-
-    /// Every durable node reachable from the feeds, and the feeds, each with its key.
-    fn entries(&self) -> Vec<Entry> {
+    /// The feeds, and the durable nodes among `nodes`, each with its key.
+    fn entries(&self, nodes: &[Arc<NodeInfo>]) -> Vec<Entry> {
         let mut entries = Vec::new();
-        let mut seen = HashSet::new();
         let mut per_op: HashMap<&'static str, usize> = HashMap::new();
         let mut named: HashMap<String, usize> = HashMap::new();
         // a name given to several durable nodes: the second is `name #2`, and so on
@@ -790,18 +780,13 @@ impl CheckpointsBuilder {
                 state: state.clone(),
             });
         }
-        for (feed, _) in &self.feeds {
-            for node in reachable(feed, Direction::Down) {
-                if !seen.insert(node.id) || !node.is_durable() {
-                    continue;
-                }
-                let Some(state) = node.saved() else { continue };
-                entries.push(Entry {
-                    key: key_of(&node, node.kind.op),
-                    op: node.kind.op,
-                    state,
-                });
-            }
+        for node in nodes {
+            let Some(state) = node.saved() else { continue };
+            entries.push(Entry {
+                key: key_of(node, node.kind.op),
+                op: node.kind.op,
+                state,
+            });
         }
         entries
     }

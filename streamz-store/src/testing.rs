@@ -1,4 +1,7 @@
-//! A real Redis server for tests: redis-server on 127.0.0.1 on a free port, its data in a
+//! Test support for checkpoints: the random moments of kill-and-restart tests
+//! ([`kill_seed`], [`kill_at_progress`]), and a real Redis server.
+//!
+//! The Redis server:  redis-server on 127.0.0.1 on a free port, its data in a
 //! directory of its own, appended to its log and fsynced on every write (`appendfsync
 //! always`), so that it survives a [`restart`](RedisServer::restart).
 //!
@@ -145,4 +148,58 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// The seed of a kill-and-restart test's random moments: `STREAMZ_KILL_SEED`, to repeat a
+/// run, or the clock.
+pub fn kill_seed() -> u64 {
+    std::env::var("STREAMZ_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970");
+            now.as_nanos() as u64
+        })
+        .max(1)
+}
+
+/// The next of a xorshift sequence (for the kills' moments; `state` is never 0).
+pub fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// Kills `child` (SIGKILL) at the `kill`-th (from 0) of the twenty kills of a run whose
+/// output goes from 0 to `len`, as `progress` reads it: every fifth soon after startup, the
+/// others a few milliseconds after the output passes a random point further on each time, so
+/// that twenty fit in one pass however fast the machine. Panics if `child` ends first.
+pub fn kill_at_progress(
+    child: &mut Child,
+    kill: u64,
+    len: u64,
+    random: &mut u64,
+    mut progress: impl FnMut() -> u64,
+) {
+    if kill % 5 == 4 {
+        std::thread::sleep(Duration::from_millis(next_random(random) % 30));
+    } else {
+        let step = len / 22;
+        let target = (kill + 1) * step + next_random(random) % step;
+        while progress() < target && child.try_wait().expect("a child").is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(next_random(random) % 20));
+    }
+    assert!(
+        child.try_wait().expect("a child").is_none(),
+        "the run ended before its kill number {}",
+        kill + 1
+    );
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("a child");
+    assert!(status.code().is_none(), "not killed: {status:?}");
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use streamz_core::{StateStore, Stream};
 use streamz_store::RedbStore;
+use streamz_store::testing::{kill_at_progress, kill_seed};
 use streamz_tokio::TokioExecutor;
 
 const KEYS: u64 = 100_000;
@@ -83,12 +84,10 @@ fn child(db: &std::path::Path, out: &std::path::Path) -> std::process::Child {
 fn a_keyed_count_killed_twenty_times_ends_as_the_run_never_killed() {
     let dir = tempfile::tempdir().unwrap();
     let (db, out) = (dir.path().join("state.db"), dir.path().join("out.txt"));
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64
-        | 1;
-    eprintln!("kill seed {seed}");
+    // the moments to kill at (`kill_at_progress`); STREAMZ_KILL_SEED repeats a run's
+    let seed = kill_seed();
+    eprintln!("kill seed {seed} (STREAMZ_KILL_SEED={seed} repeats these moments)");
+    let mut random = seed;
     // how far the output has come: one past the furthest element among its last lines
     let progress = || -> u64 {
         let text = std::fs::read_to_string(&out).unwrap_or_default();
@@ -101,39 +100,14 @@ fn a_keyed_count_killed_twenty_times_ends_as_the_run_never_killed() {
             .max()
             .map_or(0, |x| x + 1)
     };
-    let next = |seed: &mut u64| {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        *seed
-    };
     let mut kills = 0;
-    let mut furthest = 0;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         assert!(Instant::now() < deadline, "no end after {kills} kills");
         let mut child = child(&db, &out);
         if kills < 20 {
-            // once the output has reached a point further on, so that twenty kills fit in
-            // one pass however fast the machine is, and a few milliseconds after it (while
-            // counting, or writing a checkpoint); every fifth at startup instead
-            if kills % 5 == 4 {
-                std::thread::sleep(Duration::from_millis(next(&mut seed) % 30));
-            } else {
-                let step = ELEMENTS / 22;
-                let target = (kills + 1) * step + next(&mut seed) % step;
-                while furthest < target && child.try_wait().unwrap().is_none() {
-                    std::thread::sleep(Duration::from_millis(5));
-                    furthest = furthest.max(progress());
-                }
-                std::thread::sleep(Duration::from_millis(next(&mut seed) % 20));
-            }
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the run ended before it was killed twenty times ({kills} kills)"
-            );
-            child.kill().unwrap();
-            child.wait().unwrap();
+            // while counting, or writing a checkpoint
+            kill_at_progress(&mut child, kills, ELEMENTS, &mut random, &progress);
             kills += 1;
             continue;
         }

@@ -100,24 +100,6 @@ pub(crate) fn spawn_announcing(
     (child, said, stderr)
 }
 
-/// The seed of the kills' random moments: `STREAMZ_KILL_SEED`, to repeat a run, or the clock.
-pub(crate) fn kill_seed() -> u64 {
-    std::env::var("STREAMZ_KILL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("after 1970");
-            now.as_nanos() as u64
-        })
-        .max(1)
-}
-
-/// The next of a xorshift sequence (for the kills' moments; `state` is never 0).
-pub(crate) fn next_random(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
+// The kills' random moments, shared with the store's kill tests.
+#[allow(unused_imports)] // each test binary uses some
+pub(crate) use streamz_store::testing::{kill_at_progress, kill_seed, next_random};
