@@ -148,10 +148,6 @@ impl Gate {
     fn requested(&self) -> bool {
         self.word.load(Ordering::Relaxed) & REQUESTED != 0
     }
-
-    fn count(&self) -> u64 {
-        self.word.load(Ordering::Acquire) & COUNT
-    }
 }
 
 /// One thing counted as moving in a [`Gate`], until dropped.
@@ -1200,12 +1196,6 @@ impl Checkpoints {
     /// As for [`checkpoint_now`](Checkpoints::checkpoint_now).
     pub async fn finish(self) -> Result<CheckpointInfo, StoreError> {
         self.checkpoint_now().await
-    }
-
-    /// Elements moving in the graph now (for tests and diagnostics): what a checkpoint
-    /// waits for.
-    pub fn moving(&self) -> u64 {
-        self.inner.gate.count()
     }
 }
 
