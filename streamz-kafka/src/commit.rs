@@ -7,7 +7,7 @@
 //! that were already done: the duplicates of at-least-once delivery are bounded.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -97,6 +97,10 @@ pub(crate) struct Shared {
     /// The partitions' figures when the source ended (after which it has none assigned).
     last_figures: Mutex<Option<Vec<PartitionStats>>>,
     pub(crate) commits: AtomicU64,
+    /// Set when the source is checkpointed ([`KafkaCheckpoint`](crate::KafkaCheckpoint)):
+    /// a record stops being outstanding when it is done, and the committer commits what
+    /// durable checkpoints hold instead of what is done.
+    pub(crate) checkpointed: AtomicBool,
 }
 
 impl Shared {
@@ -122,6 +126,7 @@ impl Shared {
             failed_records: AtomicU64::new(0),
             last_figures: Mutex::new(None),
             commits: AtomicU64::new(0),
+            checkpointed: AtomicBool::new(false),
         }
     }
 
@@ -202,6 +207,11 @@ impl Shared {
             }
         }
         if let Some(position) = self.tracker.complete(key, first) {
+            if self.checkpointed.load(Ordering::Relaxed) {
+                // what checkpoints commit is theirs; what is done makes room
+                self.done_below(key, position);
+                return;
+            }
             let mut partitions = lock(&self.partitions);
             if let Some(a) = partitions
                 .assigned
@@ -211,6 +221,88 @@ impl Shared {
                 a.pending = Some(position);
                 self.work.notify_one();
             }
+        }
+    }
+
+    /// A checkpointed source's records before `position` are done: no longer outstanding.
+    fn done_below(&self, key: &Key, position: i64) {
+        let mut partitions = lock(&self.partitions);
+        let Partitions {
+            assigned,
+            uncommitted,
+            ..
+        } = &mut *partitions;
+        if let Some(a) = assigned.get_mut(&(key.topic.clone(), key.partition))
+            && a.epoch == key.epoch
+        {
+            while let Some(&(last, count)) = a.uncommitted.front() {
+                if last >= position {
+                    break;
+                }
+                a.uncommitted.pop_front();
+                *uncommitted -= count;
+            }
+        }
+        drop(partitions);
+        self.room.notify(usize::MAX);
+    }
+
+    /// A checkpoint holding `offsets` is durable: the committer commits them (those past
+    /// what was committed, of the partitions assigned); once the source has ended, they are
+    /// committed here, synchronously (the checkpoint's writer calls this off the graph's
+    /// threads).
+    pub(crate) fn commit_checkpoint(
+        &self,
+        offsets: &[(String, i32, i64)],
+        consumer: &KafkaConsumer,
+    ) {
+        let mut partitions = lock(&self.partitions);
+        if !partitions.shutdown {
+            let mut any = false;
+            for (topic, partition, offset) in offsets {
+                if let Some(a) = partitions
+                    .assigned
+                    .get_mut(&(Arc::<str>::from(topic.as_str()), *partition))
+                    && a.committed.is_none_or(|c| *offset > c)
+                {
+                    a.pending = Some(a.pending.map_or(*offset, |p| p.max(*offset)));
+                    any = true;
+                }
+            }
+            if any {
+                self.work.notify_one();
+            }
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition, offset) in offsets {
+            let at = (Arc::<str>::from(topic.as_str()), *partition);
+            if partitions
+                .assigned
+                .get(&at)
+                .is_some_and(|a| a.committed.is_none_or(|c| *offset > c))
+            {
+                let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+            }
+        }
+        drop(partitions);
+        if tpl.count() == 0 {
+            return;
+        }
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                let mut partitions = lock(&self.partitions);
+                for (topic, partition, offset) in offsets {
+                    if let Some(a) = partitions
+                        .assigned
+                        .get_mut(&(Arc::<str>::from(topic.as_str()), *partition))
+                    {
+                        a.committed = Some(a.committed.map_or(*offset, |c| c.max(*offset)));
+                    }
+                }
+            }
+            Err(e) => self.note_error(format!("the last checkpoint's commit failed: {e}")),
         }
     }
 
@@ -424,6 +516,10 @@ impl Shared {
                 partition: key.1,
                 epoch: a.epoch,
             });
+            // a checkpointed source's commits are its checkpoints'
+            if self.checkpointed.load(Ordering::Relaxed) {
+                continue;
+            }
             if let Some(position) = position.filter(|&p| a.committed.is_none_or(|c| p > c)) {
                 let _ = commit.add_partition_offset(&key.0, key.1, Offset::Offset(position));
             }

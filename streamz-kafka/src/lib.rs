@@ -56,6 +56,7 @@ pub struct Guide;
 #[doc = include_str!("../README.md")]
 pub struct ReadMe;
 
+mod checkpoint;
 mod commit;
 mod config;
 mod record;
@@ -63,6 +64,7 @@ mod runtime;
 mod sink;
 mod source;
 
+pub use checkpoint::KafkaCheckpoint;
 pub use commit::PartitionStats;
 pub use rdkafka::ClientConfig;
 pub use record::Record;

@@ -16,6 +16,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use streamz_core::{Ack, BoxError, Element, ErrorKind, Executor, OnFailure, Stream, StreamError};
 
+use crate::checkpoint::KafkaCheckpoint;
 use crate::commit::{Context, KafkaConsumer, Key, PartitionStats, Shared};
 use crate::config::{check_topics, failed, servers};
 use crate::record::Record;
@@ -43,6 +44,7 @@ pub struct FromKafka {
     start_from: Option<StartFrom>,
     on_error: Option<ErrorHook>,
     executor: Option<Arc<dyn Executor>>,
+    checkpoint: Option<KafkaCheckpoint>,
 }
 
 type ErrorHook = Arc<dyn Fn(StreamError) + Send + Sync>;
@@ -104,6 +106,7 @@ where
         start_from: None,
         on_error: None,
         executor: None,
+        checkpoint: None,
     }
 }
 
@@ -190,6 +193,15 @@ impl FromKafka {
         self
     }
 
+    /// Checkpoints the source with a graph's checkpoints instead of committing records as
+    /// they are done: see [`KafkaCheckpoint`], registered for the stream the source is
+    /// built into ([`build_into`](FromKafka::build_into)). For a source made by
+    /// [`build`](FromKafka::build), [`KafkaSource::checkpointed`] does the same.
+    pub fn checkpoint(mut self, checkpoint: KafkaCheckpoint) -> Self {
+        self.checkpoint = Some(checkpoint);
+        self
+    }
+
     /// How long [`build`](FromKafka::build) waits for the broker to answer (default 10 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -202,7 +214,8 @@ impl FromKafka {
     /// # Errors
     ///
     /// A configuration librdkafka refuses, a missing `group.id`, a broker that does not
-    /// answer, a topic that is not on the broker.
+    /// answer, a topic that is not on the broker; a [`checkpoint`](FromKafka::checkpoint)
+    /// (which needs [`build_into`](FromKafka::build_into) the stream it was registered for).
     pub fn build(self) -> Result<KafkaSource<Record>, StreamError> {
         let stream = self.new_stream("from_kafka");
         self.build_as(
@@ -224,7 +237,8 @@ impl FromKafka {
     ///
     /// # Errors
     ///
-    /// As [`build`](FromKafka::build).
+    /// As [`build`](FromKafka::build); a [`checkpoint`](FromKafka::checkpoint) registered
+    /// for another stream.
     pub fn build_into<T, E, F>(
         self,
         stream: &Stream<T>,
@@ -274,6 +288,17 @@ impl FromKafka {
         decode: Decode<T>,
     ) -> Result<KafkaSource<T>, StreamError> {
         let node = stream.node();
+        if let Some(checkpoint) = &self.checkpoint
+            && checkpoint.stream != node
+        {
+            return Err(failed(
+                &node,
+                format!(
+                    "{name}: its checkpoint was registered for {}, not for the stream it is built into",
+                    checkpoint.stream
+                ),
+            ));
+        }
         let servers = servers(&self.config);
         let mut config = self.config;
         if config.get("group.id").is_none() {
@@ -318,14 +343,19 @@ impl FromKafka {
         consumer
             .subscribe(&topics)
             .map_err(|e| failed(&node, format!("{name}: subscribing to {topics:?}: {e}")))?;
-        Ok(KafkaSource {
+        let mut source = KafkaSource {
             stream,
             consumer: Arc::new(consumer),
             shared,
             batch,
             on_error: self.on_error,
             decode,
-        })
+            checkpoint: None,
+        };
+        if let Some(checkpoint) = self.checkpoint {
+            source.attach(checkpoint);
+        }
+        Ok(source)
     }
 }
 
@@ -434,6 +464,7 @@ pub struct KafkaSource<T> {
     batch: Option<(usize, Duration)>,
     on_error: Option<ErrorHook>,
     decode: Decode<T>,
+    checkpoint: Option<KafkaCheckpoint>,
 }
 
 /// What a source read: a record, or a partition's batch.
@@ -463,6 +494,9 @@ pub struct RunSummary {
     pub failed: u64,
     /// Commits the broker acknowledged.
     pub commits: u64,
+    /// Records read again after a restore that the restored checkpoint covered: not
+    /// emitted (their effect is in the state already).
+    pub skipped: u64,
 }
 
 /// A handle on a running source's figures, that outlives [`KafkaSource::run`]'s borrow.
@@ -496,6 +530,30 @@ impl<T: Element> KafkaSource<T> {
     /// Each assigned partition's committed position, high watermark and lag.
     pub fn partitions(&self) -> Vec<PartitionStats> {
         self.shared.partition_stats()
+    }
+
+    /// Checkpoints the source with `builder`'s checkpoints, instead of committing records as
+    /// they are done: see [`KafkaCheckpoint`]. Call it before
+    /// [`start`](streamz_core::CheckpointsBuilder::start), which restores the offsets. The
+    /// run then leaves the consumer in its group, so that the last checkpoint
+    /// ([`Checkpoints::finish`](streamz_core::Checkpoints::finish)) commits its offsets;
+    /// it leaves when the checkpoints are dropped (or at
+    /// [`KafkaCheckpoint::leave_group`]).
+    pub fn checkpointed(
+        &mut self,
+        builder: &mut streamz_core::CheckpointsBuilder,
+    ) -> KafkaCheckpoint {
+        let checkpoint = KafkaCheckpoint::register(builder, &self.stream);
+        self.attach(checkpoint.clone());
+        checkpoint
+    }
+
+    fn attach(&mut self, checkpoint: KafkaCheckpoint) {
+        self.shared.checkpointed.store(true, Ordering::Relaxed);
+        checkpoint
+            .positions
+            .attach(self.shared.clone(), self.consumer.clone());
+        self.checkpoint = Some(checkpoint);
     }
 
     /// A handle on the figures, for a dashboard or a progress line while the source runs.
@@ -541,20 +599,27 @@ impl<T: Element> KafkaSource<T> {
         let stop = pin!(stop.fuse());
         let failed_ = pin!(self.shared.failed().fuse());
         let mut halt = select(stop, failed_);
+        let mut skipped = 0;
         let records = match self.batch {
-            None => self.read_each(&mut halt).await,
-            Some((max, interval)) => self.read_batches(&mut halt, max, interval).await,
+            None => self.read_each(&mut halt, &mut skipped).await,
+            Some((max, interval)) => {
+                self.read_batches(&mut halt, max, interval, &mut skipped)
+                    .await
+            }
         };
         // what was read drains; its acknowledgements complete
         let closed = self.stream.close().await;
         self.shared.shut_down();
         let _ = committer.join();
-        self.shared.freeze_figures();
-        self.consumer.unsubscribe();
+        if self.checkpoint.is_none() {
+            self.shared.freeze_figures();
+            self.consumer.unsubscribe();
+        }
         let summary = RunSummary {
             records,
             failed: self.shared.failed_records.load(Ordering::Relaxed),
             commits: self.shared.commits.load(Ordering::Relaxed),
+            skipped,
         };
         match self.shared.failure() {
             Some(e) => Err(e),
@@ -563,7 +628,7 @@ impl<T: Element> KafkaSource<T> {
     }
 
     /// Reads one record at a time until `halt`; returns how many were read.
-    async fn read_each<H: Future + Unpin>(&self, halt: &mut H) -> u64 {
+    async fn read_each<H: Future + Unpin>(&self, halt: &mut H, skipped: &mut u64) -> u64 {
         let mut records = 0;
         let mut topic: Arc<str> = Arc::from("");
         loop {
@@ -594,10 +659,27 @@ impl<T: Element> KafkaSource<T> {
                     continue;
                 }
             };
-            records += 1;
             let (partition, offset) = (record.partition, record.offset);
+            let Some(checkpoint) = &self.checkpoint else {
+                records += 1;
+                let key = self.shared.read(&topic, partition, offset, offset, 1);
+                if self.emit(Read::One(record), key, offset).await {
+                    return records;
+                }
+                continue;
+            };
+            if checkpoint.positions.covered(&topic, partition, offset) {
+                *skipped += 1;
+                continue;
+            }
+            records += 1;
+            // a checkpoint is taken between turns: the position and the graph agree
+            let turn = checkpoint.gate.enter().await;
             let key = self.shared.read(&topic, partition, offset, offset, 1);
-            if self.emit(Read::One(record), key, offset).await {
+            checkpoint.positions.emitted(&topic, partition, offset);
+            let closed = self.emit(Read::One(record), key, offset).await;
+            drop(turn);
+            if closed {
                 return records;
             }
         }
@@ -609,6 +691,7 @@ impl<T: Element> KafkaSource<T> {
         halt: &mut H,
         max: usize,
         interval: Duration,
+        skipped: &mut u64,
     ) -> u64 {
         let mut records = 0;
         loop {
@@ -652,6 +735,16 @@ impl<T: Element> KafkaSource<T> {
                         continue;
                     }
                 };
+                if let Some(checkpoint) = &self.checkpoint
+                    && checkpoint.positions.covered(
+                        message.topic(),
+                        message.partition(),
+                        message.offset(),
+                    )
+                {
+                    *skipped += 1;
+                    continue;
+                }
                 let i = match batches
                     .iter()
                     .position(|(t, p, _)| **t == *message.topic() && *p == message.partition())
@@ -672,10 +765,19 @@ impl<T: Element> KafkaSource<T> {
             for (topic, partition, batch) in batches {
                 records += batch.len() as u64;
                 let (first, last) = (batch[0].offset, batch[batch.len() - 1].offset);
+                let turn = match &self.checkpoint {
+                    Some(checkpoint) => Some(checkpoint.gate.enter().await),
+                    None => None,
+                };
                 let key = self
                     .shared
                     .read(&topic, partition, first, last, batch.len() as u64);
-                if self.emit(Read::Batch(batch), key, first).await {
+                if let Some(checkpoint) = &self.checkpoint {
+                    checkpoint.positions.emitted(&topic, partition, last);
+                }
+                let closed = self.emit(Read::Batch(batch), key, first).await;
+                drop(turn);
+                if closed {
                     return records;
                 }
             }
