@@ -73,13 +73,18 @@ fn redis(url: &str, _key: &str) -> Result<Box<dyn StateStore>, CliError> {
 pub(crate) struct Checkpointing {
     /// Shared with `--stats` and the dashboard, which show the last one.
     pub(crate) checkpoints: Arc<Checkpoints>,
-    pub(crate) feeds: Vec<Feed<Value, Value>>,
+    /// The feed of each source that emits through one (`None` for those that keep their
+    /// own position).
+    pub(crate) feeds: Vec<Option<Feed<Value, Value>>>,
     pub(crate) path: PathBuf,
+    /// What the sources that keep their own position do once the last checkpoint is saved
+    /// (a Kafka source leaves its group, its last offsets committed).
+    pub(crate) after_last: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 /// Restores `graph` from the store and starts its checkpoints.
 pub(crate) fn start(
-    graph: &Graph,
+    graph: &mut Graph,
     opened: Opened,
     args: &CheckpointArgs,
 ) -> Result<Checkpointing, CliError> {
@@ -88,16 +93,23 @@ pub(crate) fn start(
             "--checkpoint: the source `{}` cannot resume where a run stopped",
             feed.name
         ))
-        .help("a checkpointed run reads from sources that can: from_textfile, range, values, from_periodic"));
+        .help("a checkpointed run reads from sources that can: from_textfile, from_kafka, from_kafka_batched, range, values, from_periodic"));
     }
     let mut builder = Checkpoints::builder(opened.store).every(args.every);
     for key in &args.fresh {
         builder = builder.fresh(key);
     }
+    let mut after_last = Vec::new();
     let feeds = graph
         .feeds
-        .iter()
-        .map(|f| builder.feed::<Value, Value>(&f.stream))
+        .iter_mut()
+        .map(|f| match f.source.register.take() {
+            Some(register) => {
+                after_last.push(register(&mut builder, &f.stream));
+                None
+            }
+            None => Some(builder.feed::<Value, Value>(&f.stream)),
+        })
         .collect();
     let checkpoints = builder.start().map_err(|e| {
         CliError::new(format!("--checkpoint {}: {e}", args.path.display())).help(
@@ -121,5 +133,6 @@ pub(crate) fn start(
         checkpoints: Arc::new(checkpoints),
         feeds,
         path: args.path.clone(),
+        after_last,
     })
 }

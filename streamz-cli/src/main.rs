@@ -339,9 +339,9 @@ fn run_command(args: RunArgs) -> ExitCode {
     let outcome = rt.block_on(async {
         let opened = checkpoint.as_ref().map(checkpoint::open).transpose()?;
         let resuming = opened.as_ref().is_some_and(|o| o.resuming);
-        let (graph, runtime) = prepare(&src, args.executor, args.threads, args.json, resuming)?;
+        let (mut graph, runtime) = prepare(&src, args.executor, args.threads, args.json, resuming)?;
         let checkpointing = match (opened, &checkpoint) {
-            (Some(opened), Some(args)) => Some(checkpoint::start(&graph, opened, args)?),
+            (Some(opened), Some(args)) => Some(checkpoint::start(&mut graph, opened, args)?),
             _ => None,
         };
         let _dashboard = match &args.dashboard {

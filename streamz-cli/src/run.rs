@@ -317,9 +317,14 @@ pub(crate) async fn run(
         });
     }
     let total: Option<u64> = graph.feeds.iter().map(|f| f.source.len).sum();
-    let (checkpoints, mut feeds, store) = match checkpointing {
-        Some(c) => (Some(c.checkpoints), c.feeds.into_iter(), Some(c.path)),
-        None => (None, Vec::new().into_iter(), None),
+    let (checkpoints, mut feeds, store, after_last) = match checkpointing {
+        Some(c) => (
+            Some(c.checkpoints),
+            c.feeds.into_iter(),
+            Some(c.path),
+            c.after_last,
+        ),
+        None => (None, Vec::new().into_iter(), None, Vec::new()),
     };
     let reporter = stats.then(|| {
         crate::stats::Reporter::start(
@@ -336,7 +341,7 @@ pub(crate) async fn run(
     for feed in graph.feeds {
         let control = control.clone();
         let (stream, source, name) = (feed.stream, feed.source, feed.name);
-        let input = Input::new(stream.clone(), feeds.next());
+        let input = Input::new(stream.clone(), feeds.next().flatten());
         tasks.push(tokio::spawn(async move {
             // A panic in a source (a bug) still closes it, so the rest drains, and fails the run.
             let fed = AssertUnwindSafe(source.feed(input, control.clone()))
@@ -377,6 +382,9 @@ pub(crate) async fn run(
             store.display()
         );
         control.failed.store(true, Ordering::Relaxed);
+    }
+    for after in after_last {
+        after();
     }
     let outcome = Outcome {
         failed: control.failed.load(Ordering::Relaxed),

@@ -6,11 +6,16 @@ use std::future::Future;
 use std::pin::Pin;
 
 use serde_json::Value;
-use streamz_core::{Feed, Stream, StreamError};
+use streamz_core::{CheckpointsBuilder, Feed, Stream, StreamError};
 
 use crate::run::Control;
 
 type Feeding = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// How a source that keeps its own position (a broker's offsets) joins a run's checkpoints:
+/// it registers with the builder, and returns what to do once the last checkpoint is saved.
+pub(crate) type Register =
+    Box<dyn FnOnce(&mut CheckpointsBuilder, &Stream<Value>) -> Box<dyn FnOnce() + Send> + Send>;
 
 /// What a source feeds: the line's first stream and, in a checkpointed run (`--checkpoint`),
 /// its checkpoints' feed, which resumable sources emit through with their position
@@ -62,6 +67,9 @@ pub(crate) struct Source {
     /// Whether it resumes from a checkpoint's position (`Input::resume`), so that it can
     /// feed a checkpointed run.
     pub(crate) resumable: bool,
+    /// For a source that keeps its own position in a checkpointed run, instead of emitting
+    /// through the checkpoints' feed: taken by `checkpoint::start`.
+    pub(crate) register: Option<Register>,
     feed: Box<dyn FnOnce(Input, Control) -> Feeding + Send>,
 }
 
@@ -70,6 +78,7 @@ impl fmt::Debug for Source {
         f.debug_struct("Source")
             .field("len", &self.len)
             .field("resumable", &self.resumable)
+            .field("register", &self.register.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -84,6 +93,7 @@ impl Source {
         Source {
             len,
             resumable: false,
+            register: None,
             feed: Box::new(move |input, control| Box::pin(feed(input, control))),
         }
     }
@@ -99,6 +109,15 @@ impl Source {
             resumable: true,
             ..Source::new(len, feed)
         }
+    }
+
+    /// A source that keeps its own position: in a checkpointed run, `register` joins it to
+    /// the checkpoints (and it emits through the plain stream).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub(crate) fn keeps_position(mut self, register: Register) -> Self {
+        self.resumable = true;
+        self.register = Some(register);
+        self
     }
 
     /// Feeds `input` until the source ends or the run stops.

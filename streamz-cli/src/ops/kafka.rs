@@ -1,11 +1,11 @@
 //! Kafka: from_kafka, from_kafka_batched, to_kafka (the `streamz-kafka` crate), at least once.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use streamz_core::{Sink, Stream};
-use streamz_kafka::{ClientConfig, OnFailure, Produce, Record, StartFrom};
+use streamz_kafka::{ClientConfig, KafkaCheckpoint, OnFailure, Produce, Record, StartFrom};
 
 use super::args::{Kind::*, opt, req};
 use super::{Args, Build, OpSpec};
@@ -152,13 +152,29 @@ fn element(record: Record, json: bool, meta: bool) -> Result<Value, String> {
 fn from_kafka(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
     let c = consumer(args, rt, 1000)?;
     let partitions = rt.partitions.clone();
-    Ok(Source::new(None, move |stream, control| async move {
+    let slot = Slot::default();
+    let checkpoint = slot.clone();
+    let source = Source::new(None, move |stream, control| async move {
         let (json, meta) = (c.json, c.meta);
-        let built = build(c, &control, move |builder| {
+        let built = build(c, &control, checkpoint.get().cloned(), move |builder| {
             builder.build_into(&stream, move |record| element(record, json, meta))
         })
         .await?;
         run(built, control, partitions).await
+    });
+    Ok(keeps_position(source, slot))
+}
+
+/// Where a consumer stage's checkpoint is, in a checkpointed run.
+type Slot = Arc<OnceLock<KafkaCheckpoint>>;
+
+/// In a checkpointed run (`--checkpoint`), the source's offsets are in the checkpoints and
+/// its group is committed what they hold; it leaves the group once the last is saved.
+fn keeps_position(source: Source, slot: Slot) -> Source {
+    source.keeps_position(Box::new(move |builder, stream| {
+        let checkpoint = KafkaCheckpoint::register(builder, stream);
+        let _ = slot.set(checkpoint.clone());
+        Box::new(move || checkpoint.leave_group())
     }))
 }
 
@@ -169,9 +185,11 @@ fn from_kafka_batched(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError>
         .interval("poll_interval")?
         .unwrap_or(Duration::from_secs(1));
     let partitions = rt.partitions.clone();
-    Ok(Source::new(None, move |stream, control| async move {
+    let slot = Slot::default();
+    let checkpoint = slot.clone();
+    let source = Source::new(None, move |stream, control| async move {
         let (json, meta) = (c.json, c.meta);
-        let built = build(c, &control, move |builder| {
+        let built = build(c, &control, checkpoint.get().cloned(), move |builder| {
             builder.batched(max_batch_size, poll_interval).build_into(
                 &stream,
                 move |batch: Vec<Record>| {
@@ -185,13 +203,19 @@ fn from_kafka_batched(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError>
         })
         .await?;
         run(built, control, partitions).await
-    }))
+    });
+    Ok(keeps_position(source, slot))
 }
 
 type Built = streamz_kafka::KafkaSource<Value>;
 
 /// Makes the source (connecting: off the runtime's threads), with the run's error policy.
-async fn build<F>(c: Consumer, control: &crate::run::Control, finish: F) -> Result<Built, String>
+async fn build<F>(
+    c: Consumer,
+    control: &crate::run::Control,
+    checkpoint: Option<KafkaCheckpoint>,
+    finish: F,
+) -> Result<Built, String>
 where
     F: FnOnce(streamz_kafka::FromKafka) -> Result<Built, streamz_core::StreamError>
         + Send
@@ -208,6 +232,10 @@ where
             OnFailure::Stop
         })
         .on_error(move |e| hook.element_failed(&e));
+    let builder = match checkpoint {
+        Some(checkpoint) => builder.checkpoint(checkpoint),
+        None => builder,
+    };
     super::connect("from_kafka", move || finish(builder)).await
 }
 
@@ -220,6 +248,7 @@ async fn run(
 ) -> Result<(), String> {
     let stats = source.stats();
     let name = source.stream().name();
+    let shown = name.clone();
     partitions.add(Arc::new(move || {
         stats
             .partitions()
@@ -241,6 +270,12 @@ async fn run(
     match result {
         Ok(summary) => {
             control.add_emitted(summary.records);
+            if summary.skipped > 0 {
+                eprintln!(
+                    "streamz: {shown}: {} records read again were skipped: the checkpoint resumed from had counted them",
+                    summary.skipped
+                );
+            }
             Ok(())
         }
         Err(_) if control.failing() => Ok(()),
