@@ -35,7 +35,7 @@ pub(super) static OPS: &[OpSpec] = &[
     OpSpec {
         name: "from_kafka",
         params: consumer_params![opt("max_in_flight", Count, "1000")],
-        about: "records of TOPIC (several: a,b) read by consumer group `group`, each committed once it and all made from it is done (at least once); at most max_in_flight read and not committed; a partition new to the group starts at `from` (earliest|latest); a member that stops answering (killed) holds its partitions for session_timeout; `config` adds librdkafka settings (config=security.protocol=SSL,ssl.ca.location=ca.pem); each element is the record's value as text (json=true: parsed), or with meta=true an object of topic, partition, offset, key, timestamp and value",
+        about: "records of TOPIC (several: a,b) read by consumer group `group`, each committed once it and all made from it is done (at least once); at most max_in_flight read and not committed; a partition new to the group starts at `from` (earliest|latest); a member that stops answering (killed) holds its partitions for session_timeout; `config` adds librdkafka settings (config=security.protocol=SSL,ssl.ca.location=ca.pem); each element is the record's value as text (json=true: parsed), or with meta=true an object of topic, partition, offset, key, timestamp and value; under --checkpoint, the offsets are in each checkpoint and committed once it is written, and a restart skips what the checkpoint counted",
         build: Build::Source(from_kafka),
     },
     OpSpec {
