@@ -93,7 +93,7 @@ pub(crate) fn start(
             "--checkpoint: the source `{}` cannot resume where a run stopped",
             feed.name
         ))
-        .help("a checkpointed run reads from sources that can: from_textfile, from_kafka, from_kafka_batched, range, values, from_periodic"));
+        .help("a checkpointed run reads from sources that can: from_textfile, from_kafka, from_kafka_batched, from_nats with stream=NAME, range, values, from_periodic"));
     }
     let mut builder = Checkpoints::builder(opened.store).every(args.every);
     for key in &args.fresh {

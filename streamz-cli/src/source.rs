@@ -113,7 +113,7 @@ impl Source {
 
     /// A source that keeps its own position: in a checkpointed run, `register` joins it to
     /// the checkpoints (and it emits through the plain stream).
-    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "kafka", feature = "nats")), allow(dead_code))]
     pub(crate) fn keeps_position(mut self, register: Register) -> Self {
         self.resumable = true;
         self.register = Some(register);

@@ -42,10 +42,12 @@ pub struct Guide;
 #[doc = include_str!("../README.md")]
 pub struct ReadMe;
 
+mod checkpoint;
 mod connection;
 mod sink;
 mod source;
 
+pub use checkpoint::{MAX_ACK_PENDING, NatsCheckpoint};
 pub use sink::{PublishError, ToNats, to_nats};
 pub use source::{FromNats, Message, NatsSource, RunSummary, from_nats};
 pub use streamz_core::{OnFailure, Payload};

@@ -17,6 +17,7 @@ use streamz_core::{
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
+use crate::checkpoint::{MAX_ACK_PENDING, NatsCheckpoint};
 use crate::connection::{Connection, Health, Settings, failed};
 
 /// A message, as a source emits it.
@@ -76,6 +77,7 @@ pub struct FromNats {
     on_failure: OnFailure,
     on_error: Option<ErrorHook>,
     executor: Option<Arc<dyn Executor>>,
+    checkpoint: Option<NatsCheckpoint>,
 }
 
 impl std::fmt::Debug for FromNats {
@@ -134,6 +136,7 @@ pub fn from_nats<T: Into<String>>(
         on_failure: OnFailure::Stop,
         on_error: None,
         executor: None,
+        checkpoint: None,
     }
 }
 
@@ -222,6 +225,14 @@ impl FromNats {
         self
     }
 
+    /// JetStream: checkpoints the source with a graph's checkpoints instead of
+    /// acknowledging messages as they are done: see [`NatsCheckpoint`], registered for the
+    /// stream the source is built into ([`build_into`](FromNats::build_into)).
+    pub fn checkpoint(mut self, checkpoint: NatsCheckpoint) -> Self {
+        self.checkpoint = Some(checkpoint);
+        self
+    }
+
     /// The executor the source's graph runs on: as [`Stream::with_executor`].
     pub fn executor(mut self, executor: impl Executor) -> Self {
         self.executor = Some(Arc::new(executor));
@@ -234,7 +245,8 @@ impl FromNats {
     ///
     /// No subject; a server that does not answer within the connection timeout; a refused
     /// login; a missing JetStream stream (its error lists those there are); a durable
-    /// consumer that filters other subjects.
+    /// consumer that filters other subjects; a [`checkpoint`](FromNats::checkpoint) (which
+    /// needs [`build_into`](FromNats::build_into) the stream it was registered for).
     pub fn build(self) -> Result<NatsSource<Message>, StreamError> {
         let stream = match &self.executor {
             Some(executor) => Stream::with_executor(executor.clone()),
@@ -252,7 +264,9 @@ impl FromNats {
     ///
     /// # Errors
     ///
-    /// As [`build`](FromNats::build).
+    /// As [`build`](FromNats::build); a [`checkpoint`](FromNats::checkpoint) registered for
+    /// another stream, or without [`jetstream`](FromNats::jetstream); a durable consumer that
+    /// acknowledges each message, for a checkpointed source.
     pub fn build_into<T, E>(
         self,
         stream: &Stream<T>,
@@ -277,6 +291,28 @@ impl FromNats {
                 "from_nats: a durable consumer, create_stream or ack_wait without the JetStream stream to read (jetstream)".into(),
             ));
         }
+        if let Some(checkpoint) = &self.checkpoint {
+            if self.jetstream.is_none() {
+                return Err(failed(
+                    &node,
+                    "from_nats: a checkpointed source reads a JetStream stream (jetstream): core NATS cannot send again what it sent".into(),
+                ));
+            }
+            if checkpoint.stream != stream.node() {
+                return Err(failed(
+                    &node,
+                    format!(
+                        "from_nats: its checkpoint was registered for {}, not for the stream it is built into",
+                        checkpoint.stream
+                    ),
+                ));
+            }
+        }
+        // checkpointed: the consumer starts after the restored checkpoint's sequence
+        let checkpointed = self
+            .checkpoint
+            .as_ref()
+            .map(|c| c.positions.last_emitted() + 1);
         let capacity = self.max_in_flight.min(1024);
         let (deliveries, received) = mpsc::channel::<Delivery>(capacity);
         // each acknowledgement queued holds one of `max_in_flight` places, or is the giving
@@ -293,7 +329,7 @@ impl FromNats {
                     None => Feed::Core(subscribe(&client, &subjects, queue_group).await?),
                     Some(js) => {
                         let (consumer, batch) =
-                            consume(client, &subjects, &js, max_in_flight).await?;
+                            consume(client, &subjects, &js, max_in_flight, checkpointed).await?;
                         Feed::JetStream(Box::new(consumer), batch)
                     }
                 })
@@ -307,7 +343,11 @@ impl FromNats {
         let acknowledging = connection
             .handle()
             .spawn(acknowledge(to_ack, health.clone()));
+        if let Some(checkpoint) = &self.checkpoint {
+            *streamz_core::lock(&checkpoint.positions.sender) = Some(acks.clone());
+        }
         Ok(NatsSource {
+            checkpoint: self.checkpoint,
             stream: stream.clone(),
             decode: Box::new(move |m| decode(m).map_err(Into::into)),
             received,
@@ -318,6 +358,7 @@ impl FromNats {
                 node,
                 server: self.settings.server.clone(),
                 failed: AtomicU64::new(0),
+                checkpointed: checkpointed.is_some(),
             }),
             in_flight: Arc::new(Semaphore::new(self.max_in_flight)),
             forwarding: Some((stop, forwarding)),
@@ -371,6 +412,7 @@ async fn consume(
     subjects: &[String],
     js: &JetStream,
     max_in_flight: usize,
+    checkpointed: Option<u64>,
 ) -> Result<(jetstream::consumer::PullConsumer, usize), String> {
     let context = jetstream::new(client);
     let stream =
@@ -383,9 +425,24 @@ async fn consume(
         durable_name: js.durable.clone(),
         filter_subject: filter_subject.clone(),
         filter_subjects: filter_subjects.clone(),
-        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        // checkpointed: one acknowledgement a checkpoint, for every message up to it
+        ack_policy: if checkpointed.is_some() {
+            jetstream::consumer::AckPolicy::All
+        } else {
+            jetstream::consumer::AckPolicy::Explicit
+        },
+        deliver_policy: match checkpointed {
+            Some(start_sequence) => {
+                jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence }
+            }
+            None => jetstream::consumer::DeliverPolicy::All,
+        },
         ack_wait: js.ack_wait,
-        max_ack_pending: max_in_flight.try_into().unwrap_or(i64::MAX),
+        max_ack_pending: if checkpointed.is_some() {
+            MAX_ACK_PENDING
+        } else {
+            max_in_flight.try_into().unwrap_or(i64::MAX)
+        },
         ..Default::default()
     };
     let consumer: jetstream::consumer::PullConsumer = match &js.durable {
@@ -410,7 +467,37 @@ async fn consume(
                         subjects.join(",")
                     ));
                 }
-                consumer
+                let all = theirs.ack_policy == jetstream::consumer::AckPolicy::All;
+                if checkpointed.is_some() != all {
+                    return Err(if checkpointed.is_some() {
+                        format!(
+                            "the durable consumer `{name}` of `{}` acknowledges each message, as a source without checkpoints made it; a checkpointed source acknowledges all messages up to a checkpoint: give it another durable name",
+                            js.stream
+                        )
+                    } else {
+                        format!(
+                            "the durable consumer `{name}` of `{}` was made by a checkpointed source (it acknowledges all messages up to one): read it with checkpoints, or give another durable name",
+                            js.stream
+                        )
+                    });
+                }
+                if checkpointed.is_some() {
+                    // the checkpoint is where it resumes: the consumer is made again from
+                    // there, so that it sends every message after it, in order (the server
+                    // would send the ones a killed run had not acknowledged only after their
+                    // ack wait, after newer ones)
+                    stream.delete_consumer(name).await.map_err(|e| {
+                        format!("the durable consumer `{name}`, to start it at the checkpoint: {e}")
+                    })?;
+                    stream.create_consumer(config).await.map_err(|e| {
+                        format!(
+                            "making the durable consumer `{name}` of `{}` again: {e}",
+                            js.stream
+                        )
+                    })?
+                } else {
+                    consumer
+                }
             }
             Err(_) => stream.create_consumer(config).await.map_err(|e| {
                 format!(
@@ -553,8 +640,8 @@ fn delivery(message: jetstream::Message) -> Delivery {
 }
 
 /// An acknowledgement to send, and the place in flight it frees once sent (none for a
-/// message given back before it was emitted).
-type ToAck = (
+/// message given back before it was emitted, or a checkpoint's).
+pub(crate) type ToAck = (
     jetstream::message::Acker,
     AckKind,
     Option<OwnedSemaphorePermit>,
@@ -586,6 +673,7 @@ pub struct NatsSource<T = Message> {
     /// source's, each message's) is gone.
     acknowledging: tokio::task::JoinHandle<()>,
     on_error: Option<ErrorHook>,
+    checkpoint: Option<NatsCheckpoint>,
 }
 
 /// How a source makes its element of a message.
@@ -611,6 +699,9 @@ pub struct RunSummary {
     /// Core NATS: messages the client dropped because the graph was behind (a slow
     /// consumer).
     pub dropped: u64,
+    /// Checkpointed: messages the server sent again that the restored checkpoint (or this
+    /// run) had emitted already, not emitted again.
+    pub skipped: u64,
 }
 
 impl<T: Element> NatsSource<T> {
@@ -655,6 +746,7 @@ impl<T: Element> NatsSource<T> {
         });
         let mut halt = select(stop, failed_);
         let mut messages = 0u64;
+        let mut skipped = 0u64;
         loop {
             // a place in flight first (JetStream), then a message
             let place = match select(&mut halt, pin!(self.in_flight.clone().acquire_owned())).await
@@ -666,6 +758,20 @@ impl<T: Element> NatsSource<T> {
                 Either::Left(_) => break,
                 Either::Right((None, _)) => break,
                 Either::Right((Some(delivery), _)) => delivery,
+            };
+            let turn = match (&self.checkpoint, delivery.sequence) {
+                (Some(checkpoint), Some(sequence)) => {
+                    if checkpoint.positions.covered(sequence) {
+                        // its effect is in the state: acknowledged with the next checkpoint
+                        if let Some(acker) = delivery.acker {
+                            checkpoint.positions.emitted(sequence, acker);
+                        }
+                        skipped += 1;
+                        continue;
+                    }
+                    Some((checkpoint.gate.enter().await, checkpoint, sequence))
+                }
+                _ => None,
             };
             messages += 1;
             let message = Message {
@@ -687,12 +793,30 @@ impl<T: Element> NatsSource<T> {
             };
             let subject = delivery.message.subject.clone();
             let element = (self.decode)(message);
-            let emitted = match delivery.acker {
-                None => match element {
+            let emitted = match (delivery.acker, turn) {
+                (Some(acker), Some((turn, checkpoint, sequence))) => {
+                    // acknowledged by the checkpoint that covers it
+                    checkpoint.positions.emitted(sequence, acker);
+                    let emitted = match element {
+                        Ok(element) => {
+                            let acks = self.acks.clone();
+                            let ack = Ack::new(move |result| acks.done_checkpointed(place, result));
+                            self.stream.emit_acked(element, ack).await
+                        }
+                        Err(e) => {
+                            let e = self.undecodable(&subject, e);
+                            self.acks.done_checkpointed(place, Err(e.clone()));
+                            Err(e)
+                        }
+                    };
+                    drop(turn);
+                    emitted
+                }
+                (None, _) => match element {
                     Ok(element) => self.stream.emit(element).await,
                     Err(e) => Err(self.undecodable(&subject, e)),
                 },
-                Some(acker) => match element {
+                (Some(acker), None) => match element {
                     Ok(element) => {
                         let acks = self.acks.clone();
                         let ack = Ack::new(move |result| acks.done(acker, place, result));
@@ -738,19 +862,28 @@ impl<T: Element> NatsSource<T> {
         // sends those messages again after their ack wait)
         let failed = self.acks.failed.load(Ordering::Relaxed);
         drop(self.acks);
-        let _ = select(
-            self.acknowledging,
-            futures_timer::Delay::new(Duration::from_secs(5)),
-        )
-        .await;
+        if self.checkpoint.is_none() {
+            let _ = select(
+                self.acknowledging,
+                futures_timer::Delay::new(Duration::from_secs(5)),
+            )
+            .await;
+        }
         let failure = self.connection.health.failure();
         let summary = RunSummary {
             messages,
             failed,
             reconnections: self.connection.health.reconnections(),
             dropped: self.connection.health.dropped(),
+            skipped,
         };
-        self.connection.close();
+        match &self.checkpoint {
+            // kept for the last checkpoint's acknowledgement
+            Some(checkpoint) => {
+                *streamz_core::lock(&checkpoint.positions.connection) = Some(self.connection);
+            }
+            None => self.connection.close(),
+        }
         match failure {
             Some(e) => Err(e),
             None => closed.map(|()| summary),
@@ -777,9 +910,27 @@ struct Acks {
     node: NodeRef,
     server: String,
     failed: AtomicU64,
+    checkpointed: bool,
 }
 
 impl Acks {
+    /// A checkpointed source's message is done: its place is free; a failure is counted,
+    /// and stops the source under [`OnFailure::Stop`] (the message is in the checkpoint's
+    /// position all the same: the state it left is the one the checkpoint saves).
+    fn done_checkpointed(&self, place: OwnedSemaphorePermit, result: Result<(), StreamError>) {
+        debug_assert!(self.checkpointed);
+        drop(place);
+        if let Err(e) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            if self.on_failure == OnFailure::Stop {
+                self.health.fail(failed(
+                    &self.node,
+                    format!("a message failed in the pipeline ({e}); the source stops"),
+                ));
+            }
+        }
+    }
+
     fn done(
         &self,
         acker: jetstream::message::Acker,

@@ -1,11 +1,12 @@
 //! NATS: from_nats, to_nats (the `streamz-nats` crate): core subjects at most once,
 //! JetStream at least once. Options are named as the `nats` command names them.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use streamz_core::{OnFailure, Sink, Stream};
-use streamz_nats::Message;
+use streamz_nats::{Message, NatsCheckpoint};
 
 use super::args::{Kind::*, opt, req};
 use super::{Args, Build, OpSpec};
@@ -34,7 +35,7 @@ pub(super) static OPS: &[OpSpec] = &[
             opt("tlsca", Text, ""),
             opt("connect_timeout", Duration, "10s"),
         ],
-        about: "messages of SUBJECT (wildcards * and >; several: a,b) from the NATS server (`server`, else $NATS_URL, else 127.0.0.1:4222): core NATS (at most once; queue=GROUP shares them among a group's members), or with stream=NAME through a JetStream consumer of that stream, each message acknowledged once it and all made from it is done, at most max_in_flight unacknowledged; durable=NAME keeps the consumer's place on the server across runs, so what a killed run did not acknowledge comes again (after ack_wait); create=true makes the stream if it is missing; user/password, token, creds (a credentials file) and tlsca (a PEM file: TLS) for real servers; each element is the payload as text (json=true: parsed), or with meta=true an object of subject, sequence, delivered, headers and payload",
+        about: "messages of SUBJECT (wildcards * and >; several: a,b) from the NATS server (`server`, else $NATS_URL, else 127.0.0.1:4222): core NATS (at most once; queue=GROUP shares them among a group's members), or with stream=NAME through a JetStream consumer of that stream, each message acknowledged once it and all made from it is done, at most max_in_flight unacknowledged; durable=NAME keeps the consumer's place on the server across runs, so what a killed run did not acknowledge comes again (after ack_wait); create=true makes the stream if it is missing; user/password, token, creds (a credentials file) and tlsca (a PEM file: TLS) for real servers; each element is the payload as text (json=true: parsed), or with meta=true an object of subject, sequence, delivered, headers and payload; under --checkpoint (JetStream only), the stream sequence is in each checkpoint, the consumer (made again from the checkpoint at each run) acknowledged what a written checkpoint holds",
         build: Build::Source(from_nats),
     },
     OpSpec {
@@ -167,7 +168,12 @@ fn from_nats(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
         .unwrap_or(Duration::from_secs(30));
     let max_in_flight = args.positive("max_in_flight", 100)?;
     let (json, meta) = (super::lines::json(args, rt)?, args.flag("meta")?);
-    Ok(Source::new(None, move |stream, control| async move {
+    let jetstream = stream_name.is_some();
+    // in a checkpointed run (`--checkpoint`), a JetStream source's sequence is in the
+    // checkpoints and its consumer is acknowledged what they hold
+    let slot: Arc<OnceLock<NatsCheckpoint>> = Arc::default();
+    let checkpoint = slot.clone();
+    let source = Source::new(None, move |stream, control| async move {
         let hook = control.clone();
         let mut builder = logged_in!(streamz_nats::from_nats(login.server, subjects), login)
             .max_in_flight(max_in_flight)
@@ -189,6 +195,9 @@ fn from_nats(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
                 builder = builder.durable(durable);
             }
         }
+        if let Some(checkpoint) = checkpoint.get() {
+            builder = builder.checkpoint(checkpoint.clone());
+        }
         let source = super::connect("from_nats", move || {
             builder.build_into(&stream, move |message| element(message, json, meta))
         })
@@ -200,6 +209,12 @@ fn from_nats(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
         {
             Ok(summary) => {
                 control.add_emitted(summary.messages);
+                if summary.skipped > 0 {
+                    eprintln!(
+                        "streamz: from_nats: {} messages sent again were skipped: the checkpoint resumed from had counted them",
+                        summary.skipped
+                    );
+                }
                 if summary.dropped > 0 {
                     eprintln!(
                         "streamz: from_nats: the client dropped {} messages: the pipeline was slower than the publishers (core NATS keeps none; JetStream would: stream=NAME)",
@@ -211,7 +226,15 @@ fn from_nats(args: &Args<'_>, rt: &Runtime) -> Result<Source, CliError> {
             Err(_) if control.failing() => Ok(()),
             Err(e) => Err(e.message().to_owned()),
         }
-    }))
+    });
+    if !jetstream {
+        return Ok(source);
+    }
+    Ok(source.keeps_position(Box::new(move |builder, stream| {
+        let checkpoint = NatsCheckpoint::register(builder, stream);
+        let _ = slot.set(checkpoint.clone());
+        Box::new(move || checkpoint.close())
+    })))
 }
 
 fn to_nats(args: &Args<'_>, s: &Stream<Value>, _: &mut Graph) -> Result<Sink, CliError> {
