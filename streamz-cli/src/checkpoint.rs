@@ -120,7 +120,7 @@ pub(crate) fn start(
         return Err(CliError::new(format!(
             "--checkpoint: the stage `{first}` keeps state that checkpoints cannot save yet"
         ))
-        .help("an accumulate between scatter and gather is not durable yet: gather first, then accumulate"));
+        .help("every stateful stage of the command line is durable: this is a bug in streamz"));
     }
     if let Some(restored) = checkpoints.restored() {
         eprintln!(

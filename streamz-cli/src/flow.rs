@@ -98,8 +98,8 @@ impl Flow {
                     step(acc, x).unwrap_or_else(|e| std::panic::panic_any(crate::quiet_panic(e)))
                 };
                 Flow::Pooled(match start {
-                    Some(start) => s.accumulate_from(start, step),
-                    None => s.accumulate(step),
+                    Some(start) => s.durable().accumulate_from(start, step),
+                    None => s.durable().accumulate(step),
                 })
             }
             #[cfg(not(feature = "rayon"))]

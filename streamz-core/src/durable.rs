@@ -457,6 +457,104 @@ pub trait SourceState: Send + Sync + 'static {
     fn durable(&self, _position: &Self::Position) {}
 }
 
+/// State that a node of another crate keeps (an operator built on the core's, such as
+/// streamz-rayon's fold on the pool), for checkpoints to save: attach it with
+/// [`Stream::saves_state`].
+///
+/// # Examples
+///
+/// A running count kept in an atomic, outside any core operator, made durable:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use streamz_core::{NodeState, SavedState, Stream};
+///
+/// #[derive(Default)]
+/// struct Count(AtomicU64);
+///
+/// impl NodeState for Count {
+///     type State = u64;
+///     fn state(&self) -> u64 {
+///         self.0.load(Ordering::Relaxed)
+///     }
+///     fn restore(&self, state: u64) {
+///         self.0.store(state, Ordering::Relaxed);
+///     }
+/// }
+///
+/// let source = Stream::<&str>::new();
+/// let count = SavedState::new(Count::default());
+/// let held = count.clone(); // the node's function holds it: saved while the node is there
+/// let counted = source
+///     .map(move |x| (held.get().0.fetch_add(1, Ordering::Relaxed) + 1, x))
+///     .named("count")
+///     .saves_state(&count);
+/// # let _ = counted;
+/// ```
+pub trait NodeState: Send + Sync + 'static {
+    /// What the state is made of.
+    type State: Serialize + DeserializeOwned;
+    /// The state, read while the graph is still (nothing being pushed, nothing in flight).
+    fn state(&self) -> Self::State;
+    /// Replaces the state with a checkpoint's (before anything is emitted).
+    fn restore(&self, state: Self::State);
+}
+
+/// A [`NodeState`] as checkpoints save it: made by [`SavedState::new`], attached with
+/// [`Stream::saves_state`], and held by the node's function (a checkpoint saves it while it
+/// is alive).
+pub struct SavedState<S>(S);
+
+impl<S> fmt::Debug for SavedState<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SavedState")
+            .field("state", &std::any::type_name::<S>())
+            .finish()
+    }
+}
+
+impl<S: NodeState> SavedState<S> {
+    /// `state`, to be saved by checkpoints.
+    pub fn new(state: S) -> Arc<Self> {
+        Arc::new(SavedState(state))
+    }
+
+    /// The state.
+    pub fn get(&self) -> &S {
+        &self.0
+    }
+}
+
+impl<S: NodeState> SaveState for SavedState<S> {
+    fn save(&self) -> Result<Vec<u8>, String> {
+        encode(&self.0.state())
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        self.0.restore(decode(bytes)?);
+        Ok(())
+    }
+
+    fn state_type(&self) -> &'static str {
+        std::any::type_name::<S::State>()
+    }
+}
+
+impl<T: Element> Stream<T> {
+    /// Makes this node durable: checkpoints save `state` and restore it, keyed as the core's
+    /// durable operators are (by the node's [name](Stream::named), else its operator and
+    /// place). For operators other crates build on the core's; the node's function must
+    /// hold `state` (a clone of the `Arc`), which is saved only while it is alive. What the
+    /// node holds between pushes must be in `state`, or drained before a checkpoint (the
+    /// core's async steps and buffers are).
+    pub fn saves_state<S: NodeState>(self, state: &Arc<SavedState<S>>) -> Self {
+        let weak: Weak<dyn SaveState> = Arc::downgrade(state) as Weak<dyn SaveState>;
+        self.out.info.set_saved(weak, false);
+        self
+    }
+}
+
 /// What holds a registered source's position for checkpoints: the position the last
 /// checkpoint read, until it is durable.
 struct SourceSlot<S: SourceState> {
@@ -711,7 +809,7 @@ impl CheckpointsBuilder {
         }
         let (requests, inbox) = async_channel::bounded(16);
         let inner = Arc::new(Inner {
-            store: self.store,
+            store: Mutex::new(Some(self.store)),
             gate: self.gate,
             entries,
             executor: executor.clone(),
@@ -891,7 +989,9 @@ fn unframe(bytes: &[u8]) -> Option<(&str, &str, &[u8])> {
 }
 
 struct Inner {
-    store: Arc<dyn StateStore>,
+    /// Taken when the `Checkpoints` are dropped, so that the store is closed then (unless a
+    /// write holds it), whatever the leader task is doing.
+    store: Mutex<Option<Arc<dyn StateStore>>>,
     gate: Arc<Gate>,
     entries: Vec<Entry>,
     executor: Arc<dyn Executor>,
@@ -948,6 +1048,11 @@ async fn leader(inner: Weak<Inner>, inbox: async_channel::Receiver<Reply>) {
             }
         };
         let Some(inner) = inner.upgrade() else { return };
+        if lock(&inner.store).is_none() {
+            // the `Checkpoints` were dropped
+            return;
+        }
+        let mut answer = None;
         match asked {
             // asked: until the graph is still, however long that takes
             Some(reply) => {
@@ -956,7 +1061,7 @@ async fn leader(inner: Weak<Inner>, inbox: async_channel::Receiver<Reply>) {
                         break done;
                     }
                 };
-                let _ = reply.send(result);
+                answer = Some((reply, result));
             }
             None => {
                 // a graph that did not come still (a feed waiting on another, across a join)
@@ -964,6 +1069,7 @@ async fn leader(inner: Weak<Inner>, inbox: async_channel::Receiver<Reply>) {
                 let mut taken = false;
                 for _ in 0..RETRIES {
                     match take(&inner).await {
+                        Some(Err(_)) if lock(&inner.store).is_none() => return,
                         Some(Err(e)) => {
                             inner.graph.report(StreamError::new(
                                 ErrorKind::Checkpoint,
@@ -1002,7 +1108,11 @@ async fn leader(inner: Weak<Inner>, inbox: async_channel::Receiver<Reply>) {
                 }
             }
         }
+        // let go of the store before answering: one dropped right after `finish` is closed
         drop(inner);
+        if let Some((reply, result)) = answer {
+            let _ = reply.send(result);
+        }
         if inbox.is_closed() && inbox.is_empty() {
             return;
         }
@@ -1045,11 +1155,17 @@ async fn take(inner: &Arc<Inner>) -> Option<Result<CheckpointInfo, StoreError>> 
         return Some(Err(e));
     }
     let (reply, written) = futures_channel::oneshot::channel();
-    let store = inner.store.clone();
+    let Some(store) = lock(&inner.store).clone() else {
+        return Some(Err(StoreError::new(format!(
+            "checkpoint #{id}: the checkpoints were dropped"
+        ))));
+    };
     let (size, entries) = (checkpoint.size(), checkpoint.len());
     inner.executor.spawn_blocking(Box::new(move || {
         let started = Instant::now();
         let result = store.save(&checkpoint).map(|()| started.elapsed());
+        // let go of the store before answering: one dropped right after `finish` is closed
+        drop(store);
         let _ = reply.send((result, checkpoint.taken_at));
     }));
     let (result, taken_at) = match written.await {
@@ -1134,6 +1250,14 @@ impl fmt::Debug for Checkpoints {
             .field("restored", &self.restored)
             .field("last", &self.last())
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Checkpoints {
+    /// Closes the store (once a write under way has ended): a run started again in the
+    /// same process can open it at once.
+    fn drop(&mut self) {
+        drop(lock(&self.inner.store).take());
     }
 }
 

@@ -55,8 +55,8 @@ pub use ack::{Ack, OnFailure};
 pub use checkpoint::{Checkpoint, StateStore, StoreError};
 pub use clock::{Clock, IntoInterval, deadline_timer};
 pub use durable::{
-    CheckpointInfo, Checkpoints, CheckpointsBuilder, Durable, Feed, SourceGate, SourceState,
-    SourceTurn,
+    CheckpointInfo, Checkpoints, CheckpointsBuilder, Durable, Feed, NodeState, SavedState,
+    SourceGate, SourceState, SourceTurn,
 };
 pub use emit::{BoxFuture, Emit};
 pub use error::{BoxError, ErrorKind, NodeRef, StreamError, panic_message};

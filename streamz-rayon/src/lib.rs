@@ -36,4 +36,4 @@ mod remote;
 mod scattered;
 
 pub use pool::{Pool, PoolSnapshot};
-pub use scattered::{ScatterExt, Scatterable, Scattered};
+pub use scattered::{DurableScattered, ScatterExt, Scatterable, Scattered};

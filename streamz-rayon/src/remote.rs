@@ -96,6 +96,15 @@ impl<V: Send + Sync + 'static> Promise<V> {
         }
     }
 
+    /// Waits for the value, blocking the thread.
+    pub(crate) fn wait(&self) -> Arc<V> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.when_set(move |value| {
+            let _ = tx.send(value);
+        });
+        rx.recv().expect("`when_set` always calls back")
+    }
+
     /// Waits for the value.
     pub(crate) async fn get(&self) -> Arc<V> {
         let (tx, rx) = futures_channel::oneshot::channel();

@@ -5,9 +5,11 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use streamz_core::{
-    ApplyTuple, BoxError, Element, ErrorKind, IntoInterval, NodeRef, Stream, StreamError, label,
-    lock, panic_message,
+    ApplyTuple, BoxError, Element, ErrorKind, IntoInterval, NodeRef, NodeState, SavedState, Stream,
+    StreamError, label, lock, panic_message,
 };
 
 use crate::pool::Pool;
@@ -401,21 +403,46 @@ impl<T: Scatterable> Scattered<T> {
         })
     }
 
-    /// A fold whose step is `step(previous state, x)`, run on the pool in input order.
+    /// The durable forms of the pool's folds, whose state checkpoints save (as
+    /// [`Stream::durable`]'s): see [`DurableScattered`].
+    pub fn durable(&self) -> DurableScattered<'_, T> {
+        DurableScattered(self)
+    }
+
+    /// A fold whose step is `step(previous state, x)`, run on the pool in input order; its
+    /// state cannot be saved by checkpoints (the node says so: `keeps_state`).
     fn chain<S, G>(&self, name: String, step: G) -> Scattered<S>
+    where
+        S: Scatterable,
+        G: Fn(Option<&S>, T) -> S + Send + Sync + 'static,
+    {
+        let last = Arc::new(Mutex::new(Promise::done(None)));
+        let (stream, stage) = self.fold(&name, step, last, None);
+        // its state is on the pool, where checkpoints cannot save it
+        self.with_stage(stream.keeps_state(), stage)
+    }
+
+    /// The node of a fold on the pool: `last` is the state after the latest element, as the
+    /// pool will have it; `keep` is held by the node's function.
+    fn fold<S, G>(
+        &self,
+        name: &str,
+        step: G,
+        last: Arc<Mutex<Arc<Promise<Option<S>>>>>,
+        keep: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    ) -> (Stream<Remote<S>>, StageNode)
     where
         S: Scatterable,
         G: Fn(Option<&S>, T) -> S + Send + Sync + 'static,
     {
         let step = Arc::new(step);
         let pool = self.pool.clone();
-        let node = StageNode::new(&name);
+        let node = StageNode::new(name);
         let stage = node.clone();
-        // The state after the latest element, as the pool will have it.
-        let last: Arc<Mutex<Arc<Promise<Option<S>>>>> = Arc::new(Mutex::new(Promise::done(None)));
         let stream = self
             .stream
             .map(move |input: Remote<T>| {
+                let _held = &keep;
                 let output: Remote<S> = input.next();
                 let done = output.outcome.clone();
                 let next_state = Promise::new();
@@ -459,10 +486,8 @@ impl<T: Scatterable> Scattered<T> {
                 });
                 output
             })
-            .named(&name)
-            // its state is on the pool, where checkpoints cannot save it
-            .keeps_state();
-        self.with_stage(stream, stage)
+            .named(name);
+        (stream, stage)
     }
 
     /// Lets up to `n` elements be on the pool at once. `emit` returns as soon as an element
@@ -584,5 +609,95 @@ fn run_job<U>(node: &StageNode, job: impl FnOnce() -> Result<Items<U>, BoxError>
             Some(node.get()),
             panic_message(&*panic),
         )),
+    }
+}
+
+/// The durable forms of the pool's folds: the same folds, whose state (`serde`'s
+/// `Serialize` and `Deserialize`) checkpoints save, as those of [`Stream::durable`]. Made by
+/// [`Scattered::durable`].
+///
+/// At a checkpoint the graph is still: every element's step has run on the pool, and the
+/// state is the one after the last of them.
+///
+/// # Examples
+///
+/// ```
+/// use streamz_core::Stream;
+/// use streamz_rayon::{Pool, ScatterExt};
+///
+/// let pool = Pool::new(2).unwrap();
+/// let source = Stream::with_executor(pool.clone());
+/// let totals = source
+///     .scatter(&pool)
+///     .durable()
+///     .accumulate_from(0u64, |total: &u64, x: u64| total + x)
+///     .named("total")
+///     .gather()
+///     .sink_to_vec();
+/// for x in 1..=3 {
+///     source.emit_blocking(x).unwrap();
+/// }
+/// assert_eq!(totals.to_vec(), vec![1, 3, 6]);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct DurableScattered<'a, T>(&'a Scattered<T>);
+
+impl<T: Scatterable> DurableScattered<'_, T> {
+    /// [`Scattered::accumulate`], its state saved by checkpoints.
+    pub fn accumulate<F>(&self, f: F) -> Scattered<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn(&T, T) -> T + Send + Sync + 'static,
+    {
+        self.chain(
+            label::<F>("accumulate"),
+            move |state: Option<&T>, x: T| match state {
+                None => x,
+                Some(state) => f(state, x),
+            },
+        )
+    }
+
+    /// [`Scattered::accumulate_from`], its state saved by checkpoints.
+    pub fn accumulate_from<S, F>(&self, start: S, f: F) -> Scattered<S>
+    where
+        S: Scatterable + Serialize + DeserializeOwned,
+        F: Fn(&S, T) -> S + Send + Sync + 'static,
+    {
+        self.chain(label::<F>("accumulate"), move |state: Option<&S>, x: T| {
+            f(state.unwrap_or(&start), x)
+        })
+    }
+
+    fn chain<S, G>(&self, name: String, step: G) -> Scattered<S>
+    where
+        S: Scatterable + Serialize + DeserializeOwned,
+        G: Fn(Option<&S>, T) -> S + Send + Sync + 'static,
+    {
+        let last = Arc::new(Mutex::new(Promise::done(None)));
+        let saved = SavedState::new(Fold { last: last.clone() });
+        let keep: Arc<dyn std::any::Any + Send + Sync> = saved.clone();
+        let (stream, stage) = self.0.fold(&name, step, last, Some(keep));
+        self.0.with_stage(stream.saves_state(&saved), stage)
+    }
+}
+
+/// A fold's state on the pool, for checkpoints.
+struct Fold<S> {
+    last: Arc<Mutex<Arc<Promise<Option<S>>>>>,
+}
+
+impl<S: Scatterable + Serialize + DeserializeOwned> NodeState for Fold<S> {
+    type State = Option<S>;
+
+    fn state(&self) -> Option<S> {
+        // the graph is still, so the last step has run (its state is set before its result,
+        // which the gather waits for); waiting is for a step that is ending
+        let last = lock(&self.last).clone();
+        (*last.wait()).clone()
+    }
+
+    fn restore(&self, state: Option<S>) {
+        *lock(&self.last) = Promise::done(state);
     }
 }
