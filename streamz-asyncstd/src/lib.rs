@@ -22,6 +22,11 @@
 //! }
 //! ```
 
+/// The crate's README, whose example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadMe;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;

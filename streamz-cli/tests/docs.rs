@@ -1,4 +1,4 @@
-//! docs/cli.md, docs/delivery.md, docs/kafka.md, docs/mqtt.md, docs/nats.md and docs/websocket.md
+//! docs/cli.md, streamz-cli/README.md, docs/delivery.md, docs/kafka.md, docs/mqtt.md, docs/nats.md and docs/websocket.md
 //! stay true: each `$ command` of its `console` blocks is run by `sh` with this
 //! build's `streamz` first on the PATH, and must print (stdout and stderr together, unless the
 //! command redirects them) the lines that follow it.
@@ -94,6 +94,11 @@ fn the_command_line_chapter_is_true() {
 #[test]
 fn the_durable_state_chapter_is_true() {
     check_chapter("docs/durable-state.md", 6);
+}
+
+#[test]
+fn the_crates_readme_is_true() {
+    check_chapter("streamz-cli/README.md", 1);
 }
 
 #[test]

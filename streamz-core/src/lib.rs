@@ -22,10 +22,22 @@
 //! # Ok::<(), streamz_core::StreamError>(())
 //! ```
 //!
-//! The user guide's chapter on the core follows; contributors should read `DESIGN.md` in
-//! this crate.
-#![doc = include_str!("../../docs/core.md")]
+//! The user guide's chapter on the core is
+//! [docs/core.md](https://github.com/streamz-rs/streamz/blob/main/docs/core.md); contributors
+//! should read `DESIGN.md` in this crate.
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The user guide's chapter on the core, whose examples run as doctests (kept out of the
+/// crate's own documentation: the chapter is not in the published crate).
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/core.md")]
+pub struct Guide;
+
+/// The crate's README, whose example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadMe;
 
 mod ack;
 mod checkpoint;

@@ -24,8 +24,13 @@
 //! - `GET /api/graph`: the same figures as JSON; `GET /api/events`: as a stream of them;
 //! - `GET /metrics`: the same figures in Prometheus' text format.
 //!
-//! Watching a graph turns its metrics on ([`Stream::enable_metrics`]), which costs each node
+//! Watching a graph turns its metrics on ([`Stream::enable_metrics`](streamz_core::Stream::enable_metrics)), which costs each node
 //! about a nanosecond per element.
+
+/// The crate's README, whose example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadMe;
 
 /// The user guide's chapter, whose examples run as doctests.
 #[cfg(doctest)]

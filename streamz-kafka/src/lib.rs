@@ -45,6 +45,7 @@
 //! # Ok(())
 //! # }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The user guide's chapter, whose Rust examples compile as doctests.
 #[cfg(doctest)]

@@ -31,6 +31,11 @@
 //! `gather`; the elements after it go on (in the original, one failure behind a buffer stops
 //! the pipeline).
 
+/// The crate's README, whose example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadMe;
+
 mod pool;
 mod remote;
 mod scattered;

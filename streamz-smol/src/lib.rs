@@ -21,6 +21,11 @@
 //! assert_eq!(out.to_vec(), vec![1, 2, 3]);
 //! ```
 
+/// The crate's README, whose example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadMe;
+
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;

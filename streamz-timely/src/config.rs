@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::ClusterError;
 
-/// How to start a [`Cluster`]: its processes' addresses, which one this is, and the worker
+/// How to start a [`Cluster`](crate::Cluster): its processes' addresses, which one this is, and the worker
 /// threads of each.
 ///
 /// # Examples

@@ -42,6 +42,11 @@
 //! What timely does not give: the cluster is fixed when it starts (no process can join or
 //! leave), and a lost process ends it (no recovery; the elements on it fail).
 
+/// The crate's README, whose example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadMe;
+
 /// The user guide's chapter, whose examples run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/cluster.md")]

@@ -31,6 +31,11 @@
 //! [`RuntimeThread`] is for connectors whose client library needs tokio: it runs one future
 //! on a one-thread runtime of its own, so that they work under every streamz executor.
 
+/// The crate's README, whose example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadMe;
+
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
