@@ -44,14 +44,17 @@ pub mod model;
 pub struct ReadMe;
 
 /// The user guide's chapter on asynchronous computation, whose examples run here.
+#[cfg(doctest)]
 #[doc = include_str!("../../docs/async.md")]
 pub mod guide_async {}
 
 /// The user guide's chapter on what is delivered at end of stream, on signals and within
 /// limits, whose Rust examples run here (its command lines run in `streamz-cli`'s tests).
+#[cfg(doctest)]
 #[doc = include_str!("../../docs/delivery.md")]
 pub mod guide_delivery {}
 
 /// The user guide's chapter on offloading to a thread pool, whose examples run here.
+#[cfg(doctest)]
 #[doc = include_str!("../../docs/offload.md")]
 pub mod guide_offload {}
