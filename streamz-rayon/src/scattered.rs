@@ -364,13 +364,7 @@ impl<T: Scatterable> Scattered<T> {
     where
         F: Fn(&T, T) -> T + Send + Sync + 'static,
     {
-        self.chain(
-            label::<F>("accumulate"),
-            move |state: Option<&T>, x: T| match state {
-                None => x,
-                Some(state) => f(state, x),
-            },
-        )
+        self.chain(label::<F>("accumulate"), first_then(f))
     }
 
     /// A running fold on the pool from `start`, as [`Stream::accumulate_from`].
@@ -398,9 +392,7 @@ impl<T: Scatterable> Scattered<T> {
         S: Scatterable,
         F: Fn(&S, T) -> S + Send + Sync + 'static,
     {
-        self.chain(label::<F>("accumulate"), move |state: Option<&S>, x: T| {
-            f(state.unwrap_or(&start), x)
-        })
+        self.chain(label::<F>("accumulate"), from_start(start, f))
     }
 
     /// The durable forms of the pool's folds, whose state checkpoints save (as
@@ -649,13 +641,7 @@ impl<T: Scatterable> DurableScattered<'_, T> {
         T: Serialize + DeserializeOwned,
         F: Fn(&T, T) -> T + Send + Sync + 'static,
     {
-        self.chain(
-            label::<F>("accumulate"),
-            move |state: Option<&T>, x: T| match state {
-                None => x,
-                Some(state) => f(state, x),
-            },
-        )
+        self.chain(label::<F>("accumulate"), first_then(f))
     }
 
     /// [`Scattered::accumulate_from`], its state saved by checkpoints.
@@ -664,9 +650,7 @@ impl<T: Scatterable> DurableScattered<'_, T> {
         S: Scatterable + Serialize + DeserializeOwned,
         F: Fn(&S, T) -> S + Send + Sync + 'static,
     {
-        self.chain(label::<F>("accumulate"), move |state: Option<&S>, x: T| {
-            f(state.unwrap_or(&start), x)
-        })
+        self.chain(label::<F>("accumulate"), from_start(start, f))
     }
 
     fn chain<S, G>(&self, name: String, step: G) -> Scattered<S>
@@ -700,4 +684,17 @@ impl<S: Scatterable + Serialize + DeserializeOwned> NodeState for Fold<S> {
     fn restore(&self, state: Option<S>) {
         *lock(&self.last) = Promise::done(state);
     }
+}
+
+/// `accumulate`'s step: the first element is the first state, then `f(&state, x)`.
+fn first_then<T, F: Fn(&T, T) -> T>(f: F) -> impl Fn(Option<&T>, T) -> T {
+    move |state, x| match state {
+        None => x,
+        Some(state) => f(state, x),
+    }
+}
+
+/// `accumulate_from`'s step: `f(&state, x)`, from `start`.
+fn from_start<S, T, F: Fn(&S, T) -> S>(start: S, f: F) -> impl Fn(Option<&S>, T) -> S {
+    move |state, x| f(state.unwrap_or(&start), x)
 }
