@@ -45,6 +45,10 @@ pub enum ErrorKind {
     /// A checkpoint could not be taken or saved ([`Checkpoints`](crate::Checkpoints)); the
     /// one before it stands.
     Checkpoint,
+    /// An element came after the watermark had passed every event-time window it belongs
+    /// to, and nothing was connected to the window's late stream
+    /// ([`Stream::window`](crate::Stream::window)).
+    Late,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -250,6 +254,7 @@ impl fmt::Display for StreamError {
             ErrorKind::Unflushed => "closed with elements it could not emit",
             ErrorKind::Abandoned => "abandoned work",
             ErrorKind::Checkpoint => "could not checkpoint",
+            ErrorKind::Late => "got a late element",
         };
         match &self.inner.node {
             Some(node) => write!(f, "node {node} {what}: {}", self.inner.message)?,

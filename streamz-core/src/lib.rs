@@ -46,6 +46,7 @@ mod durable;
 mod edges;
 mod emit;
 mod error;
+mod event_time;
 mod executor;
 mod manual_clock;
 mod meter;
@@ -72,12 +73,16 @@ pub use durable::{
 };
 pub use emit::{BoxFuture, Emit};
 pub use error::{BoxError, ErrorKind, NodeRef, StreamError, panic_message};
+pub use event_time::EventTime;
 pub use executor::Executor;
 pub use manual_clock::ManualClock;
 pub use metrics::{EdgeSnapshot, Graph, GraphSnapshot, NodeSnapshot};
 pub use node::{fn_name, label};
 pub use offsets::OffsetTracker;
-pub use ops::{ApplyTuple, Collector, Idx, Keep, Pluck, Sink, Subscription, VecSink, ZipInput};
+pub use ops::{
+    ApplyTuple, Collector, Firing, Idx, Keep, Plain, Pluck, Saved, Sink, Subscription, VecSink,
+    Watermarks, Window, WindowBuilder, Windowed, ZipInput,
+};
 pub use payload::Payload;
 pub use stream::{Element, GraphNode, Stream};
 pub use sync::lock;

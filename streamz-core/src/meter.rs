@@ -11,6 +11,9 @@ pub(crate) struct Meter {
     pub(crate) input: AtomicU64,
     pub(crate) output: AtomicU64,
     pub(crate) errors: AtomicU64,
+    /// Elements that came too late for any window (always counted: what the late stream
+    /// got, or the error stream).
+    pub(crate) late: AtomicU64,
     /// A moving average of asynchronous work's duration, in nanoseconds (0: none yet).
     pub(crate) latency_ns: AtomicU64,
 }
@@ -49,6 +52,11 @@ impl Meter {
     /// A failed element (always counted: failures are rare).
     pub(crate) fn count_error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An element too late for any window.
+    pub(crate) fn count_late(&self) {
+        self.late.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Folds one duration of asynchronous work into the average (weight 1/8 for the new one).

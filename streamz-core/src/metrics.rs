@@ -117,6 +117,7 @@ impl Graph {
                     }
                     stage.elements_out = now.elements_out;
                     stage.errors += now.errors;
+                    stage.late += now.late;
                     stage.in_flight += now.in_flight;
                     stage.latency = stage.latency.max(now.latency);
                     stage.closed = now.closed;
@@ -180,6 +181,10 @@ pub struct NodeSnapshot {
     /// Elements it failed on (a user function's panic or `Err`), counted whether metered or
     /// not.
     pub errors: u64,
+    /// Elements that came too late for every event-time window they belong to
+    /// ([`Stream::window`](crate::Stream::window)), counted whether metered or not: they went
+    /// to the window's late stream (or, with nothing connected to it, to the error stream).
+    pub late: u64,
     /// Elements it holds now: queued in a buffer, waiting on a timer, in an asynchronous call.
     pub in_flight: usize,
     /// A moving average of how long its asynchronous calls take, for `map_async`, `then`,
@@ -202,6 +207,7 @@ impl NodeSnapshot {
             elements_in: m.input.load(Ordering::Relaxed),
             elements_out: m.output.load(Ordering::Relaxed),
             errors: m.errors.load(Ordering::Relaxed),
+            late: m.late.load(Ordering::Relaxed),
             in_flight: node.in_flight(),
             latency: (latency > 0).then(|| Duration::from_nanos(latency)),
             closed: node.is_closed(),

@@ -15,6 +15,7 @@ use crate::checkpoint::SaveState;
 use crate::edges::{DirectArc, Edges};
 use crate::emit::{Cx, Emit};
 use crate::error::{BoxError, NodeRef, StreamError, next_id};
+use crate::event_time::{Mark, PortMarks};
 use crate::meter::Meter;
 use crate::shared::GraphShared;
 
@@ -161,6 +162,8 @@ pub(crate) struct NodeInfo {
     /// What it holds is saved in its state (a durable timed window's elements), so a
     /// checkpoint need not wait for it to be handed on (`durable.rs`, "the cut").
     at_rest: AtomicBool,
+    /// Its inputs' watermarks, once it has had more than one input (`combine_mark`).
+    marks: OnceLock<Box<Mutex<PortMarks>>>,
     changed: Event,
     pub(crate) meter: Meter,
 }
@@ -186,6 +189,7 @@ impl NodeInfo {
             in_flight: AtomicUsize::new(0),
             saved: OnceLock::new(),
             at_rest: AtomicBool::new(false),
+            marks: OnceLock::new(),
             changed: Event::new(),
             meter: Meter::new(graph.metrics_enabled()),
             graph,
@@ -250,7 +254,7 @@ impl NodeInfo {
             .collect()
     }
 
-    fn link(up: &Arc<NodeInfo>, down: &Arc<NodeInfo>) {
+    pub(crate) fn link(up: &Arc<NodeInfo>, down: &Arc<NodeInfo>) {
         lock(&up.links).downs.push(Arc::downgrade(down));
         lock(&down.links).ups.push(Arc::downgrade(up));
     }
@@ -373,6 +377,26 @@ impl NodeInfo {
         self.saved.get().is_some()
     }
 
+    /// The table of its inputs' watermarks, made when first needed from the ports it has had
+    /// (until then it has had at most one input, and none went away).
+    fn marks(&self) -> &Mutex<PortMarks> {
+        self.marks.get_or_init(|| {
+            Box::new(Mutex::new(PortMarks::new(
+                self.next_port.load(Ordering::Acquire),
+            )))
+        })
+    }
+
+    /// `mark` arrived on `port`: what the node passes on, if anything. A node that has only
+    /// ever had one input passes on what it gets; one with several passes on the least of
+    /// theirs (`PortMarks`).
+    pub(crate) fn combine_mark(&self, port: Port, mark: Mark) -> Option<Mark> {
+        if self.marks.get().is_none() && self.next_port.load(Ordering::Acquire) <= 1 {
+            return Some(mark);
+        }
+        lock(self.marks()).update(port, mark)
+    }
+
     /// Waits until `done` holds, re-checking whenever this node's state changes.
     pub(crate) async fn wait_until(&self, done: impl Fn(&NodeInfo) -> bool) {
         loop {
@@ -394,6 +418,8 @@ pub(crate) trait Inlet<T>: Send + Sync {
     fn push(&self, port: Port, x: T, cx: &mut Cx<'_>);
     /// The upstream on `port` has reached end of stream.
     fn close(&self, port: Port, cx: &mut Cx<'_>);
+    /// The upstream on `port` passes on a watermark (or goes idle).
+    fn watermark(&self, port: Port, mark: Mark, cx: &mut Cx<'_>);
     /// A new upstream is being connected; returns its port.
     fn attach(&self) -> Port;
     /// The upstream on `port` is being disconnected.
@@ -482,6 +508,24 @@ impl<T: Clone> Outlet<T> {
         }
     }
 
+    /// Passes a watermark (or word that this stream is idle) to every downstream, in the
+    /// order they were connected.
+    pub(crate) fn watermark(&self, mark: Mark, cx: &mut Cx<'_>) {
+        for edge in self.edges.read(cx.guard()) {
+            cx.descend(|cx| edge.inlet.watermark(edge.port, mark, cx));
+        }
+    }
+
+    /// Whether anything is connected downstream.
+    pub(crate) fn is_connected(&self, cx: &Cx<'_>) -> bool {
+        !self.edges.read(cx.guard()).is_empty()
+    }
+
+    /// Pushes a watermark from this node's task: a push of its own.
+    pub(crate) fn emit_mark(&self, mark: Mark) -> Emit {
+        Cx::run(&self.info.graph, false, |cx| self.watermark(mark, cx))
+    }
+
     /// Connects `inlet` as a new downstream. With `dedup`, a second connection to the same
     /// node is ignored (the original keeps downstreams in a set).
     pub(crate) fn connect(&self, inlet: Arc<dyn Inlet<T>>, dedup: bool) {
@@ -554,6 +598,13 @@ pub(crate) trait Operator<T>: Send + Sync + 'static {
         Finish::Now
     }
 
+    /// The node's watermark moved (the least of its inputs', see `event_time.rs`): an
+    /// operator on event time acts on it (a window closes) before passing it on. The others
+    /// pass it on as it is.
+    fn watermark(&self, mark: Mark, out: &Arc<Outlet<Self::Out>>, cx: &mut Cx<'_>) {
+        out.watermark(mark, cx);
+    }
+
     /// A new upstream got `port` (multi-input operators).
     fn attach(&self, _port: Port) {}
 
@@ -592,8 +643,16 @@ impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
     /// that wait, inside the same `close()`'s `Emit`; a node with a task closes its outlet
     /// from the task, and the `Emit` waits for that too. So `close()` resolves once everything
     /// flushed has reached the sinks.
-    fn close(&self, _port: Port, cx: &mut Cx<'_>) {
-        if self.out.info.upstream_closed() {
+    fn close(&self, port: Port, cx: &mut Cx<'_>) {
+        let last = self.out.info.upstream_closed();
+        if !last && self.out.info.marks.get().is_some() {
+            // an ended input holds the others' watermark back no longer
+            let moved = lock(self.out.info.marks()).close(port);
+            if let Some(mark) = moved {
+                cx.descend(|cx| self.op.watermark(mark, &self.out, cx));
+            }
+        }
+        if last {
             cx.descend(|cx| {
                 let mark = cx.pending_len();
                 match self.op.finish(&self.out, cx) {
@@ -616,14 +675,25 @@ impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
         }
     }
 
+    fn watermark(&self, port: Port, mark: Mark, cx: &mut Cx<'_>) {
+        if let Some(mark) = self.out.info.combine_mark(port, mark) {
+            self.op.watermark(mark, &self.out, cx);
+        }
+    }
+
     fn attach(&self) -> Port {
         let port = self.out.info.new_port();
+        if port.0 > 0 || self.out.info.marks.get().is_some() {
+            lock(self.out.info.marks()).attach(port);
+        }
         self.op.attach(port);
         port
     }
 
     fn detach(&self, port: Port, upstream_closed: bool) {
         self.op.detach(port);
+        // the next watermark from another input passes on what this one held back
+        let _ = lock(self.out.info.marks()).detach(port);
         self.out.info.drop_port(upstream_closed);
     }
 

@@ -117,7 +117,7 @@ impl<T: Element> Operator<T> for Identity {
 const SOURCE: Kind = Kind::new("stream", Shape::Ellipse);
 
 /// A source's node in `graph`: its outlet, and its inlet that `emit` and `connect` feed.
-fn source_node<T: Element>(
+pub(crate) fn source_node<T: Element>(
     graph: Arc<GraphShared>,
     name: &str,
 ) -> (Arc<Outlet<T>>, Arc<dyn Inlet<T>>) {

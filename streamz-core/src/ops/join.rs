@@ -19,6 +19,7 @@ use crate::checkpoint::{SaveState, decode, encode};
 use crate::durable::Durable;
 use crate::emit::Cx;
 use crate::error::{ErrorKind, StreamError};
+use crate::event_time::Mark;
 use crate::node::{Finish, Inlet, Kind, NodeInfo, OpNode, Operator, Outlet, Port, Shape, lock};
 use crate::shared::GraphShared;
 use crate::stream::{Element, Identity, Stream};
@@ -95,6 +96,10 @@ impl<X: 'static, E: 'static> Inlet<X> for Tagged<X, E> {
 
     fn close(&self, port: Port, cx: &mut Cx<'_>) {
         self.node.close(port, cx);
+    }
+
+    fn watermark(&self, port: Port, mark: Mark, cx: &mut Cx<'_>) {
+        self.node.watermark(port, mark, cx);
     }
 
     fn attach(&self) -> Port {

@@ -4,6 +4,7 @@
 mod accumulate;
 mod async_fn;
 mod buffer;
+mod event_window;
 mod interop;
 mod join;
 mod map;
@@ -12,12 +13,15 @@ mod pluck;
 mod select;
 mod sink;
 mod time;
+mod watermark;
 mod window;
 
+pub use event_window::{Firing, Plain, Saved, Window, WindowBuilder, Windowed};
 pub use interop::Subscription;
 pub use join::ZipInput;
 pub use map::ApplyTuple;
 pub use partition::Keep;
 pub use pluck::{Idx, Pluck};
 pub use sink::{Sink, VecSink};
+pub use watermark::Watermarks;
 pub use window::Collector;
