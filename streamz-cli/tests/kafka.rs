@@ -266,16 +266,7 @@ fn sigkill_and_restart_with_checkpoints_count_each_record_once() {
     let stderr = interrupt(child);
     assert!(stderr.contains("resuming from checkpoint"), "{stderr}");
 
-    // the output of a run never killed: the counts 1..=n in windows of two partitions of 4
-    let parts: Vec<Vec<u64>> = (0..n / 4)
-        .map(|k| (4 * k + 1..=4 * k + 4).collect())
-        .collect();
-    let want: BTreeMap<String, usize> = (0..parts.len())
-        .map(|k| {
-            let window = &parts[k.saturating_sub(1)..=k];
-            (serde_json::to_string(window).unwrap(), 0)
-        })
-        .collect();
+    let want = common::windows_of_counts(n as usize);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     while seen.len() < want.len() && Instant::now() < deadline {
@@ -286,22 +277,7 @@ fn sigkill_and_restart_with_checkpoints_count_each_record_once() {
                 .or_default() += 1;
         }
     }
-    let missing: Vec<&String> = want
-        .keys()
-        .filter(|w| !seen.contains_key(*w))
-        .take(5)
-        .collect();
-    assert!(missing.is_empty(), "missing from out: {missing:?}…");
-    let extra: Vec<&String> = seen
-        .keys()
-        .filter(|w| !want.contains_key(*w))
-        .take(5)
-        .collect();
-    assert!(
-        extra.is_empty(),
-        "not in the output of a run never killed (a record counted twice, or a count lost): {extra:?}"
-    );
-    let repeats: usize = seen.values().map(|&k| k - 1).sum();
+    let repeats = common::repeats_of_exactly(&want, &seen);
     eprintln!(
         "{n} records, 20 kills (the group committed at each: {at:?}; STREAMZ_KILL_SEED={seed}): \
          {} windows, all there, {repeats} repeated (those after a kill's last checkpoint)",

@@ -280,30 +280,8 @@ fn sigkill_and_restart_with_checkpoints_count_each_message_once() {
     assert!(stderr.contains("resuming from checkpoint"), "{stderr}");
     assert_eq!(got, windows, "every window reached `OUT`");
 
-    // the output of a run never killed: the counts 1..=n in windows of two partitions of 4
-    let parts: Vec<Vec<usize>> = (0..windows)
-        .map(|k| (4 * k + 1..=4 * k + 4).collect())
-        .collect();
-    let want: Vec<String> = (0..windows)
-        .map(|k| serde_json::to_string(&parts[k.saturating_sub(1)..=k]).unwrap())
-        .collect();
     let counts = reader.counts.lock().unwrap().clone();
-    let missing: Vec<&String> = want
-        .iter()
-        .filter(|w| !counts.contains_key(*w))
-        .take(5)
-        .collect();
-    assert!(missing.is_empty(), "missing from OUT: {missing:?}");
-    let extra: Vec<&String> = counts
-        .keys()
-        .filter(|w| !want.contains(w))
-        .take(5)
-        .collect();
-    assert!(
-        extra.is_empty(),
-        "not in the output of a run never killed (a message counted twice, or a count lost): {extra:?}"
-    );
-    let repeats: usize = counts.values().map(|&k| k - 1).sum();
+    let repeats = common::repeats_of_exactly(&common::windows_of_counts(n), &counts);
     eprintln!(
         "`from_nats | accumulate | partition | sliding_window | to_nats` with checkpoints: {n} messages, 20 kills (STREAMZ_KILL_SEED={seed}): {windows} windows, all there, {repeats} repeated"
     );

@@ -235,13 +235,7 @@ impl Shared {
         if let Some(a) = assigned.get_mut(&(key.topic.clone(), key.partition))
             && a.epoch == key.epoch
         {
-            while let Some(&(last, count)) = a.uncommitted.front() {
-                if last >= position {
-                    break;
-                }
-                a.uncommitted.pop_front();
-                *uncommitted -= count;
-            }
+            a.settle_below(position, uncommitted);
         }
         drop(partitions);
         self.room.notify(usize::MAX);
@@ -440,13 +434,7 @@ impl Shared {
             && a.epoch == epoch
         {
             a.committed = Some(a.committed.map_or(position, |c| c.max(position)));
-            while let Some(&(last, count)) = a.uncommitted.front() {
-                if last >= position {
-                    break;
-                }
-                a.uncommitted.pop_front();
-                *uncommitted -= count;
-            }
+            a.settle_below(position, uncommitted);
         }
         drop(partitions);
         self.room.notify(usize::MAX);
@@ -546,6 +534,17 @@ impl Shared {
 }
 
 impl Assigned {
+    /// The records before `position` are no longer outstanding.
+    fn settle_below(&mut self, position: i64, uncommitted: &mut u64) {
+        while let Some(&(last, count)) = self.uncommitted.front() {
+            if last >= position {
+                break;
+            }
+            self.uncommitted.pop_front();
+            *uncommitted -= count;
+        }
+    }
+
     fn new(epoch: u64) -> Self {
         Assigned {
             epoch,

@@ -103,3 +103,41 @@ pub(crate) fn spawn_announcing(
 // The kills' random moments, shared with the store's kill tests.
 #[allow(unused_imports)] // each test binary uses some
 pub(crate) use streamz_store::testing::{kill_at_progress, kill_seed, next_random};
+
+/// The output of `accumulate "acc + 1" start=0 | partition 4 | sliding_window 2` over `n`
+/// elements in a run never killed: the counts 1..=n in windows of two partitions of 4, as
+/// compact JSON.
+pub(crate) fn windows_of_counts(n: usize) -> Vec<String> {
+    let parts: Vec<Vec<usize>> = (0..n / 4)
+        .map(|k| (4 * k + 1..=4 * k + 4).collect())
+        .collect();
+    (0..parts.len())
+        .map(|k| serde_json::to_string(&parts[k.saturating_sub(1)..=k]).expect("JSON"))
+        .collect()
+}
+
+/// Checks that `seen` (each output, and how many times it came) holds every one of `want`
+/// and nothing else (an element counted twice, or a count lost, would make another), and
+/// returns how many came more than once.
+pub(crate) fn repeats_of_exactly(
+    want: &[String],
+    seen: &std::collections::BTreeMap<String, usize>,
+) -> usize {
+    let wanted: std::collections::HashSet<&String> = want.iter().collect();
+    let missing: Vec<&String> = want
+        .iter()
+        .filter(|w| !seen.contains_key(*w))
+        .take(5)
+        .collect();
+    assert!(missing.is_empty(), "missing from the output: {missing:?}…");
+    let extra: Vec<&String> = seen
+        .keys()
+        .filter(|w| !wanted.contains(w))
+        .take(5)
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "not in the output of a run never killed (an element counted twice, or a count lost): {extra:?}"
+    );
+    seen.values().map(|&k| k - 1).sum()
+}
