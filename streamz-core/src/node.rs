@@ -164,6 +164,8 @@ pub(crate) struct NodeInfo {
     at_rest: AtomicBool,
     /// Its inputs' watermarks, once it has had more than one input (`combine_mark`).
     marks: OnceLock<Box<Mutex<PortMarks>>>,
+    /// Watermarks waiting for the elements it held when they came (`hold_mark`).
+    held_marks: OnceLock<Box<HeldMarks>>,
     changed: Event,
     pub(crate) meter: Meter,
 }
@@ -190,6 +192,7 @@ impl NodeInfo {
             saved: OnceLock::new(),
             at_rest: AtomicBool::new(false),
             marks: OnceLock::new(),
+            held_marks: OnceLock::new(),
             changed: Event::new(),
             meter: Meter::new(graph.metrics_enabled()),
             graph,
@@ -345,6 +348,38 @@ impl NodeInfo {
         if self.in_flight.fetch_sub(n, Ordering::AcqRel) == n {
             self.changed.notify(usize::MAX);
         }
+        // against `hold_mark`, which makes the table and then reads the count
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if let Some(held) = self.held_marks.get() {
+            held.released(n);
+        }
+    }
+
+    /// A watermark reaching a node that holds elements (a buffer, a delay, an async step)
+    /// must not overtake them: it waits until as many elements as the node held when it came
+    /// have been handed on. True if it waits (it will be passed on with `forward`); false if
+    /// nothing is held, and it goes on now.
+    pub(crate) fn hold_mark(
+        &self,
+        mark: Mark,
+        forward: impl FnOnce() -> Box<dyn Fn(Mark) + Send + Sync>,
+    ) -> bool {
+        let held = self.held_marks.get_or_init(|| {
+            Box::new(HeldMarks {
+                pending: Mutex::new(std::collections::VecDeque::new()),
+                forward: forward(),
+            })
+        });
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let mut pending = lock(&held.pending);
+        let n = self.in_flight.load(Ordering::SeqCst);
+        if n == 0 {
+            // what came before has all been handed on: the newest mark says it all
+            pending.clear();
+            return false;
+        }
+        pending.push_back((n, mark));
+        true
     }
 
     /// Makes `state` what this node saves into checkpoints; `at_rest` when what it holds
@@ -408,6 +443,31 @@ impl NodeInfo {
                 return;
             }
             listener.await;
+        }
+    }
+}
+
+/// The watermarks a node holds back until the elements it held when they came are handed on.
+/// Each counts down what is still owed; when one reaches zero, it and those before it are due,
+/// and the newest of them is passed on (watermarks only go forward). Bounded by what the node
+/// holds: a watermark comes after an element, which the node holds until it hands it on.
+struct HeldMarks {
+    pending: Mutex<std::collections::VecDeque<(usize, Mark)>>,
+    forward: Box<dyn Fn(Mark) + Send + Sync>,
+}
+
+impl HeldMarks {
+    fn released(&self, n: usize) {
+        let due = {
+            let mut pending = lock(&self.pending);
+            for (owed, _) in pending.iter_mut() {
+                *owed = owed.saturating_sub(n);
+            }
+            let last_due = pending.iter().rposition(|(owed, _)| *owed == 0);
+            last_due.and_then(|i| pending.drain(..=i).last().map(|(_, mark)| mark))
+        };
+        if let Some(mark) = due {
+            (self.forward)(mark);
         }
     }
 }
@@ -676,9 +736,26 @@ impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
     }
 
     fn watermark(&self, port: Port, mark: Mark, cx: &mut Cx<'_>) {
-        if let Some(mark) = self.out.info.combine_mark(port, mark) {
-            self.op.watermark(mark, &self.out, cx);
+        let Some(mark) = self.out.info.combine_mark(port, mark) else {
+            return;
+        };
+        // a node with a task hands its elements on later: the mark waits for those before it
+        // (such nodes pass marks on as they are, so it goes straight to the outlet)
+        if self.out.info.in_flight() > 0 {
+            let out = Arc::downgrade(&self.out);
+            let forward = move || -> Box<dyn Fn(Mark) + Send + Sync> {
+                Box::new(move |mark| {
+                    if let Some(out) = out.upgrade() {
+                        // a push of its own; what it leaves pending goes on detached
+                        drop(out.emit_mark(mark));
+                    }
+                })
+            };
+            if self.out.info.hold_mark(mark, forward) {
+                return;
+            }
         }
+        self.op.watermark(mark, &self.out, cx);
     }
 
     fn attach(&self) -> Port {
