@@ -464,7 +464,7 @@ impl HeldMarks {
                 *owed = owed.saturating_sub(n);
             }
             let last_due = pending.iter().rposition(|(owed, _)| *owed == 0);
-            last_due.and_then(|i| pending.drain(..=i).last().map(|(_, mark)| mark))
+            last_due.and_then(|i| pending.drain(..=i).next_back().map(|(_, mark)| mark))
         };
         if let Some(mark) = due {
             (self.forward)(mark);
