@@ -24,6 +24,10 @@ on_every_executor!(
     map_async_runs_in_parallel_and_keeps_order,
     async_sink_error_after_buffer_goes_to_the_error_stream,
     close_drains_buffers_delays_and_windows,
+    debounce_passes_the_last_of_each_burst,
+    throttle_leading_trailing_and_both,
+    sample_passes_the_newest_on_a_fixed_schedule,
+    debounce_throttle_and_sample_pass_on_what_they_hold_at_close,
 );
 
 /// Records `(time, value)` at a sink.
@@ -462,4 +466,107 @@ fn close_drains_buffers_delays_and_windows<H: Harness>() {
     );
     assert_eq!(windows, vec![(0, vec![0, 1, 2])], "on {}", H::NAME);
     assert_eq!(closed_at, 100, "on {}", H::NAME);
+}
+
+/// Emits `(at ms, x)` in order of time, then sleeps `tail` ms.
+async fn emit_at<T: Clone + Send + 'static>(
+    rt: &Runtime,
+    source: &Stream<T>,
+    xs: &[(u64, T)],
+    tail: u64,
+) {
+    for (ms, x) in xs {
+        rt.sleep_ms(ms - rt.now_ms()).await;
+        source.emit(x.clone()).await.unwrap();
+    }
+    rt.sleep_ms(tail).await;
+}
+
+fn debounce_passes_the_last_of_each_burst<H: Harness>() {
+    let out = H::run(|rt| async move {
+        let source = rt.source();
+        let out = timed(&rt, &source.debounce("50ms"));
+        let xs = [
+            (0, 'a'),
+            (20, 'b'),
+            (40, 'c'),
+            (200, 'd'),
+            (230, 'e'),
+            (300, 'f'),
+        ];
+        emit_at(&rt, &source, &xs, 100).await;
+        out.to_vec()
+    });
+    assert_eq!(
+        out,
+        vec![(90, 'c'), (280, 'e'), (350, 'f')],
+        "on {}",
+        H::NAME
+    );
+}
+
+fn throttle_leading_trailing_and_both<H: Harness>() {
+    let out = H::run(|rt| async move {
+        let source = rt.source();
+        let leading = timed(&rt, &source.throttle("100ms", true, false));
+        let trailing = timed(&rt, &source.throttle("100ms", false, true));
+        let both = timed(&rt, &source.throttle("100ms", true, true));
+        let xs = [(0, 0u32), (30, 1), (60, 2), (100, 3), (130, 4), (400, 5)];
+        emit_at(&rt, &source, &xs, 300).await;
+        (leading.to_vec(), trailing.to_vec(), both.to_vec())
+    });
+    // leading: 0 starts [0, 100); 3 at 100 starts [100, 200); 5 at 400
+    assert_eq!(
+        out.0,
+        vec![(0, 0), (100, 3), (400, 5)],
+        "leading, on {}",
+        H::NAME
+    );
+    // trailing: 0 starts [0, 100) and 2 ends it; 3 arrives as it ends, in [100, 200), which 4
+    // ends; 5 starts [400, 500)
+    assert_eq!(
+        out.1,
+        vec![(100, 2), (200, 4), (500, 5)],
+        "trailing, on {}",
+        H::NAME
+    );
+    // both: 0 at once, 2 at 100 (and a period to 200), which 4 ends; 5 at once
+    assert_eq!(
+        out.2,
+        vec![(0, 0), (100, 2), (200, 4), (400, 5)],
+        "both, on {}",
+        H::NAME
+    );
+}
+
+fn sample_passes_the_newest_on_a_fixed_schedule<H: Harness>() {
+    let out = H::run(|rt| async move {
+        let source = rt.source();
+        let out = timed(&rt, &source.sample("100ms"));
+        let xs = [(10, 'a'), (50, 'b'), (150, 'c'), (420, 'd'), (480, 'e')];
+        emit_at(&rt, &source, &xs, 200).await;
+        out.to_vec()
+    });
+    // ticks at 100, 200, …: nothing came between 200 and 400
+    assert_eq!(
+        out,
+        vec![(100, 'b'), (200, 'c'), (500, 'e')],
+        "on {}",
+        H::NAME
+    );
+}
+
+fn debounce_throttle_and_sample_pass_on_what_they_hold_at_close<H: Harness>() {
+    let out = H::run(|rt| async move {
+        let source = rt.source();
+        let debounced = timed(&rt, &source.debounce("1s"));
+        let throttled = timed(&rt, &source.throttle("1s", true, true));
+        let sampled = timed(&rt, &source.sample("1s"));
+        emit_at(&rt, &source, &[(0, 1u8), (10, 2), (20, 3)], 0).await;
+        source.close().await.unwrap();
+        (debounced.to_vec(), throttled.to_vec(), sampled.to_vec())
+    });
+    assert_eq!(out.0, vec![(20, 3)], "debounce, on {}", H::NAME);
+    assert_eq!(out.1, vec![(0, 1), (20, 3)], "throttle, on {}", H::NAME);
+    assert_eq!(out.2, vec![(20, 3)], "sample, on {}", H::NAME);
 }

@@ -12,6 +12,7 @@ mod partition;
 mod pluck;
 mod select;
 mod sink;
+mod throttle;
 mod time;
 mod watermark;
 mod window;
