@@ -26,7 +26,7 @@ pub(crate) fn build(program: &Program, src: &str, rt: &Runtime) -> Result<Graph,
     // Names first, so lines may refer to streams defined further down.
     let mut names: HashMap<String, usize> = HashMap::new();
     for (i, line) in program.lines.iter().enumerate() {
-        if let Some(name) = &line.name {
+        for name in line.name.iter().chain(side_names(line)) {
             if find(&name.text).is_some() {
                 return Err(CliError::at(
                     format!("`{}` is an operator; it cannot name a stream", name.text),
@@ -45,6 +45,7 @@ pub(crate) fn build(program: &Program, src: &str, rt: &Runtime) -> Result<Graph,
     let mut consumed: HashMap<String, bool> = HashMap::new();
     let mut pending: Vec<usize> = (0..program.lines.len()).collect();
     let mut tails: Vec<(usize, Stream<Value>, bool)> = Vec::new();
+    let mut sides_built: Vec<(&Word, Stream<Value>)> = Vec::new();
     while !pending.is_empty() {
         let before = pending.len();
         let mut still = Vec::new();
@@ -58,11 +59,15 @@ pub(crate) fn build(program: &Program, src: &str, rt: &Runtime) -> Result<Graph,
                 for n in &needs {
                     consumed.insert(n.text.clone(), true);
                 }
-                let (tail, has_sink) = build_line(line, src, rt, &built, &mut graph)?;
+                let (tail, has_sink, sides) = build_line(line, src, rt, &built, &mut graph)?;
                 if let Some(name) = &line.name {
                     built.insert(name.text.clone(), tail.clone());
                 }
                 tails.push((i, tail, has_sink));
+                for (name, side) in sides {
+                    built.insert(name.text.clone(), side.clone());
+                    sides_built.push((name, side));
+                }
             } else {
                 still.push(i);
             }
@@ -88,7 +93,27 @@ pub(crate) fn build(program: &Program, src: &str, rt: &Runtime) -> Result<Graph,
             stdout_sink(&tail, &graph.stdout_closed);
         }
     }
+    // a side stream no line uses is printed too
+    for (name, side) in sides_built {
+        if !consumed.contains_key(&name.text) {
+            stdout_sink(&side, &graph.stdout_closed);
+        }
+    }
     Ok(graph)
+}
+
+/// The streams a line's stages name by an option (`window … late=NAME`).
+fn side_names(line: &Line) -> impl Iterator<Item = &Word> {
+    line.stages.iter().filter_map(|stage| {
+        let Build::Split(option, _) = find(&stage.op.text)?.build else {
+            return None;
+        };
+        stage
+            .options
+            .iter()
+            .find(|(key, _)| key.text == option)
+            .map(|(_, value)| value)
+    })
 }
 
 /// The names a line uses: a leading stream name, and the streams of its joins.
@@ -125,14 +150,19 @@ fn unknown_stream(word: &Word, names: &HashMap<String, usize>) -> CliError {
     }
 }
 
-/// Builds one line; returns its last stream and whether it ended in a sink.
-fn build_line(
-    line: &Line,
+/// A line built: its last stream, whether it ended in a sink, and the side streams its
+/// stages named (`window … late=NAME`).
+type BuiltLine<'l> = (Stream<Value>, bool, Vec<(&'l Word, Stream<Value>)>);
+
+/// Builds one line.
+fn build_line<'l>(
+    line: &'l Line,
     src: &str,
     rt: &Runtime,
     built: &HashMap<String, Stream<Value>>,
     graph: &mut Graph,
-) -> Result<(Stream<Value>, bool), CliError> {
+) -> Result<BuiltLine<'l>, CliError> {
+    let mut sides = Vec::new();
     let mut stages = line.stages.iter();
     let first = stages.next().expect("a line has a stage");
     let first_name = first.text(src);
@@ -225,6 +255,24 @@ fn build_line(
                 graph.stages.push(StageStats::node(name, out.node_id()));
                 Flow::Local(out)
             }
+            (Build::Split(option, split), Flow::Local(s)) => {
+                let (out, side) = split(&args, &s)?;
+                let out = out.named(name);
+                graph.stages.push(StageStats::node(name, out.node_id()));
+                match stage.options.iter().find(|(key, _)| key.text == option) {
+                    Some((_, side_name)) => {
+                        let side = side.named(&side_name.text);
+                        graph
+                            .stages
+                            .push(StageStats::node(&side_name.text, side.node_id()));
+                        sides.push((side_name, side));
+                    }
+                    // unnamed, the side stream has no downstream: what it would get is an
+                    // error of the element, in the error stream
+                    None => drop(side),
+                }
+                Flow::Local(out)
+            }
             (Build::Join(join), Flow::Local(s)) => {
                 let rest = named_streams(&args, built)?;
                 let out = join(&args, &s, &rest)?.named(name);
@@ -269,7 +317,7 @@ fn build_line(
         };
     }
     match flow {
-        Flow::Local(s) => Ok((s, has_sink)),
+        Flow::Local(s) => Ok((s, has_sink, sides)),
         Flow::Pooled(_) => Err(CliError::at(
             "a `scatter` is never gathered: add `| gather` after the pooled stages",
             line.stages.last().expect("a line has a stage").span.clone(),
@@ -300,9 +348,12 @@ mod tests {
     use crate::ops::{Kind, OpSpec, Param};
     use crate::parse::parse;
 
-    /// A value of `kind` that the operator accepts.
-    fn sample(op: &OpSpec, p: &Param, dir: &std::path::Path) -> String {
+    /// A value of `kind` that the operator accepts (`every`: with all its parameters given).
+    fn sample(op: &OpSpec, p: &Param, dir: &std::path::Path, every: bool) -> String {
         match (op.name, p.name, p.kind) {
+            // with a slide, the window slides
+            ("window", "shape", _) if every => "sliding".into(),
+            ("window", "shape", _) => "tumbling".into(),
             ("values", "values", _) => "'[1, 2]'".into(),
             ("pluck", "key", _) => "0".into(),
             ("from_textfile" | "sink_to_textfile", "path", _) => {
@@ -323,6 +374,8 @@ mod tests {
             // a port of this machine, any free one
             ("from_websocket" | "to_websocket", "address", _) => "0".into(),
             ("to_websocket", "slow", _) => "wait".into(),
+            ("window", "late", _) => "too_late".into(),
+            ("watermarks" | "window", "unit", _) => "ms".into(),
             ("from_nats" | "to_nats", "stream", _) => "S".into(),
             // a queue group is for core NATS, the rest need files or secrets
             ("from_nats" | "to_nats", "queue" | "creds" | "tlsca" | "token", _) => "''".into(),
@@ -354,7 +407,7 @@ mod tests {
             for every in [false, true] {
                 let mut words = vec![op.name.to_owned()];
                 for p in op.params.iter().filter(|p| every || p.default.is_none()) {
-                    let v = sample(op, p, &dir);
+                    let v = sample(op, p, &dir, every);
                     if p.kind == Kind::Names {
                         words.push(v);
                     } else {

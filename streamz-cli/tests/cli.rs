@@ -736,3 +736,70 @@ fn help_reads_well() {
         .success()
         .stdout(predicate::str::contains("--on-error"));
 }
+
+#[test]
+fn event_time_windows_with_dates_keys_and_a_late_stream() {
+    let events = r#"[{"u":"a","at":"2026-12-07T10:00:05Z"},{"u":"b","at":"2026-12-07T10:00:50Z"},{"u":"a","at":"2026-12-07T10:01:10Z"},{"u":"a","at":"2026-12-07T10:00:30Z"},{"u":"b","at":"2026-12-07T10:02:01Z"}]"#;
+    // minutes from 10:00 (1796637600 s), per user; 10:00:30 comes after the watermark passed
+    // 10:01, and goes to `slow`
+    run(&format!(
+        r##"values {events} | watermarks time=x.at | window tumbling 1m time=x.at key=x.u late=slow | map "[x.key, (x.start - 1796637600) / 60, x.value]"; slow | map "#{{late: x.at}}""##
+    ))
+    .success()
+    .stdout(
+        [
+            r#"["a",0,1]"#,
+            r#"["b",0,1]"#,
+            r#"{"late":"2026-12-07T10:00:30Z"}"#,
+            r#"["a",1,1]"#,
+            r#"["b",2,1]"#,
+            "",
+        ]
+        .join("\n"),
+    );
+}
+
+#[test]
+fn a_late_element_with_no_late_stream_fails_the_run_saying_when() {
+    run(r#"values [{"t":1},{"t":12},{"t":2}] | watermarks time=x.t | window tumbling 10s time=x.t | sink null"#)
+        .failure()
+        .stderr(predicate::str::contains(
+            "an element at 2s came when the watermark was 12s",
+        ));
+}
+
+#[test]
+fn windows_that_cannot_be_are_refused_when_built() {
+    for (pipeline, says) in [
+        (
+            "range 3 | window hopping 1s time=x",
+            "`hopping` is not a window",
+        ),
+        ("range 3 | window sliding 1s time=x", "needs a slide"),
+        (
+            "range 3 | window sliding 1s 2s time=x",
+            "must not be longer than its size",
+        ),
+        (
+            "range 3 | window session 1s 1s time=x",
+            "takes one duration",
+        ),
+        ("range 3 | window tumbling 0s time=x", "longer than zero"),
+        (
+            "range 3 | window tumbling 1s time=x unit=days",
+            "not a unit of time",
+        ),
+        ("range 3 | throttle 1s leading=false", "passes nothing on"),
+    ] {
+        run(pipeline).code(2).stderr(predicate::str::contains(says));
+    }
+}
+
+#[test]
+fn a_time_that_is_not_one_is_the_elements_error() {
+    run(r#"values [{"t":1},{"t":"soon"}] | window tumbling 1s time=x.t | sink null"#)
+        .failure()
+        .stderr(predicate::str::contains(
+            r#"the time `x.t` is "soon", not a number or an RFC 3339 date"#,
+        ));
+}

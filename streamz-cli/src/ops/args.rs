@@ -208,7 +208,23 @@ impl<'s> Args<'s> {
         name: &str,
         vars: &'static [&'static str],
     ) -> Result<Option<Expr>, CliError> {
-        self.word(name).map(|w| Expr::compile(w, vars)).transpose()
+        if let Some(word) = self.word(name) {
+            return Expr::compile(word, vars).map(Some);
+        }
+        // a default expression (`window`'s `agg=acc + 1`), placed at the stage for messages
+        match self.default(name).filter(|d| !d.is_empty()) {
+            Some(text) => {
+                let span = self.stage.span.clone();
+                let word = Word {
+                    text: text.to_owned(),
+                    origins: vec![span.start; text.chars().count()],
+                    span,
+                    equals: None,
+                };
+                Expr::compile(&word, vars).map(Some)
+            }
+            None => Ok(None),
+        }
     }
 
     pub(crate) fn count(&self, name: &str) -> Result<Option<usize>, CliError> {

@@ -7,7 +7,8 @@
 //! - `elementwise.rs`: map, filter, remove, pluck, flatten, json;
 //! - `state.rs`: accumulate, sliding_window, partition, partition_unique, unique, slice,
 //!   frequencies;
-//! - `time.rs`: rate_limit, delay, timed_window, buffer, latest;
+//! - `time.rs`: rate_limit, delay, timed_window, buffer, latest, debounce, throttle, sample;
+//! - `event.rs`: watermarks, window (event time);
 //! - `joins.rs`: union, zip, combine_latest, zip_latest;
 //! - `pool.rs`: scatter, gather;
 //! - `sinks.rs`: sink, sink_to_textfile, count;
@@ -20,6 +21,7 @@
 
 mod args;
 mod elementwise;
+mod event;
 mod joins;
 #[cfg(feature = "kafka")]
 mod kafka;
@@ -86,6 +88,12 @@ pub(crate) enum Build {
     /// A join of this stream (or, first in a line, the first named one) with the named
     /// streams: its `Names` parameter.
     Join(fn(&Args<'_>, &Stream<Value>, &[Stream<Value>]) -> Built),
+    /// A stage of the local graph with a second output, a stream named by the option given
+    /// (`window`'s `late=`), which other lines can start from.
+    Split(
+        &'static str,
+        fn(&Args<'_>, &Stream<Value>) -> Result<(Stream<Value>, Stream<Value>), CliError>,
+    ),
     /// A sink.
     Sink(fn(&Args<'_>, &Stream<Value>, &mut Graph) -> Result<streamz_core::Sink, CliError>),
 }
@@ -99,6 +107,7 @@ impl std::fmt::Debug for Build {
             Build::Scatter(_) => "Scatter",
             Build::Gather(_) => "Gather",
             Build::Join(_) => "Join",
+            Build::Split(..) => "Split",
             Build::Sink(_) => "Sink",
         })
     }
@@ -117,9 +126,11 @@ impl OpSpec {
     pub(crate) fn role(&self) -> Role {
         match self.build {
             Build::Source(_) => Role::Source,
-            Build::Local(_) | Build::Anywhere(_) | Build::Scatter(_) | Build::Join(_) => {
-                Role::Transform
-            }
+            Build::Local(_)
+            | Build::Anywhere(_)
+            | Build::Scatter(_)
+            | Build::Join(_)
+            | Build::Split(..) => Role::Transform,
             Build::Gather(_) => Role::Pooled,
             Build::Sink(_) => Role::Sink,
         }
@@ -142,6 +153,7 @@ pub(crate) fn all() -> impl Iterator<Item = &'static OpSpec> {
             elementwise::OPS,
             state::OPS,
             time::OPS,
+            event::OPS,
             joins::OPS,
             pool::OPS,
             sinks::OPS,

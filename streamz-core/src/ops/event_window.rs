@@ -799,14 +799,14 @@ where
     fn emit(
         &self,
         due: Vec<Out<K, A>>,
-        late: Option<T>,
+        late: Option<(T, i64, i64)>,
         out: &Arc<Outlet<Windowed<K, A>>>,
         cx: &mut Cx<'_>,
     ) {
         for Out { result, acks } in due {
             cx.with_acks(&acks, |cx| out.push(result, cx));
         }
-        if let Some(x) = late {
+        if let Some((x, t, watermark)) = late {
             out.info.meter.count_late();
             if self.late.is_connected(cx) {
                 self.late.push(x, cx);
@@ -814,8 +814,13 @@ where
                 cx.fail(StreamError::new(
                     ErrorKind::Late,
                     Some(out.info.node_ref()),
-                    "an element came after the watermark had passed every window it belongs \
-                     to, and nothing is connected to the window's late stream",
+                    format!(
+                        "an element at {} came when the watermark was {}, past every window \
+                         it belongs to (and their lateness), and nothing is connected to the \
+                         window's late stream",
+                        EventTime::from_nanos(t),
+                        EventTime::from_nanos(watermark)
+                    ),
                 ));
             }
         }
@@ -856,7 +861,9 @@ where
         } else if !self.add_aligned(&mut state, key, t, &x, &mut p) {
             late = Some(x);
         }
+        let watermark = state.watermark;
         drop(state);
+        let late = late.map(|x| (x, t, watermark));
         let due = p.due;
         if !due.is_empty() || late.is_some() {
             self.emit(due, late, out, cx);
