@@ -4,7 +4,7 @@ use serde_json::Value;
 use streamz_core::{EventTime, Firing, Stream, Watermarks, Window, Windowed};
 
 use super::args::{Kind::*, opt, pos, req};
-use super::{Args, Build, OpSpec, failure, key_of};
+use super::{Args, Build, BuiltSplit, OpSpec, failure, key_of};
 use crate::error::CliError;
 use crate::script::Expr;
 
@@ -115,7 +115,7 @@ fn watermarks(args: &Args<'_>, s: &Stream<Value>) -> Result<Stream<Value>, CliEr
     Ok(s.durable().watermarks(time, rules))
 }
 
-fn window(args: &Args<'_>, s: &Stream<Value>) -> Result<(Stream<Value>, Stream<Value>), CliError> {
+fn window(args: &Args<'_>, s: &Stream<Value>) -> BuiltSplit {
     let unit = unit_nanos(args)?;
     let time = event_time(args.required_expr("time", &["x"])?, unit);
     let size = args.required_interval("size")?;

@@ -72,6 +72,9 @@ pub(crate) enum Role {
 /// A stage built: its last stream, or why it cannot be.
 pub(crate) type Built = Result<Stream<Value>, CliError>;
 
+/// A stage with a second output built: its stream and the side stream.
+pub(crate) type BuiltSplit = Result<(Stream<Value>, Stream<Value>), CliError>;
+
 /// How an operator's stage is built, which says where it may stand.
 #[derive(Clone, Copy)]
 pub(crate) enum Build {
@@ -90,10 +93,7 @@ pub(crate) enum Build {
     Join(fn(&Args<'_>, &Stream<Value>, &[Stream<Value>]) -> Built),
     /// A stage of the local graph with a second output, a stream named by the option given
     /// (`window`'s `late=`), which other lines can start from.
-    Split(
-        &'static str,
-        fn(&Args<'_>, &Stream<Value>) -> Result<(Stream<Value>, Stream<Value>), CliError>,
-    ),
+    Split(&'static str, fn(&Args<'_>, &Stream<Value>) -> BuiltSplit),
     /// A sink.
     Sink(fn(&Args<'_>, &Stream<Value>, &mut Graph) -> Result<streamz_core::Sink, CliError>),
 }
