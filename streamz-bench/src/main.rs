@@ -19,6 +19,7 @@ use streamz_core::Stream;
 use streamz_rayon::{Pool, ScatterExt};
 use streamz_tokio::TokioExecutor;
 
+mod event_window;
 mod kafka;
 
 /// Runs one benchmark scenario (or all) and prints its figures.
@@ -37,6 +38,9 @@ struct Args {
     /// original's pipeline beside this one.
     #[arg(long)]
     python: Option<std::path::PathBuf>,
+    /// For `event-window-part`: which variant this process runs.
+    #[arg(long, hide = true)]
+    variant: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +64,13 @@ enum Scenario {
     /// `from_kafka → map → to_kafka` through a tansu broker it starts (needs `tansu` on
     /// PATH): records per second and end-to-end latency, beside the original's with `--python`.
     Kafka,
+    /// A keyed tumbling window on event time over 1,000,000 out-of-order events and 10,000
+    /// keys, beside a hand-written loop over a `HashMap` (plain, and as a tokio task fed by a
+    /// channel), each in a process of its own: events per second and peak memory.
+    EventWindow,
+    /// One variant of `event-window`, in this process (run by `event-window`).
+    #[value(hide = true)]
+    EventWindowPart,
     /// Every scenario but memory_chain and kafka, which needs a process of its own.
     All,
 }
@@ -86,6 +97,10 @@ fn main() {
     for scenario in scenarios {
         let figures = match scenario {
             Scenario::Kafka => kafka::kafka(args.n.unwrap_or(20_000), args.python.as_deref()),
+            Scenario::EventWindowPart => event_window::part(
+                args.variant.as_deref().unwrap_or("streamz"),
+                args.n.unwrap_or(1_000_000),
+            ),
             other => run(other, args.n),
         };
         if args.json {
@@ -123,7 +138,10 @@ fn run(scenario: Scenario, n: Option<u64>) -> Value {
         Scenario::Limit => limit(n.unwrap_or(1_000_000)),
         Scenario::Metrics => metrics(n.unwrap_or(1_000_000)),
         Scenario::Checkpoint => checkpoint(n.unwrap_or(60_000_000)),
-        Scenario::Kafka | Scenario::All => unreachable!("run in main"),
+        Scenario::EventWindow => event_window::event_window(n.unwrap_or(1_000_000)),
+        Scenario::Kafka | Scenario::EventWindowPart | Scenario::All => {
+            unreachable!("run in main")
+        }
     }
 }
 

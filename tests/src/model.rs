@@ -280,18 +280,19 @@ impl EventWindows {
         }
         self.watermark = to;
         loop {
-            // the next thing due: (time, window, 0 early / 1 fire / 2 drop)
-            let mut next: Option<(i64, usize, u8)> = None;
+            // the next thing due, in order of time, then of the window's start, then of
+            // creation: (time, start, window, 0 early / 1 fire / 2 drop)
+            let mut next: Option<(i64, i64, usize, u8)> = None;
             for (i, x) in self.windows.iter().enumerate().filter(|(_, x)| x.alive) {
                 let mut due = Vec::new();
                 if let Some(at) = x.early_at {
-                    due.push((at, i, 0));
+                    due.push((at, x.start, i, 0));
                 }
                 if x.fire_pending {
-                    due.push((x.end, i, 1));
+                    due.push((x.end, x.start, i, 1));
                 }
                 if self.lateness > 0 {
-                    due.push((x.end + self.lateness, i, 2));
+                    due.push((x.end + self.lateness, x.start, i, 2));
                 }
                 for d in due {
                     if d.0 <= to && next.is_none_or(|n| d < n) {
@@ -299,7 +300,7 @@ impl EventWindows {
                     }
                 }
             }
-            let Some((_, i, what)) = next else { break };
+            let Some((_, _, i, what)) = next else { break };
             let early = self.early;
             let lateness = self.lateness;
             let x = &mut self.windows[i];

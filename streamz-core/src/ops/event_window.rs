@@ -3,6 +3,8 @@
 //! allowed lateness, early firings, and late elements as a stream of their own.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use indexmap::IndexMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
@@ -117,6 +119,21 @@ impl Window {
             WindowShape::Sliding { size, slide } => (size, slide),
             WindowShape::Session { .. } => return,
         };
+        // in i64 when nothing overflows (the common case: i128 division is slow), else i128
+        if let Some(last) = t
+            .checked_sub(self.origin)
+            .and_then(|d| d.div_euclid(slide).checked_mul(slide))
+            .and_then(|d| d.checked_add(self.origin))
+            && let Some(low) = t.checked_sub(size - 1)
+        {
+            let span = last.saturating_sub(low).max(0);
+            let mut s = last - span.div_euclid(slide) * slide;
+            while s <= last {
+                each(s);
+                s += slide;
+            }
+            return;
+        }
         let o = i128::from(self.origin);
         let t = i128::from(t);
         let last = o + (t - o).div_euclid(i128::from(slide)) * i128::from(slide);
@@ -335,7 +352,6 @@ where
     {
         let graph = self.stream.graph_shared().clone();
         let (late, _) = source_node::<T>(graph, "late");
-        let session = matches!(self.window.shape, WindowShape::Session { .. });
         let op = WindowOp {
             window: self.window,
             lateness: self.lateness,
@@ -344,7 +360,7 @@ where
             key: self.key,
             init,
             f,
-            state: Mutex::new(WindowState::new(session)),
+            state: Mutex::new(WindowState::new()),
             late: late.clone(),
         };
         (op, late)
@@ -412,106 +428,128 @@ enum Due {
     Drop,
 }
 
-/// One window of one key.
+/// The hasher of the windows' keys: quicker than the standard library's, and seeded per
+/// process.
+type Hasher = foldhash::fast::RandomState;
+
+/// One key's tumbling or sliding window: its fold, and what it carries.
 #[derive(Serialize, Deserialize)]
-struct Win<K, A, T> {
-    key: K,
-    start: i64,
-    end: i64,
+struct Acc<A> {
     acc: A,
     /// Emitted complete (on time or late) at least once.
     emitted: bool,
-    /// When its next early firing is due, if one is.
-    early_at: Option<i64>,
-    /// A session's elements, with their arrival numbers (sessions merge, and a merged
-    /// session is folded again in arrival order).
-    items: Vec<(u64, T)>,
     /// The acknowledgements of what it folded and has not yet emitted complete.
     #[serde(skip)]
     acks: Acks,
 }
 
-/// A window node's state: its watermark, its windows (by a number given in order of
-/// creation: the order windows due at one time are emitted in), and what is due when.
+/// The tumbling or sliding windows that start at one time, one per key, in the order the keys
+/// first came (the order they are emitted in). They end, fire early and are dropped together.
 #[derive(Serialize, Deserialize)]
 #[serde(bound(
-    serialize = "K: Serialize, A: Serialize, T: Serialize",
+    serialize = "K: Serialize + Hash + Eq, A: Serialize",
+    deserialize = "K: Deserialize<'de> + Hash + Eq, A: Deserialize<'de>"
+))]
+struct Slot<K, A> {
+    end: i64,
+    early_at: Option<i64>,
+    keys: IndexMap<K, Acc<A>, Hasher>,
+}
+
+/// One key's session.
+#[derive(Serialize, Deserialize)]
+struct Session<K, A, T> {
+    key: K,
+    start: i64,
+    end: i64,
+    acc: A,
+    emitted: bool,
+    early_at: Option<i64>,
+    /// Its elements, with their arrival numbers: sessions merge, and a merged session is
+    /// folded again in arrival order.
+    items: Vec<(u64, T)>,
+    #[serde(skip)]
+    acks: Acks,
+}
+
+/// A window node's state: its watermark, its windows, and what is due when. What is due at
+/// one watermark is handled in order of time, then of the window's start, then of creation
+/// (slots keep their keys in order; sessions have numbers given in order).
+#[derive(Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize + Hash + Eq, A: Serialize, T: Serialize",
     deserialize = "K: Deserialize<'de> + Hash + Eq + Clone, A: Deserialize<'de>, T: Deserialize<'de>"
 ))]
 struct WindowState<K, A, T> {
     watermark: i64,
-    next_id: u64,
+    /// Tumbling and sliding windows, by start.
+    slots: BTreeMap<i64, Slot<K, A>>,
+    /// Sessions, by number.
+    sessions: HashMap<u64, Session<K, A, T>, Hasher>,
+    next_session: u64,
     arrivals: u64,
-    wins: BTreeMap<u64, Win<K, A, T>>,
-    due: BTreeSet<(i64, u64, Due)>,
-    session: bool,
-    /// Tumbling and sliding windows by key and start; sessions by key, the ids of its
-    /// sessions.
+    /// (time, window start, session number or 0, what is due).
+    due: BTreeSet<(i64, i64, u64, Due)>,
+    /// Each key's sessions.
     #[serde(skip)]
-    by_start: HashMap<(K, i64), u64>,
-    #[serde(skip)]
-    sessions: HashMap<K, Vec<u64>>,
+    by_key: HashMap<K, Vec<u64>, Hasher>,
 }
 
 impl<K: Hash + Eq + Clone, A, T> WindowState<K, A, T> {
-    fn new(session: bool) -> Self {
+    fn new() -> Self {
         WindowState {
             watermark: i64::MIN,
-            next_id: 0,
+            slots: BTreeMap::new(),
+            sessions: HashMap::default(),
+            next_session: 0,
             arrivals: 0,
-            wins: BTreeMap::new(),
             due: BTreeSet::new(),
-            session,
-            by_start: HashMap::new(),
-            sessions: HashMap::new(),
+            by_key: HashMap::default(),
         }
     }
 
-    /// The indexes, made again from the windows (after a restore).
+    /// The index of sessions by key, made again after a restore.
     fn reindex(&mut self) {
-        self.by_start.clear();
-        self.sessions.clear();
-        for (&id, w) in &self.wins {
-            if self.session {
-                self.sessions.entry(w.key.clone()).or_default().push(id);
-            } else {
-                self.by_start.insert((w.key.clone(), w.start), id);
-            }
+        self.by_key.clear();
+        let mut ids: Vec<u64> = self.sessions.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let key = self.sessions[&id].key.clone();
+            self.by_key.entry(key).or_default().push(id);
         }
     }
 
-    /// What `w` has due after the watermark: its next early firing, its firing (unless the
-    /// watermark is past its end: it was emitted as it changed), its end.
-    fn schedule(&mut self, id: u64, w: &Win<K, A, T>, lateness: i64) {
-        if let Some(at) = w.early_at {
-            self.due.insert((at, id, Due::Early));
+    /// What a window (`id` 0 for a slot) has due after the watermark: its next early firing,
+    /// its firing (unless the watermark is past its end: it was emitted as it changed), its
+    /// end.
+    fn schedule(&mut self, start: i64, end: i64, id: u64, early_at: Option<i64>, lateness: i64) {
+        if let Some(at) = early_at {
+            self.due.insert((at, start, id, Due::Early));
         }
-        if w.end > self.watermark {
-            self.due.insert((w.end, id, Due::Fire));
+        if end > self.watermark {
+            self.due.insert((end, start, id, Due::Fire));
         }
         if lateness > 0 {
             self.due
-                .insert((w.end.saturating_add(lateness), id, Due::Drop));
+                .insert((end.saturating_add(lateness), start, id, Due::Drop));
         }
     }
 
-    fn unschedule(&mut self, id: u64, w: &Win<K, A, T>, lateness: i64) {
-        if let Some(at) = w.early_at {
-            self.due.remove(&(at, id, Due::Early));
+    fn unschedule(&mut self, start: i64, end: i64, id: u64, early_at: Option<i64>, lateness: i64) {
+        if let Some(at) = early_at {
+            self.due.remove(&(at, start, id, Due::Early));
         }
-        self.due.remove(&(w.end, id, Due::Fire));
+        self.due.remove(&(end, start, id, Due::Fire));
         self.due
-            .remove(&(w.end.saturating_add(lateness), id, Due::Drop));
+            .remove(&(end.saturating_add(lateness), start, id, Due::Drop));
     }
 
-    fn remove(&mut self, id: u64) -> Option<Win<K, A, T>> {
-        let w = self.wins.remove(&id)?;
-        if !self.session {
-            self.by_start.remove(&(w.key.clone(), w.start));
-        } else if let Some(ids) = self.sessions.get_mut(&w.key) {
+    fn remove_session(&mut self, id: u64) -> Option<Session<K, A, T>> {
+        let w = self.sessions.remove(&id)?;
+        if let Some(ids) = self.by_key.get_mut(&w.key) {
             ids.retain(|&i| i != id);
             if ids.is_empty() {
-                self.sessions.remove(&w.key);
+                self.by_key.remove(&w.key);
             }
         }
         Some(w)
@@ -560,6 +598,22 @@ struct Adding<'p, 'c, K, A> {
     due: Vec<Out<K, A>>,
 }
 
+fn result<K: Clone, A: Clone>(
+    key: &K,
+    start: i64,
+    end: i64,
+    acc: &A,
+    firing: Firing,
+) -> Windowed<K, A> {
+    Windowed {
+        key: key.clone(),
+        start: EventTime::from_nanos(start),
+        end: EventTime::from_nanos(end),
+        value: acc.clone(),
+        firing,
+    }
+}
+
 impl<T, K, A, TF, KF, F> WindowOp<T, K, A, TF, KF, F>
 where
     T: Element,
@@ -571,25 +625,6 @@ where
 {
     fn is_session(&self) -> bool {
         matches!(self.window.shape, WindowShape::Session { .. })
-    }
-
-    fn result(w: &Win<K, A, T>, firing: Firing) -> Windowed<K, A> {
-        Windowed {
-            key: w.key.clone(),
-            start: EventTime::from_nanos(w.start),
-            end: EventTime::from_nanos(w.end),
-            value: w.acc.clone(),
-            firing,
-        }
-    }
-
-    /// A complete result of `w` (on time, or an update), with what it carries.
-    fn complete(w: &mut Win<K, A, T>, firing: Firing) -> Out<K, A> {
-        w.emitted = true;
-        Out {
-            result: Self::result(w, firing),
-            acks: std::mem::take(&mut w.acks),
-        }
     }
 
     /// Folds `x` into the tumbling or sliding windows it belongs to; false if it is too late
@@ -614,40 +649,48 @@ where
                 return; // this one is gone
             }
             accepted = true;
-            let id = match state.by_start.get(&(key.clone(), start)) {
-                Some(&id) => id,
+            if !state.slots.contains_key(&start) {
+                let early_at = next_early(self.early, start, end, watermark);
+                state.schedule(start, end, 0, early_at, self.lateness);
+                // as many keys as the newest slot has had: no rehashing as it fills
+                let keys = state.slots.values().next_back().map_or(0, |s| s.keys.len());
+                let slot = Slot {
+                    end,
+                    early_at,
+                    keys: IndexMap::with_capacity_and_hasher(keys, Hasher::default()),
+                };
+                state.slots.insert(start, slot);
+            }
+            let slot = state.slots.get_mut(&start).expect("made above");
+            let i = match slot.keys.get_index_of(&key) {
+                Some(i) => i,
                 None => {
-                    let id = state.next_id;
-                    state.next_id += 1;
-                    let w = Win {
-                        key: key.clone(),
-                        start,
-                        end,
+                    let acc = Acc {
                         acc: self.init.clone(),
                         emitted: false,
-                        early_at: next_early(self.early, start, end, watermark),
-                        items: Vec::new(),
                         acks: Acks::default(),
                     };
-                    state.schedule(id, &w, self.lateness);
-                    state.by_start.insert((key.clone(), start), id);
-                    state.wins.insert(id, w);
-                    id
+                    slot.keys.insert_full(key.clone(), acc).0
                 }
             };
-            let w = state.wins.get_mut(&id).expect("indexed windows exist");
+            let (k, w) = slot.keys.get_index_mut(i).expect("there");
             if guard(p.info, p.cx, || (self.f)(&mut w.acc, x)).is_none() {
                 return;
             }
             w.acks.merge(&p.acks);
             if end <= watermark {
-                p.due.push(Self::complete(w, Firing::Late));
+                w.emitted = true;
+                p.due.push(Out {
+                    result: result(k, start, end, &w.acc, Firing::Late),
+                    acks: std::mem::take(&mut w.acks),
+                });
             }
         });
         accepted
     }
 
-    /// Adds `x` to its key's sessions, merging those it joins; false if it is too late.
+    /// Adds `x` to its key's sessions, merging those it joins; gives it back if it is too
+    /// late.
     fn add_session(
         &self,
         state: &mut WindowState<K, A, T>,
@@ -661,16 +704,16 @@ where
         };
         let watermark = state.watermark;
         let (mut start, mut end) = (t, t.saturating_add(gap));
-        // the sessions it touches: [start, end) meets [s, e) when s <= end and start <= e
-        // in order of creation: a merged session keeps the number of its oldest part
+        // the sessions it touches ([t, t + gap) meets [s, e) when s <= t + gap and t <= e), in
+        // order of creation: a merged session keeps the number of its oldest part
         let mut touching: Vec<u64> = state
-            .sessions
+            .by_key
             .get(&key)
             .map(|ids| {
                 ids.iter()
                     .copied()
                     .filter(|id| {
-                        let w = &state.wins[id];
+                        let w = &state.sessions[id];
                         w.start <= end && start <= w.end
                     })
                     .collect()
@@ -678,7 +721,7 @@ where
             .unwrap_or_default();
         touching.sort_unstable();
         for id in &touching {
-            let w = &state.wins[id];
+            let w = &state.sessions[id];
             start = start.min(w.start);
             end = end.max(w.end);
         }
@@ -688,10 +731,10 @@ where
         let arrival = state.arrivals;
         state.arrivals += 1;
         let merges = touching.len() > 1;
-        let mut joined: Option<(u64, Win<K, A, T>)> = None;
+        let mut joined: Option<(u64, Session<K, A, T>)> = None;
         for id in touching {
-            let w = state.remove(id).expect("a key's sessions exist");
-            state.unschedule(id, &w, self.lateness);
+            let w = state.remove_session(id).expect("a key's sessions exist");
+            state.unschedule(w.start, w.end, id, w.early_at, self.lateness);
             joined = Some(match joined {
                 None => (id, w),
                 Some((first, mut m)) => {
@@ -703,9 +746,8 @@ where
             });
         }
         let (id, mut w) = joined.unwrap_or_else(|| {
-            let id = state.next_id;
-            state.next_id += 1;
-            let w = Win {
+            state.next_session += 1;
+            let w = Session {
                 key: key.clone(),
                 start,
                 end,
@@ -715,7 +757,7 @@ where
                 items: Vec::new(),
                 acks: Acks::default(),
             };
-            (id, w)
+            (state.next_session, w)
         });
         if merges {
             // sessions merged: fold their elements again, in the order they arrived
@@ -740,62 +782,120 @@ where
             next_early(self.early, start, end, watermark)
         };
         if folded && end <= watermark {
-            p.due.push(Self::complete(&mut w, Firing::Late));
+            w.emitted = true;
+            p.due.push(Out {
+                result: result(&w.key, start, end, &w.acc, Firing::Late),
+                acks: std::mem::take(&mut w.acks),
+            });
         }
-        state.schedule(id, &w, self.lateness);
-        state.sessions.entry(key).or_default().push(id);
-        state.wins.insert(id, w);
+        state.schedule(start, end, id, w.early_at, self.lateness);
+        state.by_key.entry(key).or_default().push(id);
+        state.sessions.insert(id, w);
         Ok(())
     }
 
-    /// Moves the watermark to `watermark`: what is due by then, in order of time and then
-    /// of window.
+    /// Moves the watermark to `watermark`: what is due by then, in order.
     fn advance(&self, state: &mut WindowState<K, A, T>, watermark: i64, out: &mut Vec<Out<K, A>>) {
         if watermark <= state.watermark {
             return;
         }
         state.watermark = watermark;
-        while let Some(&(at, id, due)) = state.due.first() {
+        while let Some(&(at, start, id, due)) = state.due.first() {
             if at > watermark {
                 break;
             }
-            state.due.remove(&(at, id, due));
+            state.due.remove(&(at, start, id, due));
+            if id == 0 {
+                self.advance_slot(state, start, due, watermark, out);
+                continue;
+            }
+            let lateness = self.lateness;
+            let w = state.sessions.get_mut(&id).expect("due sessions exist");
             match due {
-                Due::Early => {
-                    let w = state.wins.get_mut(&id).expect("due windows exist");
-                    if w.end > watermark {
-                        out.push(Out {
-                            result: Self::result(w, Firing::Early),
-                            acks: Acks::default(),
-                        });
-                        w.early_at = next_early(self.early, w.start, w.end, watermark);
-                        if let Some(next) = w.early_at {
-                            state.due.insert((next, id, Due::Early));
-                        }
-                    } else {
-                        w.early_at = None;
+                Due::Early if w.end > watermark => {
+                    out.push(Out {
+                        result: result(&w.key, w.start, w.end, &w.acc, Firing::Early),
+                        acks: Acks::default(),
+                    });
+                    w.early_at = next_early(self.early, w.start, w.end, watermark);
+                    if let Some(next) = w.early_at {
+                        state.due.insert((next, start, id, Due::Early));
                     }
                 }
+                Due::Early => w.early_at = None,
                 Due::Fire => {
-                    let w = state.wins.get_mut(&id).expect("due windows exist");
                     let firing = if w.emitted {
                         Firing::Late
                     } else {
                         Firing::OnTime
                     };
-                    out.push(Self::complete(w, firing));
-                    if self.lateness == 0 {
-                        state.remove(id);
+                    w.emitted = true;
+                    out.push(Out {
+                        result: result(&w.key, w.start, w.end, &w.acc, firing),
+                        acks: std::mem::take(&mut w.acks),
+                    });
+                    if lateness == 0 {
+                        state.remove_session(id);
                     }
                 }
                 Due::Drop => {
-                    state.remove(id);
+                    state.remove_session(id);
                 }
             }
         }
     }
 
-    /// Emits what is due, then lets the late elements go.
+    /// What is due for the slot of windows starting at `start`.
+    fn advance_slot(
+        &self,
+        state: &mut WindowState<K, A, T>,
+        start: i64,
+        due: Due,
+        watermark: i64,
+        out: &mut Vec<Out<K, A>>,
+    ) {
+        let Some(slot) = state.slots.get_mut(&start) else {
+            return;
+        };
+        let end = slot.end;
+        match due {
+            Due::Early if end > watermark => {
+                for (k, w) in &slot.keys {
+                    out.push(Out {
+                        result: result(k, start, end, &w.acc, Firing::Early),
+                        acks: Acks::default(),
+                    });
+                }
+                slot.early_at = next_early(self.early, start, end, watermark);
+                if let Some(next) = slot.early_at {
+                    state.due.insert((next, start, 0, Due::Early));
+                }
+            }
+            Due::Early => slot.early_at = None,
+            Due::Fire => {
+                for (k, w) in &mut slot.keys {
+                    let firing = if w.emitted {
+                        Firing::Late
+                    } else {
+                        Firing::OnTime
+                    };
+                    w.emitted = true;
+                    out.push(Out {
+                        result: result(k, start, end, &w.acc, firing),
+                        acks: std::mem::take(&mut w.acks),
+                    });
+                }
+                if self.lateness == 0 {
+                    state.slots.remove(&start);
+                }
+            }
+            Due::Drop => {
+                state.slots.remove(&start);
+            }
+        }
+    }
+
+    /// Emits what is due, then lets the late element go.
     fn emit(
         &self,
         due: Vec<Out<K, A>>,
@@ -887,10 +987,10 @@ where
             let mut state = lock(&self.state);
             self.advance(&mut state, i64::MAX, &mut due);
             // and what lateness still kept
-            state.wins.clear();
-            state.due.clear();
-            state.by_start.clear();
+            state.slots.clear();
             state.sessions.clear();
+            state.by_key.clear();
+            state.due.clear();
         }
         self.emit(due, None, out, cx);
         self.late.close(cx);
