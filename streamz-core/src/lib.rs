@@ -34,6 +34,11 @@
 #[doc = include_str!("../../docs/core.md")]
 pub struct Guide;
 
+/// The user guide's chapter on event time, whose examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/event-time.md")]
+pub struct EventTimeGuide;
+
 /// The crate's README, whose example runs as a doctest.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use streamz_core::{
-    Checkpoint, Checkpoints, Executor, Keep, StateStore, StoreError, Stream, VecSink,
-    VirtualExecutor,
+    Checkpoint, Checkpoints, EventTime, Executor, Keep, StateStore, StoreError, Stream, VecSink,
+    VirtualExecutor, Watermarks, Window,
 };
 
 /// A store in memory, shared by the runs of one test.
@@ -33,7 +33,32 @@ fn pipeline(source: &Stream<u64>) -> Vec<VecSink<String>> {
         s.map(|x| format!("{x:?}")).sink_to_vec()
     }
     let d = source.durable();
+    // event time: 2 s an element, up to 10 s early; some come later than the watermark allows
+    let at = |x: &u64| EventTime::from_secs(2 * *x as i64 - (*x * 37 % 11) as i64);
+    let timed = d.watermarks(at, Watermarks::bounded("1s"));
+    let (tumbling, tumbling_late) = timed
+        .durable()
+        .window(Window::tumbling("10s"), at)
+        .key(|x| x % 3)
+        .lateness(Duration::from_secs(1))
+        .fold(0u64, |s, x| *s += x);
+    let (sliding, sliding_late) = timed
+        .durable()
+        .window(Window::sliding("20s", "5s"), at)
+        .early_every("5s")
+        .fold(Vec::new(), |v: &mut Vec<u64>, x| v.push(*x));
+    let (sessions, sessions_late) = timed
+        .durable()
+        .window(Window::session("5s"), at)
+        .key(|x| x % 4)
+        .fold(Vec::new(), |v: &mut Vec<u64>, x| v.push(*x));
     vec![
+        show(tumbling),
+        show(tumbling_late),
+        show(sliding),
+        show(sliding_late),
+        show(sessions),
+        show(sessions_late),
         show(d.accumulate(|a: &u64, x| a + x)),
         show(d.accumulate_from(7u64, |a: &u64, x| a * 3 % 1_000_003 + x)),
         show(d.scan((0u64, 0u32), |(s, n): &mut (u64, u32), x| {
@@ -611,4 +636,18 @@ fn a_source_with_its_own_position_commits_only_what_a_checkpoint_covers() {
     let (totals, committed) = run(10, Some(10));
     assert_eq!(totals, vec![15, 21, 28, 36, 45]);
     assert_eq!(committed, vec![10]);
+}
+
+/// The event-time windows of `pipeline` see what their checkpoints must carry: late
+/// elements, updates within lateness, early results, merged sessions.
+#[test]
+fn the_event_time_windows_meet_every_case() {
+    let out = uninterrupted(200);
+    assert!(!out[1].is_empty(), "late elements");
+    assert!(out[0].iter().any(|r| r.contains("Late")), "updates");
+    assert!(out[2].iter().any(|r| r.contains("Early")), "early results");
+    assert!(
+        out[4].iter().any(|r| r.matches(',').count() > 2),
+        "sessions of several"
+    );
 }
