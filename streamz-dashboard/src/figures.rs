@@ -27,6 +27,7 @@ impl Dashboard {
                     "in": n.elements_in,
                     "out": n.elements_out,
                     "errors": n.errors,
+                    "late": n.late,
                     "in_flight": n.in_flight,
                     "latency_ms": n.latency.map(|d| d.as_secs_f64() * 1e3),
                     "closed": n.closed,

@@ -9,7 +9,7 @@ impl Dashboard {
     pub fn prometheus(&self) -> String {
         let snapshot = self.snapshot();
         let mut out = String::new();
-        let families: [Family<streamz_core::NodeSnapshot>; 6] = [
+        let families: [Family<streamz_core::NodeSnapshot>; 7] = [
             (
                 "streamz_node_elements_in_total",
                 "counter",
@@ -27,6 +27,12 @@ impl Dashboard {
                 "counter",
                 "Elements a node failed on.",
                 |n| n.errors as f64,
+            ),
+            (
+                "streamz_node_late_total",
+                "counter",
+                "Elements that came too late for every event-time window they belong to.",
+                |n| n.late as f64,
             ),
             (
                 "streamz_node_in_flight",

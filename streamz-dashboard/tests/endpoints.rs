@@ -88,6 +88,16 @@ async fn prometheus_text_parses_and_agrees_with_the_json() {
         .map(|x: i32| 10 / x)
         .named("divide \"by\" x")
         .sink_to_vec();
+    // an event-time window whose late elements are counted
+    let at = |x: &i32| streamz_core::EventTime::from_secs(i64::from(*x));
+    let (windows, late) = source
+        .watermarks(at, streamz_core::Watermarks::ascending())
+        .window(streamz_core::Window::tumbling("1s"), at)
+        .fold(0, |n, _| *n += 1);
+    let (_windows, _late) = (
+        windows.named("per second").sink_to_vec(),
+        late.sink_to_vec(),
+    );
     let server = Dashboard::new()
         .watch(&source)
         .serve("127.0.0.1:0")
@@ -123,6 +133,8 @@ async fn prometheus_text_parses_and_agrees_with_the_json() {
     assert_eq!(value("streamz_node_elements_in_total", name), 4.0);
     assert_eq!(value("streamz_node_elements_out_total", name), 3.0);
     assert_eq!(value("streamz_node_errors_total", name), 1.0);
+    // 0 came after the watermark had reached 1 s
+    assert_eq!(value("streamz_node_late_total", "per second"), 1.0);
     assert_eq!(value("streamz_node_in_flight", name), 0.0);
     assert!(scrape.docs.contains_key("streamz_node_elements_in_total"));
 }

@@ -21,7 +21,9 @@ fn the_watermark_crosses_the_pool_behind_its_elements() {
         .gather()
         .window(Window::tumbling("10s"), at)
         .fold(0u32, |sum, x| *sum += x.0);
-    let sums = windows.map(|w| (w.start.as_millis() / 1000, w.value)).sink_to_vec();
+    let sums = windows
+        .map(|w| (w.start.as_millis() / 1000, w.value))
+        .sink_to_vec();
     let late = late.sink_to_vec();
     for t in 0..40i64 {
         source.emit_blocking((1, t)).unwrap();
