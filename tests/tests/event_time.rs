@@ -3,7 +3,9 @@
 
 use proptest::prelude::*;
 use streamz_core::{EventTime, Firing, Stream, Watermarks, Window};
+use streamz_tests::harness::Harness;
 use streamz_tests::model::EventWindows;
+use streamz_tests::on_every_executor;
 
 thread_local! {
     /// Results by firing (early, on time, late) and late elements, over the cases run.
@@ -52,6 +54,26 @@ fn run(
     early: Option<i64>,
 ) -> (Vec<Result>, Vec<Element>) {
     let source: Stream<Element> = Stream::new();
+    let (out, late) = build(&source, shape, delay, skew, lateness, early);
+    for &x in xs {
+        source.emit_blocking(x).unwrap();
+    }
+    source.close().wait().unwrap();
+    (out.to_vec(), late.to_vec())
+}
+
+/// The case's graph on `source`: its results and its late elements.
+fn build(
+    source: &Stream<Element>,
+    shape: Shape,
+    delay: i64,
+    skew: Option<i64>,
+    lateness: i64,
+    early: Option<i64>,
+) -> (
+    streamz_core::VecSink<Result>,
+    streamz_core::VecSink<Element>,
+) {
     let mut rules = Watermarks::bounded(ns(delay));
     if let Some(skew) = skew {
         rules = rules.max_skew(ns(skew));
@@ -86,12 +108,7 @@ fn run(
             )
         })
         .sink_to_vec();
-    let late = late.sink_to_vec();
-    for &x in xs {
-        source.emit_blocking(x).unwrap();
-    }
-    source.close().wait().unwrap();
-    (out.to_vec(), late.to_vec())
+    (out, late.sink_to_vec())
 }
 
 fn model(
@@ -190,3 +207,52 @@ fn the_inputs_reach_every_kind_of_result() {
     eprintln!("results early/on time/late, late elements: {stats:?}");
     assert!(stats.iter().all(|&n| n > 0), "{stats:?}");
 }
+
+/// A case of the model test: its input and its window.
+type Case = (Vec<Element>, Shape, i64, Option<i64>, i64, Option<i64>);
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        elements(),
+        shape(),
+        0i64..15,
+        prop::option::of(1i64..20),
+        prop_oneof![Just(0i64), 1i64..25],
+        prop::option::of(1i64..8),
+    )
+}
+
+/// The model test on an executor: the graph on its source, every element awaited there (a
+/// `buffer` before the window, so that elements and watermarks cross a task), the same results
+/// as the model.
+fn model_on<H: Harness>() {
+    let config = ProptestConfig {
+        cases: cases() / 4,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    runner
+        .run(&case(), |(xs, shape, delay, skew, lateness, early)| {
+            let want = model(&xs, shape, delay, skew, lateness, early);
+            let got = H::run(|rt| {
+                let xs = xs.clone();
+                async move {
+                    let source: Stream<Element> = rt.source();
+                    let buffered = source.buffer(4);
+                    let (out, late) = build(&buffered, shape, delay, skew, lateness, early);
+                    for x in xs {
+                        source.emit(x).await.unwrap();
+                    }
+                    source.close().await.unwrap();
+                    (out.to_vec(), late.to_vec())
+                }
+            });
+            prop_assert_eq!(&got.0, &want.0, "results on {}", H::NAME);
+            prop_assert_eq!(&got.1, &want.1, "late elements on {}", H::NAME);
+            Ok(())
+        })
+        .unwrap();
+}
+
+on_every_executor!(model_on);
