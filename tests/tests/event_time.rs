@@ -22,6 +22,17 @@ fn cases() -> u32 {
 type Element = (u8, i64, i32);
 type Result = (u8, i64, i64, Vec<i32>, u8);
 
+/// A case's window and watermark: its shape, the watermark's delay and skew, the lateness and
+/// the early firings, in ns.
+#[derive(Debug, Clone, Copy)]
+struct Rules {
+    shape: Shape,
+    delay: i64,
+    skew: Option<i64>,
+    lateness: i64,
+    early: Option<i64>,
+}
+
 /// The window shape: tumbling (size), sliding (size, slide) or session (gap), in ns.
 #[derive(Debug, Clone, Copy)]
 enum Shape {
@@ -45,16 +56,9 @@ fn ns(n: i64) -> std::time::Duration {
 }
 
 /// The same through the library: a `watermarks` node and a window, per key.
-fn run(
-    xs: &[Element],
-    shape: Shape,
-    delay: i64,
-    skew: Option<i64>,
-    lateness: i64,
-    early: Option<i64>,
-) -> (Vec<Result>, Vec<Element>) {
+fn run(xs: &[Element], case: Rules) -> (Vec<Result>, Vec<Element>) {
     let source: Stream<Element> = Stream::new();
-    let (out, late) = build(&source, shape, delay, skew, lateness, early);
+    let (out, late) = build(&source, case);
     for &x in xs {
         source.emit_blocking(x).unwrap();
     }
@@ -65,15 +69,18 @@ fn run(
 /// The case's graph on `source`: its results and its late elements.
 fn build(
     source: &Stream<Element>,
-    shape: Shape,
-    delay: i64,
-    skew: Option<i64>,
-    lateness: i64,
-    early: Option<i64>,
+    case: Rules,
 ) -> (
     streamz_core::VecSink<Result>,
     streamz_core::VecSink<Element>,
 ) {
+    let Rules {
+        shape,
+        delay,
+        skew,
+        lateness,
+        early,
+    } = case;
     let mut rules = Watermarks::bounded(ns(delay));
     if let Some(skew) = skew {
         rules = rules.max_skew(ns(skew));
@@ -111,14 +118,14 @@ fn build(
     (out, late.sink_to_vec())
 }
 
-fn model(
-    xs: &[Element],
-    shape: Shape,
-    delay: i64,
-    skew: Option<i64>,
-    lateness: i64,
-    early: Option<i64>,
-) -> (Vec<Result>, Vec<Element>) {
+fn model(xs: &[Element], case: Rules) -> (Vec<Result>, Vec<Element>) {
+    let Rules {
+        shape,
+        delay,
+        skew,
+        lateness,
+        early,
+    } = case;
     let (aligned, gap) = match shape {
         Shape::Tumbling(size) => (Some((size, size)), 0),
         Shape::Sliding(size, slide) => (Some((size, slide)), 0),
@@ -176,8 +183,9 @@ proptest! {
         lateness in prop_oneof![Just(0i64), 1i64..25],
         early in prop::option::of(1i64..8),
     ) {
-        let got = run(&xs, shape, delay, skew, lateness, early);
-        let want = model(&xs, shape, delay, skew, lateness, early);
+        let case = Rules { shape, delay, skew, lateness, early };
+        let got = run(&xs, case);
+        let want = model(&xs, case);
         prop_assert_eq!(&got.0, &want.0, "results");
         prop_assert_eq!(&got.1, &want.1, "late elements");
         // nothing lost: in tumbling windows, each element is in the last result of its
@@ -208,10 +216,8 @@ fn the_inputs_reach_every_kind_of_result() {
     assert!(stats.iter().all(|&n| n > 0), "{stats:?}");
 }
 
-/// A case of the model test: its input and its window.
-type Case = (Vec<Element>, Shape, i64, Option<i64>, i64, Option<i64>);
-
-fn case() -> impl Strategy<Value = Case> {
+/// A case of the model test: its input and its rules.
+fn case() -> impl Strategy<Value = (Vec<Element>, Rules)> {
     (
         elements(),
         shape(),
@@ -220,6 +226,16 @@ fn case() -> impl Strategy<Value = Case> {
         prop_oneof![Just(0i64), 1i64..25],
         prop::option::of(1i64..8),
     )
+        .prop_map(|(xs, shape, delay, skew, lateness, early)| {
+            let rules = Rules {
+                shape,
+                delay,
+                skew,
+                lateness,
+                early,
+            };
+            (xs, rules)
+        })
 }
 
 /// The model test on an executor: the graph on its source, every element awaited there (a
@@ -233,14 +249,14 @@ fn model_on<H: Harness>() {
     };
     let mut runner = proptest::test_runner::TestRunner::new(config);
     runner
-        .run(&case(), |(xs, shape, delay, skew, lateness, early)| {
-            let want = model(&xs, shape, delay, skew, lateness, early);
+        .run(&case(), |(xs, case)| {
+            let want = model(&xs, case);
             let got = H::run(|rt| {
                 let xs = xs.clone();
                 async move {
                     let source: Stream<Element> = rt.source();
                     let buffered = source.buffer(4);
-                    let (out, late) = build(&buffered, shape, delay, skew, lateness, early);
+                    let (out, late) = build(&buffered, case);
                     for x in xs {
                         source.emit(x).await.unwrap();
                     }
