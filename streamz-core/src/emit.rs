@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crossbeam_epoch::Guard;
+use smallvec::SmallVec;
 
 use crate::ack::Acks;
 use crate::error::{ErrorKind, StreamError};
@@ -22,13 +23,14 @@ pub(crate) type Pending = BoxFuture<Result<(), StreamError>>;
 /// The context of one push: the graph's context, the first failure, and the work still
 /// pending downstream.
 ///
-/// A synchronous push never allocates here: `pending` stays an empty `Vec` and `error` `None`.
+/// A synchronous push never allocates here: `pending` stays empty and `error` `None`.
 pub(crate) struct Cx<'g> {
     /// Pinned once per push; keeps every node's downstream list readable without a lock.
     guard: &'g Guard,
     graph: &'g Arc<GraphShared>,
     error: Option<StreamError>,
-    pending: Vec<Pending>,
+    /// One pending item, the common case, is kept inline.
+    pending: SmallVec<[Pending; 1]>,
     /// Below this stack address a push grows the stack before going deeper.
     stack_limit: usize,
     /// Set by `emit_blocking`: the calling thread will block on whatever is pending.
@@ -65,7 +67,7 @@ impl<'g> Cx<'g> {
             guard: &guard,
             graph,
             error: None,
-            pending: Vec::new(),
+            pending: SmallVec::new(),
             stack_limit: stack_limit(),
             blocking,
             poll_here: !blocking
@@ -125,6 +127,13 @@ impl<'g> Cx<'g> {
         work: impl Future<Output = Result<(), StreamError>> + Send + 'static,
     ) {
         self.pending.push(Box::pin(work));
+    }
+
+    /// True once the push has failed or left work pending: a context shared by several
+    /// elements (`Stream::emit_iter`) hands this element's completion back before the next.
+    #[inline(always)]
+    pub(crate) fn must_stop(&self) -> bool {
+        self.error.is_some() || !self.pending.is_empty()
     }
 
     /// How much work is pending so far: a mark for [`Cx::then_after`].
@@ -293,7 +302,7 @@ enum State {
 /// held until the work is done.
 struct Waiting {
     error: Option<StreamError>,
-    work: Vec<Option<Pending>>,
+    work: SmallVec<[Option<Pending>; 1]>,
     acks: Acks,
 }
 

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use event_listener::Event;
+use smallvec::SmallVec;
 
 use crate::ack::Acks;
 use crate::checkpoint::SaveState;
@@ -130,10 +131,28 @@ fn step_label(op: &str, func: Option<&str>) -> String {
     }
 }
 
+/// A node's neighbours, weakly. Most nodes have one of each, kept inline.
 #[derive(Default)]
 struct Links {
-    ups: Vec<Weak<NodeInfo>>,
-    downs: Vec<Weak<NodeInfo>>,
+    ups: SmallVec<[Weak<NodeInfo>; 1]>,
+    downs: SmallVec<[Weak<NodeInfo>; 1]>,
+}
+
+/// What few nodes use, allocated on first use (`NodeInfo::cold`): a name the user gave,
+/// checkpoint state, and event time's tables. Keeps `NodeInfo` small, so long chains stay
+/// in cache.
+#[derive(Default)]
+struct Cold {
+    name: Mutex<Option<Arc<str>>>,
+    /// What it saves into a checkpoint, for a node built through `Stream::durable`.
+    saved: OnceLock<Weak<dyn SaveState>>,
+    /// What it holds is saved in its state (a durable timed window's elements), so a
+    /// checkpoint need not wait for it to be handed on (`durable.rs`, "the cut").
+    at_rest: AtomicBool,
+    /// Its inputs' watermarks, once it has had more than one input (`combine_mark`).
+    marks: OnceLock<Mutex<PortMarks>>,
+    /// Watermarks waiting for the elements it held when they came (`hold_mark`).
+    held_marks: OnceLock<HeldMarks>,
 }
 
 /// The untyped part of a node: identity, name, topology, completion and in-flight state.
@@ -141,7 +160,6 @@ pub(crate) struct NodeInfo {
     pub(crate) id: u64,
     pub(crate) kind: Kind,
     func: Option<&'static str>,
-    name: Mutex<Option<Arc<str>>>,
     links: Mutex<Links>,
     pub(crate) graph: Arc<GraphShared>,
     next_port: AtomicU32,
@@ -157,15 +175,8 @@ pub(crate) struct NodeInfo {
     keeps_state: AtomicBool,
     /// Elements accepted by this node and not yet handed on (buffers, timers, async work).
     in_flight: AtomicUsize,
-    /// What it saves into a checkpoint, for a node built through `Stream::durable`.
-    saved: OnceLock<Weak<dyn SaveState>>,
-    /// What it holds is saved in its state (a durable timed window's elements), so a
-    /// checkpoint need not wait for it to be handed on (`durable.rs`, "the cut").
-    at_rest: AtomicBool,
-    /// Its inputs' watermarks, once it has had more than one input (`combine_mark`).
-    marks: OnceLock<Box<Mutex<PortMarks>>>,
-    /// Watermarks waiting for the elements it held when they came (`hold_mark`).
-    held_marks: OnceLock<Box<HeldMarks>>,
+    /// Its name, checkpoint state and event-time tables, once it has any.
+    cold: OnceLock<Box<Cold>>,
     changed: Event,
     pub(crate) meter: Meter,
 }
@@ -180,7 +191,6 @@ impl NodeInfo {
             id: next_id(),
             kind,
             func,
-            name: Mutex::new(None),
             links: Mutex::new(Links::default()),
             next_port: AtomicU32::new(0),
             open_upstreams: AtomicUsize::new(0),
@@ -189,24 +199,32 @@ impl NodeInfo {
             part_of_upstream: AtomicBool::new(false),
             keeps_state: AtomicBool::new(kind.keeps_state),
             in_flight: AtomicUsize::new(0),
-            saved: OnceLock::new(),
-            at_rest: AtomicBool::new(false),
-            marks: OnceLock::new(),
-            held_marks: OnceLock::new(),
+            cold: OnceLock::new(),
             changed: Event::new(),
             meter: Meter::new(graph.metrics_enabled()),
             graph,
         })
     }
 
+    /// Its cold part, made on first use.
+    fn cold(&self) -> &Cold {
+        self.cold.get_or_init(Box::default)
+    }
+
+    /// Its cold part, if it has one.
+    #[inline]
+    fn cold_if_any(&self) -> Option<&Cold> {
+        self.cold.get().map(|cold| &**cold)
+    }
+
     pub(crate) fn set_name(&self, name: &str) {
-        *lock(&self.name) = Some(Arc::from(name));
+        *lock(&self.cold().name) = Some(Arc::from(name));
     }
 
     /// The user's name for the node, or the operator with its function (`map: inc`).
     pub(crate) fn display_name(&self) -> Arc<str> {
-        if let Some(name) = lock(&self.name).as_ref() {
-            return name.clone();
+        if let Some(name) = self.given_name() {
+            return name;
         }
         match self.func {
             Some(_) => Arc::from(step_label(self.kind.op, self.func)),
@@ -215,7 +233,7 @@ impl NodeInfo {
     }
 
     pub(crate) fn given_name(&self) -> Option<Arc<str>> {
-        lock(&self.name).clone()
+        self.cold_if_any().and_then(|cold| lock(&cold.name).clone())
     }
 
     pub(crate) fn func(&self) -> Option<&'static str> {
@@ -332,7 +350,7 @@ impl NodeInfo {
     pub(crate) fn hold(&self, n: usize) {
         self.in_flight.fetch_add(n, Ordering::AcqRel);
         if let Some(gate) = self.graph.gate()
-            && !self.at_rest.load(Ordering::Relaxed)
+            && !self.is_at_rest()
         {
             gate.add(n);
         }
@@ -341,7 +359,7 @@ impl NodeInfo {
     /// Notes `n` held elements handed on; wakes `flush` waiters when none are left.
     pub(crate) fn release(&self, n: usize) {
         if let Some(gate) = self.graph.gate()
-            && !self.at_rest.load(Ordering::Relaxed)
+            && !self.is_at_rest()
         {
             gate.sub(n);
         }
@@ -350,7 +368,7 @@ impl NodeInfo {
         }
         // against `hold_mark`, which makes the table and then reads the count
         std::sync::atomic::fence(Ordering::SeqCst);
-        if let Some(held) = self.held_marks.get() {
+        if let Some(held) = self.cold_if_any().and_then(|cold| cold.held_marks.get()) {
             held.released(n);
         }
     }
@@ -364,11 +382,9 @@ impl NodeInfo {
         mark: Mark,
         forward: impl FnOnce() -> Box<dyn Fn(Mark) + Send + Sync>,
     ) -> bool {
-        let held = self.held_marks.get_or_init(|| {
-            Box::new(HeldMarks {
-                pending: Mutex::new(std::collections::VecDeque::new()),
-                forward: forward(),
-            })
+        let held = self.cold().held_marks.get_or_init(|| HeldMarks {
+            pending: Mutex::new(std::collections::VecDeque::new()),
+            forward: forward(),
         });
         std::sync::atomic::fence(Ordering::SeqCst);
         let mut pending = lock(&held.pending);
@@ -385,18 +401,22 @@ impl NodeInfo {
     /// Makes `state` what this node saves into checkpoints; `at_rest` when what it holds
     /// is part of that state.
     pub(crate) fn set_saved(&self, state: Weak<dyn SaveState>, at_rest: bool) {
-        self.at_rest.store(at_rest, Ordering::Relaxed);
-        let _ = self.saved.set(state);
+        let cold = self.cold();
+        cold.at_rest.store(at_rest, Ordering::Relaxed);
+        let _ = cold.saved.set(state);
     }
 
     /// What this node saves into checkpoints, if it is durable and still there.
     pub(crate) fn saved(&self) -> Option<Arc<dyn SaveState>> {
-        self.saved.get().and_then(Weak::upgrade)
+        self.cold_if_any()
+            .and_then(|cold| cold.saved.get())
+            .and_then(Weak::upgrade)
     }
 
     /// Whether what it holds is at rest in its saved state.
     pub(crate) fn is_at_rest(&self) -> bool {
-        self.at_rest.load(Ordering::Relaxed)
+        self.cold_if_any()
+            .is_some_and(|cold| cold.at_rest.load(Ordering::Relaxed))
     }
 
     /// Whether it keeps state between pushes.
@@ -409,24 +429,29 @@ impl NodeInfo {
     }
 
     pub(crate) fn is_durable(&self) -> bool {
-        self.saved.get().is_some()
+        self.cold_if_any()
+            .is_some_and(|cold| cold.saved.get().is_some())
     }
 
     /// The table of its inputs' watermarks, made when first needed from the ports it has had
     /// (until then it has had at most one input, and none went away).
     fn marks(&self) -> &Mutex<PortMarks> {
-        self.marks.get_or_init(|| {
-            Box::new(Mutex::new(PortMarks::new(
-                self.next_port.load(Ordering::Acquire),
-            )))
-        })
+        self.cold()
+            .marks
+            .get_or_init(|| Mutex::new(PortMarks::new(self.next_port.load(Ordering::Acquire))))
+    }
+
+    /// Whether it has made its table of inputs' watermarks.
+    fn has_marks(&self) -> bool {
+        self.cold_if_any()
+            .is_some_and(|cold| cold.marks.get().is_some())
     }
 
     /// `mark` arrived on `port`: what the node passes on, if anything. A node that has only
     /// ever had one input passes on what it gets; one with several passes on the least of
     /// theirs (`PortMarks`).
     pub(crate) fn combine_mark(&self, port: Port, mark: Mark) -> Option<Mark> {
-        if self.marks.get().is_none() && self.next_port.load(Ordering::Acquire) <= 1 {
+        if !self.has_marks() && self.next_port.load(Ordering::Acquire) <= 1 {
             return Some(mark);
         }
         lock(self.marks()).update(port, mark)
@@ -705,7 +730,7 @@ impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
     /// flushed has reached the sinks.
     fn close(&self, port: Port, cx: &mut Cx<'_>) {
         let last = self.out.info.upstream_closed();
-        if !last && self.out.info.marks.get().is_some() {
+        if !last && self.out.info.has_marks() {
             // an ended input holds the others' watermark back no longer
             let moved = lock(self.out.info.marks()).close(port);
             if let Some(mark) = moved {
@@ -760,7 +785,7 @@ impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
 
     fn attach(&self) -> Port {
         let port = self.out.info.new_port();
-        if port.0 > 0 || self.out.info.marks.get().is_some() {
+        if port.0 > 0 || self.out.info.has_marks() {
             lock(self.out.info.marks()).attach(port);
         }
         self.op.attach(port);

@@ -5,7 +5,7 @@ use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Instant;
 
@@ -14,7 +14,7 @@ use futures_util::{FutureExt, StreamExt};
 
 use crate::emit::{BoxFuture, Cx, Emit};
 use crate::error::{BoxError, StreamError};
-use crate::node::{Finish, Kind, NodeInfo, Operator, Outlet, Port, Shape, fn_name, guard};
+use crate::node::{Finish, Kind, NodeInfo, Operator, Outlet, Port, Shape, fn_name, guard, lock};
 use crate::ops::sink::Sink;
 use crate::queue::Receiver;
 use crate::stream::{Element, Stream};
@@ -76,12 +76,19 @@ where
 /// its own threads (tokio's): the calling thread is a plain one, outside the runtime; the work
 /// then runs on the executor.
 fn first_poll<R>(work: &mut BoxFuture<R>, cx: &Cx<'_>) -> std::thread::Result<Poll<R>> {
+    first_poll_pinned(work.as_mut(), cx)
+}
+
+/// [`first_poll`] for a future pinned anywhere.
+fn first_poll_pinned<W: Future + ?Sized>(
+    work: Pin<&mut W>,
+    cx: &Cx<'_>,
+) -> std::thread::Result<Poll<W::Output>> {
     if !cx.may_poll_here() {
         return Ok(Poll::Pending);
     }
     catch_unwind(AssertUnwindSafe(|| {
-        work.as_mut()
-            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+        work.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
     }))
 }
 
@@ -267,34 +274,109 @@ where
 
 // ------------------------------------------------------------------------------ sink_async
 
-struct SinkAsync<F>(F);
+/// An async sink. Its user's future is polled where it was made: in a box the node keeps and
+/// reuses, so a write that is done at its first poll allocates nothing; one that is pending
+/// takes the box along and gives it back when it is done.
+struct SinkAsync<F, W> {
+    f: F,
+    /// A box for the next element's future, left by the last one that finished.
+    spare: Arc<Mutex<Option<Slot<W>>>>,
+}
 
-impl<T, F> Operator<T> for SinkAsync<F>
+/// A pinned place for one future at a time (`Pin::set` puts the next in, in place).
+type Slot<W> = Pin<Box<Option<W>>>;
+
+impl<F, W> SinkAsync<F, W> {
+    fn new<T>(f: F) -> Self
+    where
+        F: Fn(T) -> W,
+    {
+        SinkAsync {
+            f,
+            spare: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
+/// A future in a [`Slot`], polled where it is.
+struct InSlot<W>(Slot<W>);
+
+impl<W: Future<Output: SinkOutput>> Future for InSlot<W> {
+    type Output = Result<(), BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        match self.0.as_mut().as_pin_mut() {
+            Some(work) => work.poll(cx).map(SinkOutput::into_result),
+            None => unreachable!("a slot is made with its future in it"),
+        }
+    }
+}
+
+impl<T, F, W> Operator<T> for SinkAsync<F, W>
 where
     T: 'static,
-    F: Fn(T) -> BoxFuture<Result<(), BoxError>> + Send + Sync + 'static,
+    F: Fn(T) -> W + Send + Sync + 'static,
+    W: Future<Output: SinkOutput> + Send + 'static,
 {
     type Out = ();
 
     fn push(&self, _: Port, x: T, out: &Arc<Outlet<()>>, cx: &mut Cx<'_>) {
-        let Some(mut work) = guard(&out.info, cx, || (self.0)(x)) else {
+        let Some(work) = guard(&out.info, cx, || (self.f)(x)) else {
             return;
         };
-        // A write that is done at its first poll costs no pending work.
-        match first_poll(&mut work, cx) {
-            Ok(Poll::Ready(Ok(()))) => {}
-            Ok(Poll::Ready(Err(e))) => cx.fail(out.info.user_error(e)),
-            Err(panic) => cx.fail(out.info.panic_error(panic)),
-            Ok(Poll::Pending) => {
-                let node = out.info.clone();
-                let in_flight = InFlight::hold(&node, 1);
-                cx.wait(async move {
-                    let result = run_user(node, work).await;
-                    drop(in_flight);
-                    result
-                });
+        let mut slot = lock(&self.spare).take().unwrap_or_else(|| Box::pin(None));
+        slot.set(Some(work));
+        let first = match slot.as_mut().as_pin_mut() {
+            Some(work) => first_poll_pinned(work, cx).map(|p| p.map(SinkOutput::into_result)),
+            None => unreachable!("just put in"),
+        };
+        // A write that is done at its first poll costs no pending work and no allocation.
+        let done = match first {
+            Ok(Poll::Ready(Ok(()))) => true,
+            Ok(Poll::Ready(Err(e))) => {
+                cx.fail(out.info.user_error(e));
+                true
             }
+            Err(panic) => {
+                cx.fail(out.info.panic_error(panic));
+                true
+            }
+            Ok(Poll::Pending) => false,
+        };
+        if done {
+            slot.set(None);
+            *lock(&self.spare) = Some(slot);
+            return;
         }
+        let node = out.info.clone();
+        let in_flight = InFlight::hold(&node, 1);
+        let spare = self.spare.clone();
+        cx.wait(async move {
+            let mut work = InSlot(slot);
+            let result = run_user(node, &mut work).await;
+            drop(in_flight);
+            // the box is free again: the next element's future goes in it
+            work.0.set(None);
+            *lock(&spare) = Some(work.0);
+            result
+        });
+    }
+}
+
+/// What an async sink's future returns: nothing, or a `Result` whose error is boxed.
+trait SinkOutput {
+    fn into_result(self) -> Result<(), BoxError>;
+}
+
+impl SinkOutput for () {
+    fn into_result(self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<BoxError>> SinkOutput for Result<(), E> {
+    fn into_result(self) -> Result<(), BoxError> {
+        self.map_err(Into::into)
     }
 }
 
@@ -581,7 +663,7 @@ impl<T: Element> Stream<T> {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let name = fn_name::<F>();
-        Sink::of(&self.attach(SINK_ASYNC, name, SinkAsync(infallible(f))))
+        Sink::of(&self.attach(SINK_ASYNC, name, SinkAsync::new(f)))
     }
 
     /// Like [`sink_async`](Stream::sink_async) for a function whose future returns a
@@ -605,6 +687,6 @@ impl<T: Element> Stream<T> {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
         let name = fn_name::<F>();
-        Sink::of(&self.attach(SINK_ASYNC, name, SinkAsync(fallible(f))))
+        Sink::of(&self.attach(SINK_ASYNC, name, SinkAsync::new(f)))
     }
 }

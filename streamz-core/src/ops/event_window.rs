@@ -443,6 +443,28 @@ struct Acc<A> {
     acks: Acks,
 }
 
+impl<A: Clone> Acc<A> {
+    /// A complete result (on time, or an update), with the acknowledgements it carries.
+    fn complete<K: Clone>(&mut self, key: &K, start: i64, end: i64, firing: Firing) -> Out<K, A> {
+        self.emitted = true;
+        Out {
+            result: result(key, start, end, &self.acc, firing),
+            acks: std::mem::take(&mut self.acks),
+        }
+    }
+
+    /// The result when the watermark reaches the end: on time, or late if it was emitted
+    /// before (a session a late element extended).
+    fn fire<K: Clone>(&mut self, key: &K, start: i64, end: i64) -> Out<K, A> {
+        let firing = if self.emitted {
+            Firing::Late
+        } else {
+            Firing::OnTime
+        };
+        self.complete(key, start, end, firing)
+    }
+}
+
 /// The tumbling or sliding windows that start at one time, one per key, in the order the keys
 /// first came (the order they are emitted in). They end, fire early and are dropped together.
 #[derive(Serialize, Deserialize)]
@@ -452,7 +474,6 @@ struct Acc<A> {
 ))]
 struct Slot<K, A> {
     end: i64,
-    early_at: Option<i64>,
     keys: IndexMap<K, Acc<A>, Hasher>,
 }
 
@@ -462,14 +483,11 @@ struct Session<K, A, T> {
     key: K,
     start: i64,
     end: i64,
-    acc: A,
-    emitted: bool,
+    fold: Acc<A>,
     early_at: Option<i64>,
     /// Its elements, with their arrival numbers: sessions merge, and a merged session is
     /// folded again in arrival order.
     items: Vec<(u64, T)>,
-    #[serde(skip)]
-    acks: Acks,
 }
 
 /// A window node's state: its watermark, its windows, and what is due when. What is due at
@@ -656,7 +674,6 @@ where
                 let keys = state.slots.values().next_back().map_or(0, |s| s.keys.len());
                 let slot = Slot {
                     end,
-                    early_at,
                     keys: IndexMap::with_capacity_and_hasher(keys, Hasher::default()),
                 };
                 state.slots.insert(start, slot);
@@ -679,11 +696,7 @@ where
             }
             w.acks.merge(&p.acks);
             if end <= watermark {
-                w.emitted = true;
-                p.due.push(Out {
-                    result: result(k, start, end, &w.acc, Firing::Late),
-                    acks: std::mem::take(&mut w.acks),
-                });
+                p.due.push(w.complete(k, start, end, Firing::Late));
             }
         });
         accepted
@@ -739,8 +752,8 @@ where
                 None => (id, w),
                 Some((first, mut m)) => {
                     m.items.extend(w.items);
-                    m.emitted |= w.emitted;
-                    m.acks.merge(&w.acks);
+                    m.fold.emitted |= w.fold.emitted;
+                    m.fold.acks.merge(&w.fold.acks);
                     (first, m)
                 }
             });
@@ -751,11 +764,13 @@ where
                 key: key.clone(),
                 start,
                 end,
-                acc: self.init.clone(),
-                emitted: false,
+                fold: Acc {
+                    acc: self.init.clone(),
+                    emitted: false,
+                    acks: Acks::default(),
+                },
                 early_at: None,
                 items: Vec::new(),
-                acks: Acks::default(),
             };
             (state.next_session, w)
         });
@@ -768,25 +783,22 @@ where
                 folded &= guard(p.info, p.cx, || (self.f)(&mut acc, item)).is_some();
             }
             if folded {
-                w.acc = acc;
+                w.fold.acc = acc;
             }
         }
-        let folded = guard(p.info, p.cx, || (self.f)(&mut w.acc, &x)).is_some();
+        let folded = guard(p.info, p.cx, || (self.f)(&mut w.fold.acc, &x)).is_some();
         w.items.push((arrival, x));
         w.start = start;
         w.end = end;
-        w.acks.merge(&p.acks);
-        w.early_at = if w.emitted {
+        w.fold.acks.merge(&p.acks);
+        w.early_at = if w.fold.emitted {
             None
         } else {
             next_early(self.early, start, end, watermark)
         };
         if folded && end <= watermark {
-            w.emitted = true;
-            p.due.push(Out {
-                result: result(&w.key, start, end, &w.acc, Firing::Late),
-                acks: std::mem::take(&mut w.acks),
-            });
+            p.due
+                .push(w.fold.complete(&w.key, start, end, Firing::Late));
         }
         state.schedule(start, end, id, w.early_at, self.lateness);
         state.by_key.entry(key).or_default().push(id);
@@ -814,7 +826,7 @@ where
             match due {
                 Due::Early if w.end > watermark => {
                     out.push(Out {
-                        result: result(&w.key, w.start, w.end, &w.acc, Firing::Early),
+                        result: result(&w.key, w.start, w.end, &w.fold.acc, Firing::Early),
                         acks: Acks::default(),
                     });
                     w.early_at = next_early(self.early, w.start, w.end, watermark);
@@ -824,16 +836,7 @@ where
                 }
                 Due::Early => w.early_at = None,
                 Due::Fire => {
-                    let firing = if w.emitted {
-                        Firing::Late
-                    } else {
-                        Firing::OnTime
-                    };
-                    w.emitted = true;
-                    out.push(Out {
-                        result: result(&w.key, w.start, w.end, &w.acc, firing),
-                        acks: std::mem::take(&mut w.acks),
-                    });
+                    out.push(w.fold.fire(&w.key, w.start, w.end));
                     if lateness == 0 {
                         state.remove_session(id);
                     }
@@ -866,24 +869,14 @@ where
                         acks: Acks::default(),
                     });
                 }
-                slot.early_at = next_early(self.early, start, end, watermark);
-                if let Some(next) = slot.early_at {
+                if let Some(next) = next_early(self.early, start, end, watermark) {
                     state.due.insert((next, start, 0, Due::Early));
                 }
             }
-            Due::Early => slot.early_at = None,
+            Due::Early => {}
             Due::Fire => {
                 for (k, w) in &mut slot.keys {
-                    let firing = if w.emitted {
-                        Firing::Late
-                    } else {
-                        Firing::OnTime
-                    };
-                    w.emitted = true;
-                    out.push(Out {
-                        result: result(k, start, end, &w.acc, firing),
-                        acks: std::mem::take(&mut w.acks),
-                    });
+                    out.push(w.fire(k, start, end));
                 }
                 if self.lateness == 0 {
                     state.slots.remove(&start);

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::{Either, select};
+use futures_util::future::select;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{SaveState, decode, encode};
@@ -197,11 +197,10 @@ async fn idle_task(
             continue;
         }
         if executor.clock().now() < due {
+            // woken (closed, or an element) or due: look again either way
             let sleep = std::pin::pin!(sleep_until(&*executor, due));
-            if let Either::Right(_) = select(sleep, listener).await {
-                continue; // closed, or woken
-            }
-            continue; // look again: an element may have come meanwhile
+            select(sleep, listener).await;
+            continue;
         }
         let went_idle = {
             let mut s = state.lock();
