@@ -36,6 +36,7 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadMe;
 
+mod lane;
 mod pool;
 mod remote;
 mod scattered;

@@ -1,7 +1,9 @@
 //! What travels between `scatter` and `gather`: a handle on a value being computed on the
 //! pool ([`Remote`]), and the window of permits that bounds how many are in flight.
 
+use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 
 use event_listener::Event;
 use streamz_core::{StreamError, lock};
@@ -42,7 +44,11 @@ pub(crate) type Outcome<T> = Result<Items<T>, StreamError>;
 type Callback<V> = Box<dyn FnOnce(Arc<V>) + Send>;
 
 enum PromiseState<V> {
-    Waiting(Vec<Callback<V>>),
+    /// Not set yet: what to call, and which tasks to wake, once it is.
+    Waiting {
+        callbacks: Vec<Callback<V>>,
+        wakers: Vec<Waker>,
+    },
     Done(Arc<V>),
 }
 
@@ -54,7 +60,10 @@ pub(crate) struct Promise<V> {
 impl<V: Send + Sync + 'static> Promise<V> {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Promise {
-            state: Mutex::new(PromiseState::Waiting(Vec::new())),
+            state: Mutex::new(PromiseState::Waiting {
+                callbacks: Vec::new(),
+                wakers: Vec::new(),
+            }),
         })
     }
 
@@ -67,19 +76,20 @@ impl<V: Send + Sync + 'static> Promise<V> {
     /// Sets the value and runs the callbacks. Only the first call counts.
     pub(crate) fn set(&self, value: V) {
         let value = Arc::new(value);
-        let callbacks = {
+        let (callbacks, wakers) = {
             let mut state = lock(&self.state);
-            match &mut *state {
-                PromiseState::Done(_) => return,
-                PromiseState::Waiting(callbacks) => {
-                    let callbacks = std::mem::take(callbacks);
-                    *state = PromiseState::Done(value.clone());
-                    callbacks
-                }
-            }
+            let PromiseState::Waiting { callbacks, wakers } = &mut *state else {
+                return;
+            };
+            let waiting = (std::mem::take(callbacks), std::mem::take(wakers));
+            *state = PromiseState::Done(value.clone());
+            waiting
         };
         for callback in callbacks {
             callback(value.clone());
+        }
+        for waker in wakers {
+            waker.wake();
         }
     }
 
@@ -87,7 +97,7 @@ impl<V: Send + Sync + 'static> Promise<V> {
     pub(crate) fn when_set(&self, callback: impl FnOnce(Arc<V>) + Send + 'static) {
         let mut state = lock(&self.state);
         match &mut *state {
-            PromiseState::Waiting(callbacks) => callbacks.push(Box::new(callback)),
+            PromiseState::Waiting { callbacks, .. } => callbacks.push(Box::new(callback)),
             PromiseState::Done(value) => {
                 let value = value.clone();
                 drop(state);
@@ -105,17 +115,22 @@ impl<V: Send + Sync + 'static> Promise<V> {
         rx.recv().expect("`when_set` always calls back")
     }
 
-    /// Waits for the value.
+    /// Waits for the value. Each task waiting is woken once when it is set; a task polling
+    /// again before then is not added twice.
     pub(crate) async fn get(&self) -> Arc<V> {
-        let (tx, rx) = futures_channel::oneshot::channel();
-        self.when_set(move |value| {
-            let _ = tx.send(value);
-        });
-        match rx.await {
-            Ok(value) => value,
-            // `when_set` always calls back, so the sender is never dropped unsent.
-            Err(_) => unreachable!("a promise dropped its callback"),
-        }
+        poll_fn(|cx| {
+            let mut state = lock(&self.state);
+            match &mut *state {
+                PromiseState::Done(value) => Poll::Ready(value.clone()),
+                PromiseState::Waiting { wakers, .. } => {
+                    if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                        wakers.push(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+        .await
     }
 }
 

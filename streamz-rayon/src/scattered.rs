@@ -12,6 +12,7 @@ use streamz_core::{
     StreamError, label, lock, panic_message,
 };
 
+use crate::lane::Lane;
 use crate::pool::Pool;
 use crate::remote::{Items, Outcome, Promise, Remote, Window};
 
@@ -149,24 +150,22 @@ impl<T: Scatterable> Scattered<T> {
         name: String,
         job: impl Fn(Items<T>) -> Result<Items<U>, BoxError> + Send + Sync + 'static,
     ) -> Scattered<U> {
-        let job = Arc::new(job);
-        let pool = self.pool.clone();
         let node = StageNode::new(&name);
         let stage = node.clone();
+        let lane = Lane::new(self.pool.clone(), move |items| {
+            run_job(&node, || job(items))
+        });
         let stream = self
             .stream
             .map(move |input: Remote<T>| {
                 let output: Remote<U> = input.next();
                 let done = output.outcome.clone();
-                let (job, pool, node) = (job.clone(), pool.clone(), node.clone());
+                let lane = lane.clone();
                 input
                     .outcome
                     .when_set(move |outcome: Arc<Outcome<T>>| match &*outcome {
                         Err(failure) => done.set(Err(failure.clone())),
-                        Ok(items) => {
-                            let items = items.clone();
-                            pool.run(move || done.set(run_job(&node, || job(items))));
-                        }
+                        Ok(items) => lane.push(items.clone(), done),
                     });
                 output
             })

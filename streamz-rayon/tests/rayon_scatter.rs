@@ -1,8 +1,9 @@
 //! scatter → … → gather on a rayon pool: order, completion order, the in-flight bound,
-//! errors, panics, thread counts, and agreement with the serial pipeline.
+//! errors, panics, thread counts, chunks per pool job, and agreement with the serial
+//! pipeline.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -91,6 +92,106 @@ fn at_most_n_elements_are_in_flight() {
     let most = most.load(Ordering::SeqCst);
     assert!(most <= 3, "{most} elements ran at once with buffer(3)");
     assert!(most >= 2, "the pool ran elements in parallel ({most})");
+}
+
+/// A gate the pool's first elements wait at, so that the next ones queue up behind them.
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    fn wait(&self) {
+        let (open, opened) = &*self.0;
+        let (open, timeout) = opened
+            .wait_timeout_while(open.lock().unwrap(), Duration::from_secs(20), |open| !*open)
+            .unwrap();
+        assert!(*open && !timeout.timed_out(), "the gate opened");
+    }
+
+    fn open(&self) {
+        let (open, opened) = &*self.0;
+        *open.lock().unwrap() = true;
+        opened.notify_all();
+    }
+}
+
+#[test]
+fn elements_that_queue_up_go_to_the_pool_several_to_a_job() {
+    let pool = Pool::new(2).unwrap();
+    let source = Stream::with_executor(pool.clone());
+    let (gate, waiting) = (Gate::default(), Arc::new(AtomicUsize::new(0)));
+    let (at_gate, arrived) = (gate.clone(), waiting.clone());
+    let out = source
+        .scatter(&pool)
+        .try_map(move |x: u32| {
+            if x < 2 {
+                // both of the pool's threads wait here while the rest queue up
+                arrived.fetch_add(1, Ordering::SeqCst);
+                at_gate.wait();
+            }
+            if x == 30 {
+                return Err("thirty is refused");
+            }
+            Ok(x * 10)
+        })
+        .buffer(64)
+        .gather()
+        .sink_to_vec();
+    let errors = source.errors().sink_to_vec();
+    let jobs_before = pool.snapshot().completed;
+    for x in 0..50 {
+        source.emit_blocking(x).unwrap(); // 50 < 64: none waits
+    }
+    while waiting.load(Ordering::SeqCst) < 2 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    gate.open();
+    flush(&source);
+    let want: Vec<u32> = (0..50).filter(|x| *x != 30).map(|x| x * 10).collect();
+    assert_eq!(out.to_vec(), want, "every element, in input order");
+    let errors = errors.to_vec();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].to_string().contains("thirty is refused"));
+    // the two jobs waiting at the gate took the 48 queued behind them: no job per element
+    let jobs = pool.snapshot().completed - jobs_before;
+    assert_eq!(jobs, 2, "50 elements went to the pool in {jobs} jobs");
+}
+
+#[test]
+fn a_slow_element_does_not_hold_back_those_a_free_thread_can_run() {
+    let pool = Pool::new(2).unwrap();
+    let source = Stream::with_executor(pool.clone());
+    let gate = Gate::default();
+    let (at_gate, ran) = (gate.clone(), Arc::new(AtomicUsize::new(0)));
+    let count = ran.clone();
+    let out = source
+        .scatter(&pool)
+        .map(move |x: u32| {
+            if x == 0 {
+                at_gate.wait();
+            }
+            count.fetch_add(1, Ordering::SeqCst);
+            x + 1
+        })
+        .buffer(16)
+        .gather()
+        .sink_to_vec();
+    for x in 0..12 {
+        source.emit_blocking(x).unwrap();
+    }
+    // element 0 waits at the gate; the other thread runs the 11 queued after it
+    let start = std::time::Instant::now();
+    while ran.load(Ordering::SeqCst) < 11 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "only {} of the 11 ran while the first waited",
+            ran.load(Ordering::SeqCst)
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(out.is_empty(), "gather waits for the first, in input order");
+    gate.open();
+    flush(&source);
+    assert_eq!(out.to_vec(), (1..=12).collect::<Vec<_>>());
 }
 
 #[test]
