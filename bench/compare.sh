@@ -4,6 +4,7 @@
 #
 #   bash bench/compare.sh            # about 8 minutes on 2 cores (6 without tansu)
 #   QUICK=1 bash bench/compare.sh    # smaller sizes, about 2 minutes
+#   PEERS_ONLY=1 bash bench/compare.sh   # only the Rust peer table (no Python), about 2 minutes
 #
 # The original runs from a venv at $STREAMZ_PY_VENV (default bench/.venv, git-ignored), made
 # on first use from bench/python/requirements.lock.txt. Results go to $OUT (default a new
@@ -13,6 +14,23 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-$(mktemp -d)}"
 VENV="${STREAMZ_PY_VENV:-bench/.venv}"
 mkdir -p "$OUT/python"
+
+if [ -n "${QUICK:-}" ]; then PEER_N=200000; PEER_ROUNDS=3; else PEER_N=1000000; PEER_ROUNDS=7; fi
+cargo build --release -q -p streamz-bench
+peers() {
+  echo ">>> streamz for Rust beside its Rust peers ($PEER_ROUNDS interleaved rounds)" >&2
+  {
+    echo "Rust peers, $(date -u +%Y-%m-%d), $(nproc) cores; medians of $PEER_ROUNDS interleaved rounds:"
+    echo
+    target/release/streamz-bench peers --n "$PEER_N" --rounds "$PEER_ROUNDS" --raw "$OUT/peers.jsonl"
+  } > "$OUT/peers.md"
+}
+if [ -n "${PEERS_ONLY:-}" ]; then
+  peers
+  cat "$OUT/peers.md"
+  echo "(raw figures in $OUT)" >&2
+  exit 0
+fi
 
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import streamz, confluent_kafka" 2>/dev/null; then
   echo ">>> installing the original into $VENV" >&2
@@ -56,5 +74,9 @@ run f_buffer_backpressure 100 0.01
 run g_dask $G
 run h_memory_chain $H
 
+peers
+
 python3 bench/table.py "$OUT"
+echo
+cat "$OUT/peers.md"
 echo "(raw figures in $OUT)" >&2

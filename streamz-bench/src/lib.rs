@@ -46,17 +46,25 @@ pub fn emit_all(source: &Stream<u64>, n: u64) {
     }
 }
 
-/// The same work as ten `map`s and the counting sink, as a plain Rust closure chain.
+/// Emits `0..n` into `source` with one [`Stream::emit_iter_blocking`].
+pub fn feed_all(source: &Stream<u64>, n: u64) {
+    source
+        .emit_iter_blocking((0..n).map(black_box))
+        .expect("nothing fails");
+}
+
+/// The same work as ten `map`s and the counting sink, as a plain Rust closure chain (adding
+/// up in a local: no atomic, no lock).
 pub fn closure_chain(n: u64) -> u64 {
-    let total = AtomicU64::new(0);
+    let mut total = 0u64;
     for x in 0..n {
         let mut y = black_box(x);
         for _ in 0..10 {
             y = black_box(y + 1);
         }
-        total.fetch_add(y, Ordering::Relaxed);
+        total = total.wrapping_add(y);
     }
-    total.into_inner()
+    total
 }
 
 /// About 1 ms of CPU work (spinning, not sleeping): the original's `f_busy`.
@@ -67,4 +75,41 @@ pub fn busy(x: u64) -> u64 {
         acc = black_box(acc.wrapping_mul(6364136223846793005).wrapping_add(1));
     }
     acc
+}
+
+/// `n` elements emitted at once into `rate_limit(interval)` on `runtime`: when each came out.
+pub fn rate_limited_arrivals(
+    runtime: &tokio::runtime::Runtime,
+    n: u64,
+    interval: Duration,
+) -> Vec<Instant> {
+    runtime.block_on(async {
+        let source = Stream::with_executor(streamz_tokio::TokioExecutor::current());
+        let arrivals = source
+            .rate_limit(interval)
+            .map(|_: u64| Instant::now())
+            .sink_to_vec();
+        for x in 0..n {
+            source.emit(x).await.expect("nothing fails");
+        }
+        arrivals.to_vec()
+    })
+}
+
+/// Ten `map(|x| black_box(x + 1))` stages on an iterator, a futures stream or an rxRust
+/// observable: the peers' `map10`.
+#[macro_export]
+macro_rules! ten_maps {
+    ($s:expr) => {
+        $s.map(|x| ::std::hint::black_box(x + 1))
+            .map(|x| ::std::hint::black_box(x + 1))
+            .map(|x| ::std::hint::black_box(x + 1))
+            .map(|x| ::std::hint::black_box(x + 1))
+            .map(|x| ::std::hint::black_box(x + 1))
+            .map(|x| ::std::hint::black_box(x + 1))
+            .map(|x| ::std::hint::black_box(x + 1))
+            .map(|x| ::std::hint::black_box(x + 1))
+            .map(|x| ::std::hint::black_box(x + 1))
+            .map(|x| ::std::hint::black_box(x + 1))
+    };
 }

@@ -19,8 +19,10 @@ use streamz_core::Stream;
 use streamz_rayon::{Pool, ScatterExt};
 use streamz_tokio::TokioExecutor;
 
+mod alloc_count;
 mod event_window;
 mod kafka;
+mod peers;
 
 /// Runs one benchmark scenario (or all) and prints its figures.
 #[derive(Parser, Debug)]
@@ -38,6 +40,12 @@ struct Args {
     /// original's pipeline beside this one.
     #[arg(long)]
     python: Option<std::path::PathBuf>,
+    /// For `peers`: how many interleaved rounds (the figures are their medians).
+    #[arg(long, default_value_t = 7)]
+    rounds: usize,
+    /// For `peers`: also write the rows as JSON lines to this file.
+    #[arg(long)]
+    raw: Option<std::path::PathBuf>,
     /// For `event-window-part`: which variant this process runs.
     #[arg(long, hide = true)]
     variant: Option<String>,
@@ -45,6 +53,8 @@ struct Args {
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Scenario {
+    /// A source straight into the counting sink: what an `emit` costs with no stage.
+    Map0,
     Map1,
     Map10,
     AccumulateFilter,
@@ -68,6 +78,10 @@ enum Scenario {
     /// keys, beside a hand-written loop over a `HashMap` (plain, and as a tokio task fed by a
     /// channel), each in a process of its own: events per second and peak memory.
     EventWindow,
+    /// This library beside its Rust peers (futures, rxRust, tokio channels, spawn_blocking,
+    /// rayon, governor) on the same work, in interleaved rounds: a Markdown table with
+    /// ratios, or one JSON line a row with `--json`. `--n` sizes the synchronous rows.
+    Peers,
     /// One variant of `event-window`, in this process (run by `event-window`).
     #[value(hide = true)]
     EventWindowPart,
@@ -94,6 +108,22 @@ fn main() {
         Scenario::All => EVERY.to_vec(),
         one => vec![one],
     };
+    if args.scenario == Scenario::Peers {
+        let rows = peers::peers(args.n.unwrap_or(1_000_000), args.rounds.max(1));
+        let lines: String = rows.iter().map(|row| format!("{row}\n")).collect();
+        if let Some(path) = &args.raw
+            && let Err(e) = std::fs::write(path, &lines)
+        {
+            eprintln!("streamz-bench: cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
+        if args.json {
+            print!("{lines}");
+        } else {
+            print!("{}", peers::table(&rows));
+        }
+        return;
+    }
     for scenario in scenarios {
         let figures = match scenario {
             Scenario::Kafka => kafka::kafka(args.n.unwrap_or(20_000), args.python.as_deref()),
@@ -126,6 +156,7 @@ fn text(figures: &Value) -> String {
 
 fn run(scenario: Scenario, n: Option<u64>) -> Value {
     match scenario {
+        Scenario::Map0 => map_chain("map0", 0, n.unwrap_or(1_000_000)),
         Scenario::Map1 => map_chain("map1", 1, n.unwrap_or(1_000_000)),
         Scenario::Map10 => map_chain("map10", 10, n.unwrap_or(1_000_000)),
         Scenario::AccumulateFilter => accumulate_filter(n.unwrap_or(1_000_000)),
@@ -139,7 +170,7 @@ fn run(scenario: Scenario, n: Option<u64>) -> Value {
         Scenario::Metrics => metrics(n.unwrap_or(1_000_000)),
         Scenario::Checkpoint => checkpoint(n.unwrap_or(60_000_000)),
         Scenario::EventWindow => event_window::event_window(n.unwrap_or(1_000_000)),
-        Scenario::Kafka | Scenario::EventWindowPart | Scenario::All => {
+        Scenario::Kafka | Scenario::EventWindowPart | Scenario::Peers | Scenario::All => {
             unreachable!("run in main")
         }
     }
@@ -164,8 +195,15 @@ fn round(x: f64, digits: i32) -> f64 {
 fn map_chain(name: &str, maps: usize, n: u64) -> Value {
     let (source, total) = pipelines::map_chain(maps);
     let ns = best_ns(n, || pipelines::emit_all(&source, n));
+    let fed = best_ns(n, || pipelines::feed_all(&source, n));
     black_box(total.load(Ordering::Relaxed));
-    json!({"scenario": name, "n": n, "ns_per_element": round(ns, 2), "ns_per_stage": round(ns / maps as f64, 2)})
+    json!({
+        "scenario": name,
+        "n": n,
+        "ns_per_element": round(ns, 2),
+        "ns_per_stage": round(ns / maps.max(1) as f64, 2),
+        "emit_iter_ns_per_element": round(fed, 2),
+    })
 }
 
 /// map10 without and with metrics; the source, ten maps and the sink are 12 metered nodes.
@@ -372,17 +410,7 @@ fn async_emit(n: u64) -> Value {
 fn rate_limit(n: u64) -> Value {
     let interval = Duration::from_millis(10);
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let arrivals = runtime.block_on(async {
-        let source = Stream::with_executor(TokioExecutor::current());
-        let arrivals = source
-            .rate_limit(interval)
-            .map(|_: u64| Instant::now())
-            .sink_to_vec();
-        for x in 0..n {
-            source.emit(x).await.expect("nothing fails");
-        }
-        arrivals.to_vec()
-    });
+    let arrivals = pipelines::rate_limited_arrivals(&runtime, n, interval);
     let gaps: Vec<f64> = arrivals
         .windows(2)
         .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
@@ -565,17 +593,7 @@ fn limit(n: u64) -> Value {
     let futures = best_ns(n, || {
         use futures_util::StreamExt;
         let sum = futures_executor::block_on(
-            futures_util::stream::iter(0..n)
-                .map(|x| black_box(x + 1))
-                .map(|x| black_box(x + 1))
-                .map(|x| black_box(x + 1))
-                .map(|x| black_box(x + 1))
-                .map(|x| black_box(x + 1))
-                .map(|x| black_box(x + 1))
-                .map(|x| black_box(x + 1))
-                .map(|x| black_box(x + 1))
-                .map(|x| black_box(x + 1))
-                .map(|x| black_box(x + 1))
+            streamz_bench::ten_maps!(futures_util::stream::iter(0..n))
                 .fold(0u64, |acc, x| async move { acc.wrapping_add(x) }),
         );
         black_box(sum);
