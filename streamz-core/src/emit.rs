@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crossbeam_epoch::Guard;
+use futures_util::future::Either;
 use smallvec::SmallVec;
 
 use crate::ack::Acks;
@@ -17,8 +18,38 @@ use crate::shared::GraphShared;
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// Work that must finish before an element counts as done.
-pub(crate) type Pending = BoxFuture<Result<(), StreamError>>;
+/// Work that must finish before an element counts as done, boxed with the graph it belongs
+/// to: an `Emit` whose element left only this behind holds it as it is, with no box of its own.
+pub(crate) type Pending = Pin<Box<dyn Work>>;
+
+/// A pending part of an element's work, and its graph (where it goes on if its `Emit` is
+/// dropped, and where its error is reported then).
+pub(crate) trait Work: Future<Output = Result<(), StreamError>> + Send {
+    fn graph(&self) -> &Arc<GraphShared>;
+}
+
+pin_project_lite::pin_project! {
+    /// A future of a graph's: what [`Cx::wait`] boxes.
+    struct InGraph<F> {
+        graph: Arc<GraphShared>,
+        #[pin]
+        work: F,
+    }
+}
+
+impl<F: Future<Output = Result<(), StreamError>> + Send> Future for InGraph<F> {
+    type Output = Result<(), StreamError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().work.poll(cx)
+    }
+}
+
+impl<F: Future<Output = Result<(), StreamError>> + Send> Work for InGraph<F> {
+    fn graph(&self) -> &Arc<GraphShared> {
+        &self.graph
+    }
+}
 
 /// The context of one push: the graph's context, the first failure, and the work still
 /// pending downstream.
@@ -126,7 +157,10 @@ impl<'g> Cx<'g> {
         &mut self,
         work: impl Future<Output = Result<(), StreamError>> + Send + 'static,
     ) {
-        self.pending.push(Box::pin(work));
+        self.pending.push(Box::pin(InGraph {
+            graph: self.graph.clone(),
+            work,
+        }));
     }
 
     /// True once the push has failed or left work pending: a context shared by several
@@ -150,8 +184,9 @@ impl<'g> Cx<'g> {
             error: None,
             work: self.pending.drain(mark..).map(Some).collect(),
             acks: Acks::default(),
+            graph: self.graph.clone(),
         };
-        self.pending.push(Box::pin(async move {
+        self.wait(async move {
             let first = before.await;
             let second = then().await;
             match (first, second) {
@@ -162,7 +197,7 @@ impl<'g> Cx<'g> {
                     Err(e)
                 }
             }
-        }));
+        });
     }
 
     /// True under `emit_blocking`, where waiting on the caller's own thread would deadlock.
@@ -208,21 +243,30 @@ impl<'g> Cx<'g> {
         self.stack_limit = outer;
     }
 
-    fn into_emit(self) -> Emit {
+    fn into_emit(mut self) -> Emit {
         if self.pending.is_empty() {
-            match self.error {
+            return match self.error {
                 None => Emit::ready(Ok(())),
                 Some(e) => Emit::failed(e, self.graph.clone()),
-            }
-        } else {
-            Emit {
-                state: State::Waiting(Box::new(Waiting {
-                    error: self.error,
-                    work: self.pending.into_iter().map(Some).collect(),
-                    acks: self.acks,
-                })),
-                graph: Some(self.graph.clone()),
-            }
+            };
+        }
+        // one part pending, nothing failed, nothing to acknowledge: the part is the `Emit`
+        if self.pending.len() == 1
+            && self.error.is_none()
+            && self.acks.is_empty()
+            && let Some(work) = self.pending.pop()
+        {
+            return Emit {
+                state: State::One(work),
+            };
+        }
+        Emit {
+            state: State::Waiting(Box::new(Waiting {
+                error: self.error,
+                work: self.pending.into_iter().map(Some).collect(),
+                acks: self.acks,
+                graph: self.graph.clone(),
+            })),
         }
     }
 }
@@ -288,12 +332,17 @@ pub(crate) const STACK_SEGMENT: usize = 2 * 1024 * 1024;
 #[must_use = "an Emit reports the element's errors and waits for its downstream work; await it, or call `wait()`"]
 pub struct Emit {
     state: State,
-    /// Where detached work runs and unobserved errors go; set only on the slow paths.
-    graph: Option<Arc<GraphShared>>,
 }
 
+/// Each state that can outlive its `Emit` (a failure nobody looked at, pending work) knows
+/// its graph, where detached work runs and unobserved errors go. Kept to 24 bytes: the ready
+/// path moves it around on every `emit`.
 enum State {
     Ready(Result<(), StreamError>),
+    /// A failure, reported to the graph's error stream if the `Emit` is dropped unread.
+    Failed(StreamError, Arc<GraphShared>),
+    /// One pending part, and nothing else to track (the common suspended write).
+    One(Pending),
     Waiting(Box<Waiting>),
     Done,
 }
@@ -304,6 +353,19 @@ struct Waiting {
     error: Option<StreamError>,
     work: SmallVec<[Option<Pending>; 1]>,
     acks: Acks,
+    graph: Arc<GraphShared>,
+}
+
+impl State {
+    /// The pending work of a `One` or `Waiting` state, as one future to run apart from its
+    /// `Emit`; `None` for a state with nothing pending.
+    fn into_parts(self) -> Option<Either<Pending, Box<Waiting>>> {
+        match self {
+            State::One(work) => Some(Either::Left(work)),
+            State::Waiting(waiting) => Some(Either::Right(waiting)),
+            State::Ready(_) | State::Failed(..) | State::Done => None,
+        }
+    }
 }
 
 impl Future for Waiting {
@@ -346,21 +408,19 @@ impl Emit {
     pub(crate) fn ready(result: Result<(), StreamError>) -> Self {
         Emit {
             state: State::Ready(result),
-            graph: None,
         }
     }
 
     /// A failed element whose error, if nobody looks at it, goes to `graph`'s error stream.
     pub(crate) fn failed(err: StreamError, graph: Arc<GraphShared>) -> Self {
         Emit {
-            state: State::Ready(Err(err)),
-            graph: Some(graph),
+            state: State::Failed(err, graph),
         }
     }
 
     /// True when the element's work is already complete, so awaiting returns at once.
     pub fn is_ready(&self) -> bool {
-        !matches!(self.state, State::Waiting(_))
+        !matches!(self.state, State::Waiting(_) | State::One(_))
     }
 
     /// Blocks the current thread until the element's work is complete.
@@ -379,44 +439,53 @@ impl Emit {
     /// emitted later, and [`Stream::flush`](crate::Stream::flush) and
     /// [`Stream::closed`](crate::Stream::closed) wait for it.
     pub fn wait(mut self) -> Result<(), StreamError> {
+        let executor = match &self.state {
+            State::Ready(_) | State::Failed(..) | State::Done => None,
+            State::One(work) => work.graph().executor.clone(),
+            State::Waiting(waiting) => waiting.graph.executor.clone(),
+        };
+        if executor
+            .as_ref()
+            .is_some_and(|executor| executor.is_worker_thread())
+        {
+            // detached when `self` drops
+            return Err(StreamError::new(
+                ErrorKind::WouldDeadlock,
+                None,
+                "emit_blocking (or Emit::wait) was called on a thread of the graph's own \
+                 executor, which the pending work needs: await emit() there instead",
+            ));
+        }
         match std::mem::replace(&mut self.state, State::Done) {
             State::Ready(result) => result,
+            State::Failed(e, _) => Err(e),
             State::Done => Ok(()),
-            State::Waiting(waiting) => {
-                let own_thread = self
-                    .graph
-                    .as_ref()
-                    .and_then(|graph| graph.executor.as_ref())
-                    .is_some_and(|executor| executor.is_worker_thread());
-                if own_thread {
-                    self.state = State::Waiting(waiting); // detached when `self` drops
-                    return Err(StreamError::new(
-                        ErrorKind::WouldDeadlock,
+            State::One(work) => Emit::block_on_parts(executor, Either::Left(work)),
+            State::Waiting(waiting) => Emit::block_on_parts(executor, Either::Right(waiting)),
+        }
+    }
+
+    /// Runs an element's pending work to its end from a thread outside the runtime.
+    fn block_on_parts(
+        executor: Option<Arc<dyn crate::executor::Executor>>,
+        waiting: Either<Pending, Box<Waiting>>,
+    ) -> Result<(), StreamError> {
+        match executor {
+            Some(executor) if executor.polls_anywhere() => futures_executor::block_on(waiting),
+            Some(executor) => {
+                let (done, result) = futures_channel::oneshot::channel();
+                executor.spawn(Box::pin(async move {
+                    let _ = done.send(waiting.await);
+                }));
+                futures_executor::block_on(result).unwrap_or_else(|_| {
+                    Err(StreamError::new(
+                        ErrorKind::Abandoned,
                         None,
-                        "emit_blocking (or Emit::wait) was called on a thread of the graph's own \
-                         executor, which the pending work needs: await emit() there instead",
-                    ));
-                }
-                match self.graph.as_ref().and_then(|graph| graph.executor.clone()) {
-                    Some(executor) if executor.polls_anywhere() => {
-                        futures_executor::block_on(waiting)
-                    }
-                    Some(executor) => {
-                        let (done, result) = futures_channel::oneshot::channel();
-                        executor.spawn(Box::pin(async move {
-                            let _ = done.send(waiting.await);
-                        }));
-                        futures_executor::block_on(result).unwrap_or_else(|_| {
-                            Err(StreamError::new(
-                                ErrorKind::Abandoned,
-                                None,
-                                "the graph's executor dropped the element's pending work",
-                            ))
-                        })
-                    }
-                    None => futures_executor::block_on(waiting),
-                }
+                        "the graph's executor dropped the element's pending work",
+                    ))
+                })
             }
+            None => futures_executor::block_on(waiting),
         }
     }
 
@@ -424,6 +493,7 @@ impl Emit {
     pub(crate) fn into_result_or_detach(mut self) -> Result<(), StreamError> {
         match std::mem::replace(&mut self.state, State::Done) {
             State::Ready(result) => result,
+            State::Failed(e, _) => Err(e),
             other => {
                 self.state = other;
                 Ok(())
@@ -438,9 +508,16 @@ impl Future for Emit {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let result = match &mut this.state {
-            State::Ready(_) => match std::mem::replace(&mut this.state, State::Done) {
-                State::Ready(result) => result,
-                _ => unreachable!("matched Ready just above"),
+            State::Ready(_) | State::Failed(..) => {
+                match std::mem::replace(&mut this.state, State::Done) {
+                    State::Ready(result) => result,
+                    State::Failed(e, _) => Err(e),
+                    _ => unreachable!("matched Ready or Failed just above"),
+                }
+            }
+            State::One(work) => match work.as_mut().poll(cx) {
+                Poll::Ready(result) => result,
+                Poll::Pending => return Poll::Pending,
             },
             State::Waiting(waiting) => match Pin::new(&mut **waiting).poll(cx) {
                 Poll::Ready(result) => result,
@@ -455,35 +532,46 @@ impl Future for Emit {
 
 impl Drop for Emit {
     fn drop(&mut self) {
-        // Only a failed or pending `Emit` carries a context: the common, ready one is done here.
-        let Some(graph) = self.graph.take() else {
-            return;
+        // Only a failed or pending `Emit` knows its graph: the common, ready one is done here.
+        let (graph, parts) = match &self.state {
+            State::Done | State::Ready(_) => return,
+            State::Failed(_, graph) => (graph.clone(), 0),
+            State::One(work) => (work.graph().clone(), 1),
+            State::Waiting(waiting) => (
+                waiting.graph.clone(),
+                waiting.work.iter().filter(|w| w.is_some()).count(),
+            ),
         };
         let state = std::mem::replace(&mut self.state, State::Done);
-        match state {
-            State::Done | State::Ready(Ok(())) => {}
-            State::Ready(Err(e)) => graph.report(e),
-            State::Waiting(waiting) => match &graph.executor {
-                Some(executor) => {
-                    let report = graph.clone();
-                    graph.detach_started();
-                    executor.spawn(Box::pin(async move {
-                        if let Err(e) = waiting.await {
-                            report.report(e);
-                        }
-                        report.detach_finished();
-                    }));
-                }
-                None => graph.report(StreamError::new(
+        if let State::Failed(e, _) = state {
+            graph.report(e);
+            return;
+        }
+        match &graph.executor {
+            Some(executor) => {
+                let report = graph.clone();
+                graph.detach_started();
+                let Some(pending) = state.into_parts() else {
+                    return;
+                };
+                executor.spawn(Box::pin(async move {
+                    if let Err(e) = pending.await {
+                        report.report(e);
+                    }
+                    report.detach_finished();
+                }));
+            }
+            None => {
+                drop(state);
+                graph.report(StreamError::new(
                     ErrorKind::Abandoned,
                     None,
                     format!(
-                        "an Emit was dropped with {} pending part(s) of its element's work, and the \
-                         graph has no executor to finish them",
-                        waiting.work.iter().filter(|w| w.is_some()).count()
+                        "an Emit was dropped with {parts} pending part(s) of its element's work, \
+                         and the graph has no executor to finish them"
                     ),
-                )),
-            },
+                ));
+            }
         }
     }
 }
@@ -492,6 +580,15 @@ impl fmt::Debug for Emit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.state {
             State::Ready(result) => f.debug_tuple("Emit::Ready").field(result).finish(),
+            State::Failed(e, _) => f
+                .debug_tuple("Emit::Ready")
+                .field(&Err::<(), _>(e))
+                .finish(),
+            State::One(_) => f
+                .debug_struct("Emit::Waiting")
+                .field("error", &None::<StreamError>)
+                .field("pending", &1)
+                .finish(),
             State::Waiting(w) => f
                 .debug_struct("Emit::Waiting")
                 .field("error", &w.error)
@@ -499,5 +596,14 @@ impl fmt::Debug for Emit {
                 .finish(),
             State::Done => f.write_str("Emit::Done"),
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    /// Every `emit` builds and drops an `Emit`: it stays three words, the pending part kept
+    /// without a box of its own included (DESIGN.md, "What `emit` returns").
+    #[test]
+    fn an_emit_stays_three_words() {
+        assert!(std::mem::size_of::<super::Emit>() <= 3 * std::mem::size_of::<usize>());
     }
 }

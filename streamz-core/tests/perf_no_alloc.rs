@@ -1,5 +1,5 @@
 //! A synchronous emit allocates nothing, and an async sink's write nothing when its future is
-//! ready and at most twice when it suspends: counted with a global allocator, on the emitting
+//! ready and at most once when it suspends: counted with a global allocator, on the emitting
 //! thread only (the test harness's own threads allocate when they like).
 // The counting allocator is the one place that needs `unsafe`.
 #![allow(unsafe_code)]
@@ -107,7 +107,7 @@ impl Future for YieldOnce {
 }
 
 #[test]
-fn an_async_sink_allocates_nothing_when_ready_and_at_most_twice_when_it_suspends() {
+fn an_async_sink_allocates_nothing_when_ready_and_at_most_once_when_it_suspends() {
     let n = 10_000u64;
     let ready = Stream::<u64>::new();
     ready.map(|x| x + 1).sink_async(|x| async move {
@@ -140,10 +140,11 @@ fn an_async_sink_allocates_nothing_when_ready_and_at_most_twice_when_it_suspends
         }
     });
     assert_eq!(written.load(Ordering::Relaxed), 64 + n);
-    // the pending write's box and the Emit's; keeping one part inline in the Emit made it
-    // one, but the larger Emit cost the ready path about 4 ns (see DESIGN.md)
+    // the pending write's box, which the Emit holds as it is (`State::One`); the user's
+    // future lives in a box the sink reuses. A few one-off allocations of the process's own
+    // (7 in a release run) are allowed, 64 in all: a second box per write would be 10,000.
     assert!(
-        suspending <= 2 * n as usize,
-        "{suspending} allocations during {n} suspended writes: more than two each"
+        suspending <= n as usize + 64,
+        "{suspending} allocations during {n} suspended writes: more than one each"
     );
 }
