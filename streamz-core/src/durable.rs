@@ -25,7 +25,7 @@ use crate::checkpoint::{Checkpoint, SaveState, StateStore, StoreError, decode, e
 use crate::clock::{Clock, IntoInterval, after};
 use crate::error::{ErrorKind, StreamError};
 use crate::executor::Executor;
-use crate::node::{NodeInfo, lock};
+use crate::node::{NodeArc, NodeInfo, NodeWeak, lock};
 use crate::shared::GraphShared;
 use crate::stream::{Element, Stream};
 use crate::topology::{Direction, reachable};
@@ -669,7 +669,7 @@ pub struct CheckpointsBuilder {
     every: Duration,
     patience: Duration,
     fresh: HashSet<String>,
-    feeds: Vec<(Arc<NodeInfo>, Arc<dyn SaveState>)>,
+    feeds: Vec<(NodeArc, Arc<dyn SaveState>)>,
     gate: Arc<Gate>,
 }
 
@@ -720,7 +720,7 @@ impl CheckpointsBuilder {
             position: Mutex::new(None),
             since_yield: AtomicU32::new(0),
         });
-        self.feeds.push((source.out.info.clone(), state.clone()));
+        self.feeds.push((source.out.node(), state.clone()));
         Feed {
             stream: source.clone(),
             gate: self.gate.clone(),
@@ -742,7 +742,7 @@ impl CheckpointsBuilder {
             state,
             saving: Mutex::new(None),
         });
-        self.feeds.push((source.out.info.clone(), slot));
+        self.feeds.push((source.out.node(), slot));
         SourceGate {
             gate: self.gate.clone(),
         }
@@ -818,7 +818,7 @@ impl CheckpointsBuilder {
             last: Mutex::new(None),
             every: self.every,
             patience: self.patience,
-            nodes: nodes.iter().map(Arc::downgrade).collect(),
+            nodes: nodes.iter().map(NodeArc::downgrade).collect(),
         });
         executor.spawn(Box::pin(leader(Arc::downgrade(&inner), inbox)));
         Ok(Checkpoints {
@@ -831,7 +831,7 @@ impl CheckpointsBuilder {
 
     /// Every node the feeds reach, each once, in the order first seen walking downstream
     /// from each feed in turn (the order that keys `op #k`).
-    fn reached(&self) -> Vec<Arc<NodeInfo>> {
+    fn reached(&self) -> Vec<NodeArc> {
         let mut seen = HashSet::new();
         let mut nodes = Vec::new();
         for (feed, _) in &self.feeds {
@@ -845,7 +845,7 @@ impl CheckpointsBuilder {
     }
 
     /// The feeds, and the durable nodes among `nodes`, each with its key.
-    fn entries(&self, nodes: &[Arc<NodeInfo>]) -> Vec<Entry> {
+    fn entries(&self, nodes: &[NodeArc]) -> Vec<Entry> {
         let mut entries = Vec::new();
         let mut per_op: HashMap<&'static str, usize> = HashMap::new();
         let mut named: HashMap<String, usize> = HashMap::new();
@@ -1002,7 +1002,7 @@ struct Inner {
     every: Duration,
     patience: Duration,
     /// Every node the feeds reach, to say which hold what a checkpoint waits for.
-    nodes: Vec<Weak<NodeInfo>>,
+    nodes: Vec<NodeWeak>,
 }
 
 impl Inner {
@@ -1010,7 +1010,7 @@ impl Inner {
     fn holding(&self) -> Vec<String> {
         self.nodes
             .iter()
-            .filter_map(Weak::upgrade)
+            .filter_map(NodeWeak::upgrade)
             .filter(|n| n.in_flight() > 0 && !n.is_at_rest())
             .map(|n| format!("`{}` ({} held)", n.display_name(), n.in_flight()))
             .collect()

@@ -7,11 +7,10 @@
 //! before, one predictable branch.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::node::NodeInfo;
+use crate::node::{NodeArc, NodeInfo};
 use crate::topology::{Direction, reachable};
 
 /// A handle on the graph around a stream, for reading its structure and metrics from code that
@@ -39,7 +38,7 @@ use crate::topology::{Direction, reachable};
 /// ```
 #[derive(Clone)]
 pub struct Graph {
-    start: Arc<NodeInfo>,
+    start: NodeArc,
 }
 
 impl std::fmt::Debug for Graph {
@@ -51,7 +50,7 @@ impl std::fmt::Debug for Graph {
 }
 
 impl Graph {
-    pub(crate) fn new(start: Arc<NodeInfo>) -> Self {
+    pub(crate) fn new(start: NodeArc) -> Self {
         Graph { start }
     }
 
@@ -196,14 +195,14 @@ pub struct NodeSnapshot {
 
 impl NodeSnapshot {
     fn of(node: &NodeInfo) -> Self {
-        let m = &node.meter;
+        let m = node.meter.counts();
         let latency = m.latency_ns.load(Ordering::Relaxed);
         NodeSnapshot {
             id: node.id,
             name: node.display_name().to_string(),
             operator: node.kind.op,
             shape: node.kind.shape.dot(),
-            metered: m.is_on(),
+            metered: node.meter.is_on(),
             elements_in: m.input.load(Ordering::Relaxed),
             elements_out: m.output.load(Ordering::Relaxed),
             errors: m.errors.load(Ordering::Relaxed),

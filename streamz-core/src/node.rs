@@ -131,11 +131,55 @@ fn step_label(op: &str, func: Option<&str>) -> String {
     }
 }
 
+/// What every node is, whatever its element type: the outlet that holds its [`NodeInfo`]
+/// inline (one allocation for both).
+pub(crate) trait HasInfo: Send + Sync {
+    fn node_info(&self) -> &NodeInfo;
+}
+
+/// A node, untyped and shared: what graph walks, tasks and handles keep. It keeps the node's
+/// outlet (and so what is downstream of it) alive, and derefs to its [`NodeInfo`].
+#[derive(Clone)]
+pub(crate) struct NodeArc(Arc<dyn HasInfo>);
+
+impl NodeArc {
+    /// The node whose outlet is `out`.
+    pub(crate) fn of<T: 'static>(out: &Arc<Outlet<T>>) -> Self {
+        NodeArc(out.clone())
+    }
+
+    pub(crate) fn downgrade(&self) -> NodeWeak {
+        NodeWeak(Arc::downgrade(&self.0))
+    }
+}
+
+impl std::ops::Deref for NodeArc {
+    type Target = NodeInfo;
+
+    fn deref(&self) -> &NodeInfo {
+        self.0.node_info()
+    }
+}
+
+/// A node, weakly (a neighbour link).
+#[derive(Clone)]
+pub(crate) struct NodeWeak(Weak<dyn HasInfo>);
+
+impl NodeWeak {
+    pub(crate) fn upgrade(&self) -> Option<NodeArc> {
+        self.0.upgrade().map(NodeArc)
+    }
+
+    fn is(&self, node: &NodeArc) -> bool {
+        std::ptr::addr_eq(self.0.as_ptr(), Arc::as_ptr(&node.0))
+    }
+}
+
 /// A node's neighbours, weakly. Most nodes have one of each, kept inline.
 #[derive(Default)]
 struct Links {
-    ups: SmallVec<[Weak<NodeInfo>; 1]>,
-    downs: SmallVec<[Weak<NodeInfo>; 1]>,
+    ups: SmallVec<[NodeWeak; 1]>,
+    downs: SmallVec<[NodeWeak; 1]>,
 }
 
 /// What few nodes use, allocated on first use (`NodeInfo::cold`): a name the user gave,
@@ -182,12 +226,8 @@ pub(crate) struct NodeInfo {
 }
 
 impl NodeInfo {
-    pub(crate) fn new(
-        kind: Kind,
-        func: Option<&'static str>,
-        graph: Arc<GraphShared>,
-    ) -> Arc<Self> {
-        Arc::new(NodeInfo {
+    pub(crate) fn new(kind: Kind, func: Option<&'static str>, graph: Arc<GraphShared>) -> Self {
+        NodeInfo {
             id: next_id(),
             kind,
             func,
@@ -203,7 +243,7 @@ impl NodeInfo {
             changed: Event::new(),
             meter: Meter::new(graph.metrics_enabled()),
             graph,
-        })
+        }
     }
 
     /// Its cold part, made on first use.
@@ -259,39 +299,35 @@ impl NodeInfo {
         StreamError::from_user(self.node_ref(), err)
     }
 
-    pub(crate) fn upstreams(&self) -> Vec<Arc<NodeInfo>> {
+    pub(crate) fn upstreams(&self) -> Vec<NodeArc> {
         lock(&self.links)
             .ups
             .iter()
-            .filter_map(Weak::upgrade)
+            .filter_map(NodeWeak::upgrade)
             .collect()
     }
 
-    pub(crate) fn downstreams(&self) -> Vec<Arc<NodeInfo>> {
+    pub(crate) fn downstreams(&self) -> Vec<NodeArc> {
         lock(&self.links)
             .downs
             .iter()
-            .filter_map(Weak::upgrade)
+            .filter_map(NodeWeak::upgrade)
             .collect()
     }
 
-    pub(crate) fn link(up: &Arc<NodeInfo>, down: &Arc<NodeInfo>) {
-        lock(&up.links).downs.push(Arc::downgrade(down));
-        lock(&down.links).ups.push(Arc::downgrade(up));
+    pub(crate) fn link(up: &NodeArc, down: &NodeArc) {
+        lock(&up.links).downs.push(down.downgrade());
+        lock(&down.links).ups.push(up.downgrade());
     }
 
-    fn unlink(up: &Arc<NodeInfo>, down: &Arc<NodeInfo>) {
+    fn unlink(up: &NodeArc, down: &NodeArc) {
         let mut links = lock(&up.links);
-        if let Some(i) = links
-            .downs
-            .iter()
-            .position(|w| w.as_ptr() == Arc::as_ptr(down))
-        {
+        if let Some(i) = links.downs.iter().position(|w| w.is(down)) {
             links.downs.remove(i);
         }
         drop(links);
         let mut links = lock(&down.links);
-        if let Some(i) = links.ups.iter().position(|w| w.as_ptr() == Arc::as_ptr(up)) {
+        if let Some(i) = links.ups.iter().position(|w| w.is(up)) {
             links.ups.remove(i);
         }
     }
@@ -509,7 +545,9 @@ pub(crate) trait Inlet<T>: Send + Sync {
     fn attach(&self) -> Port;
     /// The upstream on `port` is being disconnected.
     fn detach(&self, port: Port, upstream_closed: bool);
-    fn info(&self) -> &Arc<NodeInfo>;
+    fn info(&self) -> &NodeInfo;
+    /// The node, shared.
+    fn node(&self) -> NodeArc;
 }
 
 /// One downstream connection.
@@ -532,12 +570,26 @@ impl<T> Clone for Edge<T> {
 /// The list is read on every element without a lock (see `edges.rs`) and replaced as a whole
 /// when the graph is rewired, which is rare.
 pub(crate) struct Outlet<T> {
-    pub(crate) info: Arc<NodeInfo>,
+    /// The node's untyped part, inline: one allocation for both.
+    pub(crate) info: NodeInfo,
     edges: Edges<Edge<T>>,
 }
 
-impl<T: Clone> Outlet<T> {
-    pub(crate) fn new(info: Arc<NodeInfo>) -> Self {
+impl<T: 'static> HasInfo for Outlet<T> {
+    fn node_info(&self) -> &NodeInfo {
+        &self.info
+    }
+}
+
+impl<T: 'static> Outlet<T> {
+    /// This outlet's node, shared.
+    pub(crate) fn node(self: &Arc<Self>) -> NodeArc {
+        NodeArc::of(self)
+    }
+}
+
+impl<T: Clone + Send + 'static> Outlet<T> {
+    pub(crate) fn new(info: NodeInfo) -> Self {
         Outlet {
             info,
             edges: Edges::new(),
@@ -613,7 +665,7 @@ impl<T: Clone> Outlet<T> {
 
     /// Connects `inlet` as a new downstream. With `dedup`, a second connection to the same
     /// node is ignored (the original keeps downstreams in a set).
-    pub(crate) fn connect(&self, inlet: Arc<dyn Inlet<T>>, dedup: bool) {
+    pub(crate) fn connect(self: &Arc<Self>, inlet: Arc<dyn Inlet<T>>, dedup: bool) {
         let id = inlet.info().id;
         let mut added = false;
         self.edges.update(|edges| {
@@ -628,12 +680,12 @@ impl<T: Clone> Outlet<T> {
             edges
         });
         if added {
-            NodeInfo::link(&self.info, inlet.info());
+            NodeInfo::link(&self.node(), &inlet.node());
         }
     }
 
     /// Disconnects every connection to the node `id`; true if there was one.
-    pub(crate) fn disconnect(&self, id: u64) -> bool {
+    pub(crate) fn disconnect(self: &Arc<Self>, id: u64) -> bool {
         let mut removed = Vec::new();
         self.edges.update(|edges| {
             let (gone, kept) = edges.iter().cloned().partition(|e| e.inlet.info().id == id);
@@ -643,7 +695,7 @@ impl<T: Clone> Outlet<T> {
         let upstream_closed = self.info.is_closed();
         for edge in &removed {
             edge.inlet.detach(edge.port, upstream_closed);
-            NodeInfo::unlink(&self.info, edge.inlet.info());
+            NodeInfo::unlink(&self.node(), &edge.inlet.node());
         }
         !removed.is_empty()
     }
@@ -749,7 +801,7 @@ impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
                         });
                     }
                     Finish::Later => {
-                        let info = self.out.info.clone();
+                        let info = self.out.node();
                         cx.wait(async move {
                             info.wait_until(NodeInfo::is_finished).await;
                             Ok(())
@@ -799,8 +851,12 @@ impl<T: 'static, O: Operator<T>> Inlet<T> for OpNode<T, O> {
         self.out.info.drop_port(upstream_closed);
     }
 
-    fn info(&self) -> &Arc<NodeInfo> {
+    fn info(&self) -> &NodeInfo {
         &self.out.info
+    }
+
+    fn node(&self) -> NodeArc {
+        self.out.node()
     }
 }
 
@@ -843,5 +899,22 @@ pub(crate) fn guard_try<R, E: Into<BoxError>>(
             cx.fail(info.user_error(e.into()));
             None
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    /// Long chains stay fast while nodes stay small (DESIGN.md, "The push path, measured"):
+    /// a node's untyped part and its outlet are one allocation, the meter's counters and the
+    /// cold fields out of line. Grow them only with a figure that pays for it.
+    #[test]
+    fn a_nodes_outlet_and_info_stay_small() {
+        use std::mem::size_of;
+        assert!(
+            size_of::<super::NodeInfo>() <= 176,
+            "{}",
+            size_of::<super::NodeInfo>()
+        );
+        assert!(size_of::<crate::meter::Meter>() <= 16);
+        assert!(size_of::<super::Outlet<u64>>() <= 192);
     }
 }

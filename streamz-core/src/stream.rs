@@ -505,7 +505,7 @@ impl<T: Element> Stream<T> {
     /// # });
     /// ```
     pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
-        let nodes = reachable(&self.out.info, Direction::Down);
+        let nodes = reachable(&self.out.node(), Direction::Down);
         let graph = self.out.info.graph.clone();
         async move {
             // work of dropped `Emit`s (and of refused `emit_blocking`s) first: it may still
@@ -535,7 +535,7 @@ impl<T: Element> Stream<T> {
     /// # });
     /// ```
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
-        let nodes = reachable(&self.out.info, Direction::Down);
+        let nodes = reachable(&self.out.node(), Direction::Down);
         let graph = self.out.info.graph.clone();
         async move {
             graph.detached_done().await;
@@ -755,8 +755,11 @@ impl<T> Stream<T> {
     /// assert!(dot.contains("numbers"));
     /// assert!(dot.contains("shape=trapezium")); // the sink
     /// ```
-    pub fn visualize(&self) -> String {
-        crate::visualize::to_dot(&self.out.info)
+    pub fn visualize(&self) -> String
+    where
+        T: 'static,
+    {
+        crate::visualize::to_dot(&self.out.node())
     }
 
     /// Turns on per-node metrics for the whole graph this node belongs to, and for nodes built
@@ -778,15 +781,21 @@ impl<T> Stream<T> {
     /// let node = &evens.graph().snapshot().nodes[1];
     /// assert_eq!((node.operator, node.elements_in, node.elements_out), ("filter", 5, 3));
     /// ```
-    pub fn enable_metrics(&self) {
+    pub fn enable_metrics(&self)
+    where
+        T: 'static,
+    {
         self.graph().enable_metrics();
     }
 
     /// A type-erased handle on the graph this node belongs to, to read its structure and
     /// figures ([`Graph::snapshot`](crate::Graph::snapshot)) from code that does not know its
     /// element types, such as a dashboard.
-    pub fn graph(&self) -> crate::Graph {
-        crate::Graph::new(self.out.info.clone())
+    pub fn graph(&self) -> crate::Graph
+    where
+        T: 'static,
+    {
+        crate::Graph::new(self.out.node())
     }
 }
 

@@ -18,7 +18,7 @@ use crate::ack::Acks;
 use crate::emit::Cx;
 use crate::error::{ErrorKind, StreamError};
 use crate::executor::Executor;
-use crate::node::{NodeInfo, Outlet, lock};
+use crate::node::{NodeArc, NodeInfo, Outlet, lock};
 use crate::queue::{Receiver, Sender};
 
 /// How many elements a node with a task queues before `emit` has to wait for room.
@@ -27,31 +27,27 @@ pub(crate) const QUEUE: usize = 1024;
 /// Elements a node holds (counted in flight) until this is dropped, with their
 /// acknowledgements, which go on with them when they are handed on (`hand_on`).
 pub(crate) struct InFlight {
-    node: Arc<NodeInfo>,
+    node: NodeArc,
     n: usize,
     pub(crate) acks: Acks,
 }
 
 impl InFlight {
     /// Holds `n` more elements at `node`, without acknowledgements.
-    pub(crate) fn hold(node: &Arc<NodeInfo>, n: usize) -> Self {
+    pub(crate) fn hold(node: NodeArc, n: usize) -> Self {
         InFlight::hold_acked(node, n, Acks::default())
     }
 
     /// Holds `n` more elements at `node`, carrying `acks`.
-    pub(crate) fn hold_acked(node: &Arc<NodeInfo>, n: usize, acks: Acks) -> Self {
+    pub(crate) fn hold_acked(node: NodeArc, n: usize, acks: Acks) -> Self {
         node.hold(n);
-        InFlight {
-            node: node.clone(),
-            n,
-            acks,
-        }
+        InFlight { node, n, acks }
     }
 }
 
 impl InFlight {
     /// Holds nothing yet, at `node`.
-    pub(crate) fn none(node: &Arc<NodeInfo>) -> Self {
+    pub(crate) fn none(node: NodeArc) -> Self {
         InFlight::hold(node, 0)
     }
 
@@ -85,7 +81,7 @@ impl Drop for InFlight {
 /// A node's input queue, bounded: the sending side, in the operator.
 pub(crate) struct TaskQueue<I> {
     queue: Sender<(I, InFlight)>,
-    node: Arc<NodeInfo>,
+    node: NodeArc,
 }
 
 /// The receiving side, in the node's task.
@@ -95,7 +91,7 @@ pub(crate) struct Inbox<I> {
 
 /// A queue of up to `capacity` elements (`QUEUE` for most nodes) into the task of `node`.
 pub(crate) fn task_queue<I: Send + 'static>(
-    node: &Arc<NodeInfo>,
+    node: &NodeArc,
     capacity: usize,
 ) -> (TaskQueue<I>, Inbox<I>) {
     let (queue, inbox) = crate::queue::bounded(capacity);
@@ -113,7 +109,7 @@ impl<I: Send + 'static> TaskQueue<I> {
     /// element's `Emit` (backpressure). From then on the node holds it, until the task is
     /// done with it.
     pub(crate) fn push(&self, item: I, cx: &mut Cx<'_>) {
-        let held = InFlight::hold_acked(&self.node, 1, cx.acks().clone());
+        let held = InFlight::hold_acked(self.node.clone(), 1, cx.acks().clone());
         match self.queue.try_send((item, held)) {
             Ok(()) => {}
             Err(TrySendError::Full(item)) => {

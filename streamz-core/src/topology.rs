@@ -1,10 +1,8 @@
 //! Walking a graph's topology: the nodes reachable from one, for `flush`, `closed`,
 //! `visualize` and `Graph::snapshot`.
 
+use crate::node::NodeArc;
 use std::collections::HashSet;
-use std::sync::Arc;
-
-use crate::node::NodeInfo;
 
 /// Which links `reachable` follows.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -16,7 +14,7 @@ pub(crate) enum Direction {
 }
 
 /// Every node reachable from `start` (itself included), in the order first seen.
-pub(crate) fn reachable(start: &Arc<NodeInfo>, direction: Direction) -> Vec<Arc<NodeInfo>> {
+pub(crate) fn reachable(start: &NodeArc, direction: Direction) -> Vec<NodeArc> {
     let mut seen = HashSet::new();
     let mut order = Vec::new();
     let mut todo = vec![start.clone()];

@@ -1,13 +1,12 @@
 //! Graphviz DOT output for [`Stream::visualize`](crate::Stream::visualize).
 
 use std::fmt::Write;
-use std::sync::Arc;
 
-use crate::node::{NodeInfo, Shape};
+use crate::node::{NodeArc, NodeInfo, Shape};
 use crate::topology::{Direction, reachable};
 
 /// The graph around `start` as DOT text: one statement per node, then one per edge.
-pub(crate) fn to_dot(start: &Arc<NodeInfo>) -> String {
+pub(crate) fn to_dot(start: &NodeArc) -> String {
     let mut nodes = reachable(start, Direction::Both);
     nodes.sort_by_key(|n| n.id);
     let mut dot = String::from("digraph {\n  graph [rankdir=LR]\n");

@@ -136,7 +136,7 @@ impl<T: Scatterable> Scattered<T> {
     }
 
     /// The stage whose node is `stream`, failing as `node`.
-    fn with_stage<U>(&self, stream: Stream<Remote<U>>, node: StageNode) -> Scattered<U> {
+    fn with_stage<U: 'static>(&self, stream: Stream<Remote<U>>, node: StageNode) -> Scattered<U> {
         node.set(stream.node());
         Scattered {
             stage: Some(node),

@@ -14,7 +14,7 @@ use futures_util::{FutureExt, StreamExt};
 
 use crate::emit::{BoxFuture, Cx, Emit};
 use crate::error::{BoxError, StreamError};
-use crate::node::{Finish, Kind, NodeInfo, Operator, Outlet, Port, Shape, fn_name, guard, lock};
+use crate::node::{Finish, Kind, NodeArc, Operator, Outlet, Port, Shape, fn_name, guard, lock};
 use crate::ops::sink::Sink;
 use crate::queue::Receiver;
 use crate::stream::{Element, Stream};
@@ -27,7 +27,7 @@ const SINK_ASYNC: Kind = Kind::new("sink_async", Shape::Trapezium);
 
 /// Runs a user future, turning a panic or an `Err` into an error at `node`.
 async fn run_user<R>(
-    node: Arc<NodeInfo>,
+    node: NodeArc,
     work: impl Future<Output = Result<R, BoxError>>,
 ) -> Result<R, StreamError> {
     let started = node.meter.is_on().then(Instant::now);
@@ -134,7 +134,7 @@ async fn map_async_task<T, U, F>(
     let mut handing_on: Option<(Emit, InFlight)> = None;
     let mut input_open = true;
     let start = |(x, held): (T, InFlight)| -> BoxFuture<Done<U>> {
-        let node = out.info.clone();
+        let node = out.node();
         match catch_unwind(AssertUnwindSafe(|| f(x))) {
             Ok(work) => Box::pin(async move { (run_user(node, work).await, held) }),
             Err(panic) => Box::pin(std::future::ready((Err(node.panic_error(panic)), held))),
@@ -257,8 +257,8 @@ where
             Ok(Poll::Ready(Err(e))) => cx.fail(out.info.user_error(e)),
             Err(panic) => cx.fail(out.info.panic_error(panic)),
             Ok(Poll::Pending) => {
-                let (node, out) = (out.info.clone(), out.clone());
-                let in_flight = InFlight::hold(&node, 1);
+                let (node, out) = (out.node(), out.clone());
+                let in_flight = InFlight::hold(node.clone(), 1);
                 // the element's acknowledgements go on with the result (this push's `Emit`
                 // holds them as well, until this work is done)
                 let acks = cx.acks().clone();
@@ -348,8 +348,8 @@ where
             *lock(&self.spare) = Some(slot);
             return;
         }
-        let node = out.info.clone();
-        let in_flight = InFlight::hold(&node, 1);
+        let node = out.node();
+        let in_flight = InFlight::hold(node.clone(), 1);
         let spare = self.spare.clone();
         cx.wait(async move {
             let mut work = InSlot(slot);
@@ -619,7 +619,7 @@ impl<T: Element> Stream<T> {
             MAP_ASYNC_UNORDERED
         };
         self.attach_with(kind, name, |out| {
-            let (queue, inbox) = task_queue(&out.info, parallelism);
+            let (queue, inbox) = task_queue(&out.node(), parallelism);
             executor.spawn(Box::pin(map_async_task(
                 inbox.into_receiver(),
                 out.clone(),

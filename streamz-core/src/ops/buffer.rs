@@ -52,7 +52,7 @@ impl<T: Element> Operator<T> for Latest<T> {
     fn push(&self, _: Port, x: T, out: &Arc<Outlet<T>>, cx: &mut Cx<'_>) {
         // the newer element is held (with its acknowledgements) before the older one, dropped
         // by `latest`'s own semantics, is let go: the count never passes through zero
-        let held = InFlight::hold_acked(&out.info, 1, cx.acks().clone());
+        let held = InFlight::hold_acked(out.node(), 1, cx.acks().clone());
         let older = self.shared.lock().value.replace((x, held));
         self.shared.notify_one();
         drop(older);
@@ -138,7 +138,7 @@ impl<T: Element> Stream<T> {
         );
         let executor = self.graph_shared().require_executor("buffer");
         self.attach_with(BUFFER, None, |out| {
-            let (queue, inbox) = task_queue(&out.info, n);
+            let (queue, inbox) = task_queue(&out.node(), n);
             executor.spawn(Box::pin(buffer_task(inbox, out.clone())));
             Buffer { queue }
         })

@@ -375,7 +375,7 @@ fn with_late<U: Element, T: Element>(
     windows: Stream<U>,
     late: Arc<Outlet<T>>,
 ) -> (Stream<U>, Stream<T>) {
-    NodeInfo::link(&windows.out.info, &late.info);
+    NodeInfo::link(&windows.out.node(), &late.node());
     (windows, Stream::from_outlet(late))
 }
 

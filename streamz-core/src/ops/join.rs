@@ -20,7 +20,9 @@ use crate::durable::Durable;
 use crate::emit::Cx;
 use crate::error::{ErrorKind, StreamError};
 use crate::event_time::Mark;
-use crate::node::{Finish, Inlet, Kind, NodeInfo, OpNode, Operator, Outlet, Port, Shape, lock};
+use crate::node::{
+    Finish, Inlet, Kind, NodeArc, NodeInfo, OpNode, Operator, Outlet, Port, Shape, lock,
+};
 use crate::shared::GraphShared;
 use crate::stream::{Element, Identity, Stream};
 
@@ -110,8 +112,12 @@ impl<X: 'static, E: 'static> Inlet<X> for Tagged<X, E> {
         self.node.detach(port, upstream_closed);
     }
 
-    fn info(&self) -> &Arc<NodeInfo> {
+    fn info(&self) -> &NodeInfo {
         self.node.info()
+    }
+
+    fn node(&self) -> NodeArc {
+        self.node.node()
     }
 }
 

@@ -16,7 +16,7 @@ use crate::clock::IntoInterval;
 use crate::durable::{Durable, start_moving};
 use crate::emit::Cx;
 use crate::executor::Executor;
-use crate::node::{Finish, Kind, NodeInfo, Operator, Outlet, Port, Shape, fn_name, guard, lock};
+use crate::node::{Finish, Kind, NodeArc, Operator, Outlet, Port, Shape, fn_name, guard, lock};
 use crate::stream::{Element, Stream};
 use crate::task::{InFlight, NodeState, hand_on, sleep_until};
 
@@ -98,7 +98,7 @@ struct Partition<K, T, F> {
     /// With a timeout: how long, the clock's executor, and the node (what holds a restored
     /// batch's elements).
     timeout: Option<(Duration, Arc<dyn Executor>)>,
-    node: Option<Arc<NodeInfo>>,
+    node: Option<NodeArc>,
 }
 
 impl<T, K, F> Operator<T> for Partition<K, T, F>
@@ -125,7 +125,7 @@ where
                 acks: Acks::default(),
                 timed: self.timeout.as_ref().map(|(t, ex)| {
                     let due = crate::clock::after(ex.clock().now(), *t);
-                    (due, InFlight::none(&out.info))
+                    (due, InFlight::none(out.node()))
                 }),
             }
         });
@@ -242,10 +242,10 @@ async fn partition_timeout_task<K: Send + 'static, T: Element>(
 }
 
 /// Hands a batch on from the timeout task.
-async fn hand_on_batch<T: Element>(out: &Outlet<Vec<T>>, batch: Batch<T>) {
+async fn hand_on_batch<T: Element>(out: &Arc<Outlet<Vec<T>>>, batch: Batch<T>) {
     let held = batch
         .timed
-        .map_or_else(|| InFlight::none(&out.info), |(_, held)| held);
+        .map_or_else(|| InFlight::none(out.node()), |(_, held)| held);
     hand_on(out, batch.items, held).await;
 }
 
@@ -297,7 +297,7 @@ where
                 let timed = match (&self.timeout, &self.node) {
                     (Some((t, ex)), Some(node)) => Some((
                         crate::clock::after(ex.clock().now(), *t),
-                        InFlight::hold(node, items.len()),
+                        InFlight::hold(node.clone(), items.len()),
                     )),
                     _ => None,
                 };
@@ -578,7 +578,7 @@ impl<T: Element> Stream<T> {
             .require_executor("partition with a timeout");
         move |out| {
             let mut op = partition_op(n, key, Some((timeout, executor.clone())));
-            op.node = Some(out.info.clone());
+            op.node = Some(out.node());
             executor.spawn(Box::pin(partition_timeout_task(
                 op.shared.clone(),
                 out.clone(),

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::emit::Cx;
 use crate::error::BoxError;
-use crate::node::{Kind, NodeInfo, Operator, Outlet, Port, Shape, fn_name, guard, guard_try, lock};
+use crate::node::{
+    Kind, NodeArc, NodeInfo, Operator, Outlet, Port, Shape, fn_name, guard, guard_try, lock,
+};
 use crate::stream::{Element, GraphNode, Stream};
 
 const SINK: Kind = Kind::new("sink", Shape::Trapezium);
@@ -133,7 +135,7 @@ impl<T: Send + 'static> Operator<T> for ToVec<T> {
 /// ```
 #[derive(Clone)]
 pub struct Sink {
-    info: Arc<NodeInfo>,
+    info: NodeArc,
 }
 
 impl fmt::Debug for Sink {
@@ -146,9 +148,9 @@ impl fmt::Debug for Sink {
 }
 
 impl Sink {
-    pub(crate) fn of<T>(stream: &Stream<T>) -> Self {
+    pub(crate) fn of<T: 'static>(stream: &Stream<T>) -> Self {
         Sink {
-            info: stream.out.info.clone(),
+            info: stream.out.node(),
         }
     }
 

@@ -40,8 +40,13 @@ impl<T> Pace<T> {
     /// Keeps `x`; returns what it replaces, to be let go once the lock is (its release may
     /// pass a watermark on).
     #[must_use]
-    fn keep(&mut self, x: T, out: &Outlet<impl Clone>, cx: &Cx<'_>) -> Option<(T, InFlight)> {
-        let held = InFlight::hold_acked(&out.info, 1, cx.acks().clone());
+    fn keep<U: 'static>(
+        &mut self,
+        x: T,
+        out: &Arc<Outlet<U>>,
+        cx: &Cx<'_>,
+    ) -> Option<(T, InFlight)> {
+        let held = InFlight::hold_acked(out.node(), 1, cx.acks().clone());
         self.held.replace((x, held))
     }
 }

@@ -73,7 +73,7 @@ impl<T: Element> Operator<T> for RateLimit<T> {
         drop(state);
         // The element waits for its turn; its `Emit` resolves when it has been handled.
         let (done, turn) = oneshot::channel();
-        let info = out.info.clone();
+        let info = out.node();
         match self.queue.try_send((x, cx.acks().clone(), done)) {
             Ok(()) => cx.wait(async move { turn.await.unwrap_or_else(|_| Err(dropped(&info))) }),
             Err(TrySendError::Full(item)) => {
@@ -433,7 +433,7 @@ impl<T: Element> Stream<T> {
         let interval = interval.into_interval();
         let executor = self.graph_shared().require_executor("delay");
         self.attach_with(DELAY, None, |out| {
-            let (queue, inbox) = task_queue(&out.info, QUEUE);
+            let (queue, inbox) = task_queue(&out.node(), QUEUE);
             executor.spawn(Box::pin(delay_task(inbox, out.clone(), executor.clone())));
             Delay {
                 interval,
@@ -594,7 +594,7 @@ impl<T: Element> Stream<T> {
         move |out| {
             let shared = NodeState::new(WindowState {
                 buffer,
-                held: InFlight::none(&out.info),
+                held: InFlight::none(out.node()),
                 busy: false,
                 closed: false,
             });
