@@ -124,7 +124,7 @@ pub(crate) fn source_node<T: Element>(
     graph: Arc<GraphShared>,
     name: &str,
 ) -> (Arc<Outlet<T>>, Arc<dyn Inlet<T>>) {
-    let info = NodeInfo::new(SOURCE, None, graph);
+    let info = NodeInfo::new(&SOURCE, None, graph);
     if name != SOURCE.op {
         info.set_name(name);
     }
@@ -194,7 +194,7 @@ impl<T: Element> Stream<T> {
     /// Adds a node running `op` downstream of this one.
     pub(crate) fn attach<O: Operator<T>>(
         &self,
-        kind: Kind,
+        kind: &'static Kind,
         func: Option<&'static str>,
         op: O,
     ) -> Stream<O::Out> {
@@ -205,7 +205,7 @@ impl<T: Element> Stream<T> {
     /// context (to start the node's task, for operators that have one).
     pub(crate) fn attach_with<U: Element, O: Operator<T, Out = U>>(
         &self,
-        kind: Kind,
+        kind: &'static Kind,
         func: Option<&'static str>,
         make: impl FnOnce(&Arc<Outlet<U>>) -> O,
     ) -> Stream<U> {
@@ -220,7 +220,7 @@ impl<T: Element> Stream<T> {
     /// (`Stream::durable`); `at_rest` when the elements it holds are part of that state.
     pub(crate) fn attach_saved<U: Element, O: Operator<T, Out = U> + SaveState>(
         &self,
-        kind: Kind,
+        kind: &'static Kind,
         func: Option<&'static str>,
         at_rest: bool,
         make: impl FnOnce(&Arc<Outlet<U>>) -> O,

@@ -263,7 +263,7 @@ impl<T: Element> Stream<T> {
         F: FnMut(&mut S, T) -> U + Send + 'static,
     {
         let name = fn_name::<F>();
-        self.attach(ACCUMULATE, name, ScanMut::infallible(start, f))
+        self.attach(&ACCUMULATE, name, ScanMut::infallible(start, f))
     }
 
     /// Like [`scan`](Stream::scan) for a function that can fail: an `Err` fails that element
@@ -293,7 +293,7 @@ impl<T: Element> Stream<T> {
         F: FnMut(&mut S, T) -> Result<U, E> + Send + 'static,
     {
         let name = fn_name::<F>();
-        self.attach(ACCUMULATE, name, ScanMut::new(start, f))
+        self.attach(&ACCUMULATE, name, ScanMut::new(start, f))
     }
 
     /// A running fold without a start value: the first element becomes the state and is
@@ -324,7 +324,7 @@ impl<T: Element> Stream<T> {
     where
         F: Fn(&T, T) -> T + Send + Sync + 'static,
     {
-        self.attach(ACCUMULATE, fn_name::<F>(), Scan::accumulate(f))
+        self.attach(&ACCUMULATE, fn_name::<F>(), Scan::accumulate(f))
     }
 
     /// A running fold from `start`: emits `state = f(&state, x)` for each element, the first
@@ -345,7 +345,7 @@ impl<T: Element> Stream<T> {
         S: Element + Sync,
         F: Fn(&S, T) -> S + Send + Sync + 'static,
     {
-        self.attach(ACCUMULATE, fn_name::<F>(), Scan::accumulate_from(start, f))
+        self.attach(&ACCUMULATE, fn_name::<F>(), Scan::accumulate_from(start, f))
     }
 
     /// A fold whose function returns `(new_state, output)` and emits the output (the
@@ -375,7 +375,7 @@ impl<T: Element> Stream<T> {
         F: Fn(&S, T) -> (S, U) + Send + Sync + 'static,
     {
         let f = move |state: &S, x| Ok::<_, Infallible>(f(state, x));
-        self.attach(ACCUMULATE, fn_name::<F>(), Scan::returns_state(start, f))
+        self.attach(&ACCUMULATE, fn_name::<F>(), Scan::returns_state(start, f))
     }
 
     /// Like [`accumulate_returns_state`](Stream::accumulate_returns_state) for a function
@@ -405,7 +405,7 @@ impl<T: Element> Stream<T> {
         T: Into<S> + Into<U>,
         F: Fn(&S, T) -> Result<(S, U), E> + Send + Sync + 'static,
     {
-        self.attach(ACCUMULATE, fn_name::<F>(), Scan::returns_state(start, f))
+        self.attach(&ACCUMULATE, fn_name::<F>(), Scan::returns_state(start, f))
     }
 
     /// Like [`accumulate_returns_state`](Stream::accumulate_returns_state), but emits
@@ -431,7 +431,7 @@ impl<T: Element> Stream<T> {
         T: Into<S> + Into<U>,
         F: Fn(&S, T) -> (S, U) + Send + Sync + 'static,
     {
-        self.attach(ACCUMULATE, fn_name::<F>(), Scan::with_state(start, f))
+        self.attach(&ACCUMULATE, fn_name::<F>(), Scan::with_state(start, f))
     }
 
     /// Counts the elements seen so far: emits a fresh map from element to count after each.
@@ -451,7 +451,7 @@ impl<T: Element> Stream<T> {
     where
         T: Hash + Eq,
     {
-        self.attach(FREQUENCIES, None, Frequencies::default())
+        self.attach(&FREQUENCIES, None, Frequencies::default())
     }
 }
 
@@ -465,7 +465,7 @@ impl<T: Element> Durable<'_, T> {
     {
         let op = ScanMut::infallible(start, f);
         self.stream
-            .attach_saved(ACCUMULATE, fn_name::<F>(), false, |_| op)
+            .attach_saved(&ACCUMULATE, fn_name::<F>(), false, |_| op)
     }
 
     /// A durable [`try_scan`](Stream::try_scan).
@@ -478,7 +478,7 @@ impl<T: Element> Durable<'_, T> {
     {
         let op = ScanMut::new(start, f);
         self.stream
-            .attach_saved(ACCUMULATE, fn_name::<F>(), false, |_| op)
+            .attach_saved(&ACCUMULATE, fn_name::<F>(), false, |_| op)
     }
 
     /// A durable [`accumulate`](Stream::accumulate).
@@ -489,7 +489,7 @@ impl<T: Element> Durable<'_, T> {
     {
         let op = Scan::accumulate(f);
         self.stream
-            .attach_saved(ACCUMULATE, fn_name::<F>(), false, |_| op)
+            .attach_saved(&ACCUMULATE, fn_name::<F>(), false, |_| op)
     }
 
     /// A durable [`accumulate_from`](Stream::accumulate_from).
@@ -500,7 +500,7 @@ impl<T: Element> Durable<'_, T> {
     {
         let op = Scan::accumulate_from(start, f);
         self.stream
-            .attach_saved(ACCUMULATE, fn_name::<F>(), false, |_| op)
+            .attach_saved(&ACCUMULATE, fn_name::<F>(), false, |_| op)
     }
 
     /// A durable [`accumulate_returns_state`](Stream::accumulate_returns_state).
@@ -514,7 +514,7 @@ impl<T: Element> Durable<'_, T> {
         let f = move |state: &S, x| Ok::<_, Infallible>(f(state, x));
         let op = Scan::returns_state(start, f);
         self.stream
-            .attach_saved(ACCUMULATE, fn_name::<F>(), false, |_| op)
+            .attach_saved(&ACCUMULATE, fn_name::<F>(), false, |_| op)
     }
 
     /// A durable [`try_accumulate_returns_state`](Stream::try_accumulate_returns_state).
@@ -528,7 +528,7 @@ impl<T: Element> Durable<'_, T> {
     {
         let op = Scan::returns_state(start, f);
         self.stream
-            .attach_saved(ACCUMULATE, fn_name::<F>(), false, |_| op)
+            .attach_saved(&ACCUMULATE, fn_name::<F>(), false, |_| op)
     }
 
     /// A durable [`accumulate_with_state`](Stream::accumulate_with_state).
@@ -541,7 +541,7 @@ impl<T: Element> Durable<'_, T> {
     {
         let op = Scan::with_state(start, f);
         self.stream
-            .attach_saved(ACCUMULATE, fn_name::<F>(), false, |_| op)
+            .attach_saved(&ACCUMULATE, fn_name::<F>(), false, |_| op)
     }
 
     /// A durable [`frequencies`](Stream::frequencies).
@@ -550,6 +550,6 @@ impl<T: Element> Durable<'_, T> {
         T: Hash + Eq + Serialize + DeserializeOwned,
     {
         self.stream
-            .attach_saved(FREQUENCIES, None, false, |_| Frequencies::default())
+            .attach_saved(&FREQUENCIES, None, false, |_| Frequencies::default())
     }
 }

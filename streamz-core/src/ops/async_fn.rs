@@ -571,7 +571,7 @@ impl<T: Element> Stream<T> {
         Fut: Future<Output = U> + Send + 'static,
     {
         let name = fn_name::<F>();
-        self.attach(THEN, name, Then(infallible(f)))
+        self.attach(&THEN, name, Then(infallible(f)))
     }
 
     /// [`then`](Stream::then) for a function whose future returns a `Result`: an `Err` is an
@@ -594,7 +594,7 @@ impl<T: Element> Stream<T> {
         Fut: Future<Output = Result<U, E>> + Send + 'static,
     {
         let name = fn_name::<F>();
-        self.attach(THEN, name, Then(fallible(f)))
+        self.attach(&THEN, name, Then(fallible(f)))
     }
 
     fn map_async_in<U, F>(
@@ -614,9 +614,9 @@ impl<T: Element> Stream<T> {
         );
         let executor = self.graph_shared().require_executor("map_async");
         let kind = if ordered {
-            MAP_ASYNC
+            &MAP_ASYNC
         } else {
-            MAP_ASYNC_UNORDERED
+            &MAP_ASYNC_UNORDERED
         };
         self.attach_with(kind, name, |out| {
             let (queue, inbox) = task_queue(&out.node(), parallelism);
@@ -663,7 +663,7 @@ impl<T: Element> Stream<T> {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let name = fn_name::<F>();
-        Sink::of(&self.attach(SINK_ASYNC, name, SinkAsync::new(f)))
+        Sink::of(&self.attach(&SINK_ASYNC, name, SinkAsync::new(f)))
     }
 
     /// Like [`sink_async`](Stream::sink_async) for a function whose future returns a
@@ -687,6 +687,6 @@ impl<T: Element> Stream<T> {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
         let name = fn_name::<F>();
-        Sink::of(&self.attach(SINK_ASYNC, name, SinkAsync::new(f)))
+        Sink::of(&self.attach(&SINK_ASYNC, name, SinkAsync::new(f)))
     }
 }

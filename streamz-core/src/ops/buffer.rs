@@ -137,7 +137,7 @@ impl<T: Element> Stream<T> {
             "buffer: n must be at least 1 (buffer(0) would be unbounded)"
         );
         let executor = self.graph_shared().require_executor("buffer");
-        self.attach_with(BUFFER, None, |out| {
+        self.attach_with(&BUFFER, None, |out| {
             let (queue, inbox) = task_queue(&out.node(), n);
             executor.spawn(Box::pin(buffer_task(inbox, out.clone())));
             Buffer { queue }
@@ -185,7 +185,7 @@ impl<T: Element> Stream<T> {
     /// ```
     pub fn latest(&self) -> Stream<T> {
         let executor = self.graph_shared().require_executor("latest");
-        self.attach_with(LATEST, None, |out| {
+        self.attach_with(&LATEST, None, |out| {
             let shared = NodeState::new(Slot {
                 value: None,
                 closed: false,

@@ -394,7 +394,7 @@ where
     {
         let stream = self.stream.clone();
         let (op, late) = self.op(init, f);
-        with_late(stream.attach(WINDOW, fn_name::<F>(), op), late)
+        with_late(stream.attach(&WINDOW, fn_name::<F>(), op), late)
     }
 }
 
@@ -414,7 +414,7 @@ where
         let stream = self.stream.clone();
         let (op, late) = self.op(init, f);
         with_late(
-            stream.attach_saved(WINDOW, fn_name::<F>(), false, |_| op),
+            stream.attach_saved(&WINDOW, fn_name::<F>(), false, |_| op),
             late,
         )
     }

@@ -123,7 +123,7 @@ impl<T: Element> Stream<T> {
     pub fn subscribe(&self, capacity: usize) -> Subscription<T> {
         assert!(capacity >= 1, "subscribe: capacity must be at least 1");
         let (queue, items) = crate::queue::bounded(capacity);
-        self.attach(SUBSCRIBE, None, Subscribe(queue));
+        self.attach(&SUBSCRIBE, None, Subscribe(queue));
         Subscription {
             items: Box::pin(items),
         }

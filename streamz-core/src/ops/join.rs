@@ -126,7 +126,7 @@ type Standalone<I, O> = (Arc<Outlet<O>>, Arc<dyn Inlet<I>>);
 
 /// A node with no upstream yet; its inputs are connected by the caller.
 fn standalone<I: 'static, O: Operator<I>>(
-    kind: Kind,
+    kind: &'static Kind,
     graph: Arc<GraphShared>,
     op: O,
 ) -> Standalone<I, O::Out> {
@@ -137,7 +137,7 @@ fn standalone<I: 'static, O: Operator<I>>(
 
 /// [`standalone`] for an operator whose state checkpoints save.
 fn standalone_saved<I: 'static, O: Operator<I> + SaveState>(
-    kind: Kind,
+    kind: &'static Kind,
     graph: Arc<GraphShared>,
     op: O,
 ) -> Standalone<I, O::Out> {
@@ -153,7 +153,7 @@ fn standalone_saved<I: 'static, O: Operator<I> + SaveState>(
 fn join_pair<A: Element, B: Element, O>(
     a: &Stream<A>,
     b: &Stream<B>,
-    kind: Kind,
+    kind: &'static Kind,
     op: O,
 ) -> Stream<O::Out>
 where
@@ -656,7 +656,7 @@ fn latest_op<E, O>(
 impl<T: Element> Stream<T> {
     /// A node with several upstreams, which more can be connected to later.
     fn join_all<O: Operator<T>>(
-        kind: Kind,
+        kind: &'static Kind,
         inputs: &[&Stream<T>],
         dedup: bool,
         op: O,
@@ -692,7 +692,7 @@ impl<T: Element> Stream<T> {
         for other in others {
             inputs.push(other);
         }
-        Self::join_all(UNION, &inputs, true, Identity)
+        Self::join_all(&UNION, &inputs, true, Identity)
     }
 
     /// Pairs the elements of this stream and `other` in order: the first of each, then the
@@ -718,7 +718,7 @@ impl<T: Element> Stream<T> {
             ZIP_MAXSIZE,
             unpair::<T, U>,
         );
-        join_pair(self, other, ZIP, op)
+        join_pair(self, other, &ZIP, op)
     }
 
     /// Zips any number of streams of one type into `Vec`s, with literal values spliced in
@@ -768,7 +768,7 @@ impl<T: Element> Stream<T> {
             !streams.is_empty(),
             "zip_all: at least one input must be a stream"
         );
-        Self::join_all(ZIP, &streams, false, zip_op(slots, maxsize, Some))
+        Self::join_all(&ZIP, &streams, false, zip_op(slots, maxsize, Some))
     }
 
     /// Emits `(latest of this, latest of other)` whenever either emits, once both have.
@@ -789,7 +789,7 @@ impl<T: Element> Stream<T> {
     /// ```
     pub fn combine_latest<U: Element>(&self, other: &Stream<U>) -> Stream<(T, U)> {
         let op = latest_op(vec![true, true], true, false, unpair::<T, U>);
-        join_pair(self, other, COMBINE_LATEST, op)
+        join_pair(self, other, &COMBINE_LATEST, op)
     }
 
     /// Emits the latest value of every input, as a `Vec` in input order, whenever one of the
@@ -817,7 +817,7 @@ impl<T: Element> Stream<T> {
             .map(|i| emit_on.is_none_or(|on| on.contains(&i)))
             .collect();
         let op = latest_op(flags, emit_on.is_none(), false, Some);
-        Self::join_all(COMBINE_LATEST, inputs, false, op)
+        Self::join_all(&COMBINE_LATEST, inputs, false, op)
     }
 
     /// Emits every element of this stream exactly once, paired with the latest value of
@@ -840,7 +840,7 @@ impl<T: Element> Stream<T> {
     /// ```
     pub fn zip_latest<U: Element>(&self, other: &Stream<U>) -> Stream<(T, U)> {
         let op = latest_op(vec![false, false], false, true, unpair::<T, U>);
-        join_pair(self, other, ZIP_LATEST, op)
+        join_pair(self, other, &ZIP_LATEST, op)
     }
 
     /// [`zip_latest`](Stream::zip_latest) over any number of streams of one type: every
@@ -865,7 +865,7 @@ impl<T: Element> Stream<T> {
         let mut inputs = vec![lossless];
         inputs.extend_from_slice(others);
         let op = latest_op(vec![false; inputs.len()], false, true, Some);
-        Self::join_all(ZIP_LATEST, &inputs, false, op)
+        Self::join_all(&ZIP_LATEST, &inputs, false, op)
     }
 }
 
@@ -880,7 +880,7 @@ impl<T: Element + Serialize + DeserializeOwned + Sync> Durable<'_, T> {
 
     /// A node over `inputs` whose state checkpoints save.
     fn join_saved<O: Operator<T> + SaveState>(
-        kind: Kind,
+        kind: &'static Kind,
         inputs: &[Stream<T>],
         op: O,
     ) -> Stream<O::Out> {
@@ -901,7 +901,7 @@ impl<T: Element + Serialize + DeserializeOwned + Sync> Durable<'_, T> {
     pub fn zip(&self, others: &[&Stream<T>], maxsize: usize) -> Stream<Vec<T>> {
         let inputs = self.with(others);
         let slots = inputs.iter().map(|_| open_input()).collect();
-        Self::join_saved(ZIP, &inputs, zip_op(slots, maxsize, Some))
+        Self::join_saved(&ZIP, &inputs, zip_op(slots, maxsize, Some))
     }
 
     /// A durable [`combine_latest_all`](Stream::combine_latest_all) of this stream and
@@ -917,7 +917,7 @@ impl<T: Element + Serialize + DeserializeOwned + Sync> Durable<'_, T> {
             .map(|i| emit_on.is_none_or(|on| on.contains(&i)))
             .collect();
         let op = latest_op(flags, emit_on.is_none(), false, Some);
-        Self::join_saved(COMBINE_LATEST, &inputs, op)
+        Self::join_saved(&COMBINE_LATEST, &inputs, op)
     }
 
     /// A durable [`zip_latest_all`](Stream::zip_latest_all), this stream the lossless one:
@@ -925,6 +925,6 @@ impl<T: Element + Serialize + DeserializeOwned + Sync> Durable<'_, T> {
     pub fn zip_latest(&self, others: &[&Stream<T>]) -> Stream<Vec<T>> {
         let inputs = self.with(others);
         let op = latest_op(vec![false; inputs.len()], false, true, Some);
-        Self::join_saved(ZIP_LATEST, &inputs, op)
+        Self::join_saved(&ZIP_LATEST, &inputs, op)
     }
 }

@@ -187,7 +187,7 @@ impl<T: Element> Stream<T> {
         U: Element,
         F: Fn(T) -> U + Send + Sync + 'static,
     {
-        self.attach(MAP, fn_name::<F>(), Map(f))
+        self.attach(&MAP, fn_name::<F>(), Map(f))
     }
 
     /// Emits `y` for every element whose `f(x)` is `Ok(y)`; an `Err` is an error from the
@@ -209,7 +209,7 @@ impl<T: Element> Stream<T> {
         E: Into<BoxError>,
         F: Fn(T) -> Result<U, E> + Send + Sync + 'static,
     {
-        self.attach(MAP, fn_name::<F>(), TryMap(f))
+        self.attach(&MAP, fn_name::<F>(), TryMap(f))
     }
 
     /// Emits the elements for which `predicate` is true.
@@ -229,7 +229,7 @@ impl<T: Element> Stream<T> {
         F: Fn(&T) -> bool + Send + Sync + 'static,
     {
         self.attach(
-            FILTER,
+            &FILTER,
             fn_name::<F>(),
             Filter {
                 predicate,
@@ -258,7 +258,7 @@ impl<T: Element> Stream<T> {
         E: Into<BoxError>,
         F: Fn(&T) -> Result<bool, E> + Send + Sync + 'static,
     {
-        self.attach(FILTER, fn_name::<F>(), TryFilter(predicate))
+        self.attach(&FILTER, fn_name::<F>(), TryFilter(predicate))
     }
 
     /// Emits the elements for which `predicate` is false: the opposite of
@@ -279,7 +279,7 @@ impl<T: Element> Stream<T> {
         F: Fn(&T) -> bool + Send + Sync + 'static,
     {
         self.attach(
-            REMOVE,
+            &REMOVE,
             fn_name::<F>(),
             Filter {
                 predicate,
@@ -304,7 +304,7 @@ impl<T: Element> Stream<T> {
         F: ApplyTuple<T>,
         F::Output: Element,
     {
-        self.attach(STARMAP, fn_name::<F>(), StarMap(f))
+        self.attach(&STARMAP, fn_name::<F>(), StarMap(f))
     }
 
     /// For a stream of collections, emits each item of each collection, in order (one level
@@ -325,6 +325,6 @@ impl<T: Element> Stream<T> {
         T: IntoIterator,
         T::Item: Element,
     {
-        self.attach(FLATTEN, None, Flatten)
+        self.attach(&FLATTEN, None, Flatten)
     }
 }

@@ -458,7 +458,7 @@ impl<T: Element> Stream<T> {
     /// ```
     pub fn partition(&self, n: usize) -> Stream<Vec<T>> {
         check_n("partition", n);
-        self.attach(PARTITION, None, partition_op(n, |_: &T| (), None))
+        self.attach(&PARTITION, None, partition_op(n, |_: &T| (), None))
     }
 
     /// Batches of `n` elements with the same `key(x)`, each emitted as soon as it is full, so
@@ -485,7 +485,7 @@ impl<T: Element> Stream<T> {
         F: Fn(&T) -> K + Send + Sync + 'static,
     {
         check_n("partition", n);
-        self.attach(PARTITION, fn_name::<F>(), partition_op(n, key, None))
+        self.attach(&PARTITION, fn_name::<F>(), partition_op(n, key, None))
     }
 
     /// Like [`partition`](Stream::partition), but a batch is also emitted, shorter, when
@@ -558,7 +558,7 @@ impl<T: Element> Stream<T> {
         F: Fn(&T) -> K + Send + Sync + 'static,
     {
         let make = self.partition_timed_op(n, timeout.into_interval(), key);
-        self.attach_with(PARTITION_TIMED, fn_name::<F>(), make)
+        self.attach_with(&PARTITION_TIMED, fn_name::<F>(), make)
     }
 
     /// What makes a partition with a timeout, once it has its outlet: its state and its task.
@@ -614,7 +614,7 @@ impl<T: Element> Stream<T> {
     {
         check_n("partition_unique", n);
         self.attach(
-            PARTITION_UNIQUE,
+            &PARTITION_UNIQUE,
             None,
             PartitionUnique::new(n, keep, T::clone),
         )
@@ -645,7 +645,7 @@ impl<T: Element> Stream<T> {
     {
         check_n("partition_unique", n);
         self.attach(
-            PARTITION_UNIQUE,
+            &PARTITION_UNIQUE,
             fn_name::<F>(),
             PartitionUnique::new(n, keep, key),
         )
@@ -661,7 +661,7 @@ impl<T: Element + Serialize + DeserializeOwned> Durable<'_, T> {
     pub fn partition(&self, n: usize) -> Stream<Vec<T>> {
         check_n("partition", n);
         let op = partition_op(n, |_: &T| (), None);
-        self.stream.attach_saved(PARTITION, None, false, |_| op)
+        self.stream.attach_saved(&PARTITION, None, false, |_| op)
     }
 
     /// A durable [`partition_by`](Stream::partition_by): the open batches are saved, with
@@ -678,7 +678,7 @@ impl<T: Element + Serialize + DeserializeOwned> Durable<'_, T> {
         check_n("partition", n);
         let op = partition_op(n, key, None);
         self.stream
-            .attach_saved(PARTITION, fn_name::<F>(), false, |_| op)
+            .attach_saved(&PARTITION, fn_name::<F>(), false, |_| op)
     }
 
     /// A durable [`partition_timeout`](Stream::partition_timeout): the open batch is saved,
@@ -710,7 +710,7 @@ impl<T: Element + Serialize + DeserializeOwned> Durable<'_, T> {
             .stream
             .partition_timed_op(n, timeout.into_interval(), key);
         self.stream
-            .attach_saved(PARTITION_TIMED, fn_name::<F>(), true, make)
+            .attach_saved(&PARTITION_TIMED, fn_name::<F>(), true, make)
     }
 
     /// A durable [`partition_unique`](Stream::partition_unique).
@@ -725,7 +725,7 @@ impl<T: Element + Serialize + DeserializeOwned> Durable<'_, T> {
         check_n("partition_unique", n);
         let op = PartitionUnique::new(n, keep, T::clone);
         self.stream
-            .attach_saved(PARTITION_UNIQUE, None, false, |_| op)
+            .attach_saved(&PARTITION_UNIQUE, None, false, |_| op)
     }
 
     /// A durable [`partition_unique_by`](Stream::partition_unique_by).
@@ -741,6 +741,6 @@ impl<T: Element + Serialize + DeserializeOwned> Durable<'_, T> {
         check_n("partition_unique", n);
         let op = PartitionUnique::new(n, keep, key);
         self.stream
-            .attach_saved(PARTITION_UNIQUE, fn_name::<F>(), false, |_| op)
+            .attach_saved(&PARTITION_UNIQUE, fn_name::<F>(), false, |_| op)
     }
 }

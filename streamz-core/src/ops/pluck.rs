@@ -269,6 +269,6 @@ impl<T: Element> Stream<T> {
         T: Pluck<K>,
         K: Debug + Send + Sync + 'static,
     {
-        self.attach(PLUCK, None, PluckOp(key))
+        self.attach(&PLUCK, None, PluckOp(key))
     }
 }

@@ -202,7 +202,7 @@ impl<T: Element> Stream<T> {
     where
         T: Hash + Eq,
     {
-        self.attach(UNIQUE, None, Unique::new(maxsize, T::clone))
+        self.attach(&UNIQUE, None, Unique::new(maxsize, T::clone))
     }
 
     /// Like [`unique`](Stream::unique), comparing elements by `key(x)`.
@@ -227,7 +227,7 @@ impl<T: Element> Stream<T> {
         K: Hash + Eq + Send + 'static,
         F: Fn(&T) -> K + Send + Sync + 'static,
     {
-        self.attach(UNIQUE, fn_name::<F>(), Unique::new(maxsize, key))
+        self.attach(&UNIQUE, fn_name::<F>(), Unique::new(maxsize, key))
     }
 
     /// Emits the elements at positions `start, start + step, start + 2·step, …` below `stop`
@@ -252,7 +252,7 @@ impl<T: Element> Stream<T> {
     /// assert_eq!(out.to_vec(), vec![1, 3, 5, 7]);
     /// ```
     pub fn slice(&self, start: usize, stop: Option<usize>, step: usize) -> Stream<T> {
-        self.attach(SLICE, None, Slice::new(start, stop, step))
+        self.attach(&SLICE, None, Slice::new(start, stop, step))
     }
 }
 
@@ -267,7 +267,7 @@ impl<T: Element> Durable<'_, T> {
         T: Hash + Eq + Serialize + DeserializeOwned,
     {
         let op = Unique::new(maxsize, T::clone);
-        self.stream.attach_saved(UNIQUE, None, false, |_| op)
+        self.stream.attach_saved(&UNIQUE, None, false, |_| op)
     }
 
     /// A durable [`unique_by`](Stream::unique_by): the keys remembered are saved.
@@ -282,7 +282,7 @@ impl<T: Element> Durable<'_, T> {
     {
         let op = Unique::new(maxsize, key);
         self.stream
-            .attach_saved(UNIQUE, fn_name::<F>(), false, |_| op)
+            .attach_saved(&UNIQUE, fn_name::<F>(), false, |_| op)
     }
 
     /// A durable [`slice`](Stream::slice): the index it has reached is saved.
@@ -292,6 +292,6 @@ impl<T: Element> Durable<'_, T> {
     /// If `step` is 0.
     pub fn slice(&self, start: usize, stop: Option<usize>, step: usize) -> Stream<T> {
         let op = Slice::new(start, stop, step);
-        self.stream.attach_saved(SLICE, None, false, |_| op)
+        self.stream.attach_saved(&SLICE, None, false, |_| op)
     }
 }

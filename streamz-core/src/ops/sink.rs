@@ -307,7 +307,7 @@ impl<T: Element> Stream<T> {
     where
         F: FnMut(T) + Send + 'static,
     {
-        Sink::of(&self.attach(SINK, fn_name::<F>(), SinkFn(Reentrant::new(f))))
+        Sink::of(&self.attach(&SINK, fn_name::<F>(), SinkFn(Reentrant::new(f))))
     }
 
     /// Calls `f` on every element; an `Err` is an error from the `emit` of that element.
@@ -325,7 +325,7 @@ impl<T: Element> Stream<T> {
         E: Into<BoxError>,
         F: FnMut(T) -> Result<(), E> + Send + 'static,
     {
-        Sink::of(&self.attach(SINK, fn_name::<F>(), TrySinkFn(Reentrant::new(f))))
+        Sink::of(&self.attach(&SINK, fn_name::<F>(), TrySinkFn(Reentrant::new(f))))
     }
 
     /// Keeps every element in a `Vec` that the returned handle reads (the original's
@@ -343,7 +343,7 @@ impl<T: Element> Stream<T> {
     /// ```
     pub fn sink_to_vec(&self) -> VecSink<T> {
         let items = Arc::new(Mutex::new(Vec::new()));
-        let stream = self.attach(SINK_TO_VEC, None, ToVec(Arc::downgrade(&items)));
+        let stream = self.attach(&SINK_TO_VEC, None, ToVec(Arc::downgrade(&items)));
         VecSink {
             items,
             sink: Sink::of(&stream),

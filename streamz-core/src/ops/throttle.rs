@@ -205,7 +205,7 @@ async fn pace_task<T: Element>(
 impl<T: Element> Stream<T> {
     fn pace(
         &self,
-        kind: Kind,
+        kind: &'static Kind,
         interval: Duration,
         rule: impl FnOnce(Instant) -> Rule,
     ) -> Stream<T> {
@@ -264,7 +264,7 @@ impl<T: Element> Stream<T> {
     /// assert_eq!(out.to_vec(), vec![('c', ms(160)), ('d', ms(260))]);
     /// ```
     pub fn debounce(&self, interval: impl IntoInterval) -> Stream<T> {
-        self.pace(DEBOUNCE, interval.into_interval(), |_| Rule::Debounce)
+        self.pace(&DEBOUNCE, interval.into_interval(), |_| Rule::Debounce)
     }
 
     /// Passes on at most one element per `interval`. With `leading`, the first element of a
@@ -311,7 +311,7 @@ impl<T: Element> Stream<T> {
             leading || trailing,
             "throttle: pass the leading element, the trailing one, or both"
         );
-        self.pace(THROTTLE, interval.into_interval(), |_| Rule::Throttle {
+        self.pace(&THROTTLE, interval.into_interval(), |_| Rule::Throttle {
             leading,
             trailing,
         })
@@ -349,7 +349,7 @@ impl<T: Element> Stream<T> {
     /// assert_eq!(out.to_vec(), vec![(3, 100), (4, 200)]);
     /// ```
     pub fn sample(&self, interval: impl IntoInterval) -> Stream<T> {
-        self.pace(SAMPLE, interval.into_interval(), |start| Rule::Sample {
+        self.pace(&SAMPLE, interval.into_interval(), |start| Rule::Sample {
             start,
         })
     }

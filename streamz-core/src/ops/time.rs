@@ -378,7 +378,7 @@ impl<T: Element> Stream<T> {
     pub fn rate_limit(&self, interval: impl IntoInterval) -> Stream<T> {
         let interval = interval.into_interval();
         let executor = self.graph_shared().require_executor("rate_limit");
-        self.attach_with(RATE_LIMIT, None, |out| {
+        self.attach_with(&RATE_LIMIT, None, |out| {
             let state = Arc::new(Mutex::new(RateState {
                 next_free: None,
                 queued: 0,
@@ -432,7 +432,7 @@ impl<T: Element> Stream<T> {
     pub fn delay(&self, interval: impl IntoInterval) -> Stream<T> {
         let interval = interval.into_interval();
         let executor = self.graph_shared().require_executor("delay");
-        self.attach_with(DELAY, None, |out| {
+        self.attach_with(&DELAY, None, |out| {
             let (queue, inbox) = task_queue(&out.node(), QUEUE);
             executor.spawn(Box::pin(delay_task(inbox, out.clone(), executor.clone())));
             Delay {
@@ -479,7 +479,7 @@ impl<T: Element> Stream<T> {
     /// ```
     pub fn timed_window(&self, interval: impl IntoInterval) -> Stream<Vec<T>> {
         self.timed_window_with(
-            TIMED_WINDOW,
+            &TIMED_WINDOW,
             interval.into_interval(),
             false,
             None,
@@ -508,7 +508,7 @@ impl<T: Element> Stream<T> {
     /// ```
     pub fn timed_window_nonempty(&self, interval: impl IntoInterval) -> Stream<Vec<T>> {
         self.timed_window_with(
-            TIMED_WINDOW,
+            &TIMED_WINDOW,
             interval.into_interval(),
             true,
             None,
@@ -557,7 +557,7 @@ impl<T: Element> Stream<T> {
             key,
         };
         self.timed_window_with(
-            TIMED_WINDOW_UNIQUE,
+            &TIMED_WINDOW_UNIQUE,
             interval.into_interval(),
             false,
             fn_name::<F>(),
@@ -567,7 +567,7 @@ impl<T: Element> Stream<T> {
 
     fn timed_window_with<B: WindowBuffer<T>>(
         &self,
-        kind: Kind,
+        kind: &'static Kind,
         interval: Duration,
         skip_empty: bool,
         func: Option<&'static str>,
@@ -580,7 +580,7 @@ impl<T: Element> Stream<T> {
     /// What makes a timed window's node, once it has its outlet: its state, and its task.
     fn timed_window_op<B: WindowBuffer<T>>(
         &self,
-        kind: Kind,
+        kind: &'static Kind,
         interval: Duration,
         skip_empty: bool,
         buffer: B,
@@ -643,8 +643,8 @@ impl<T: Element + Serialize + DeserializeOwned> Durable<'_, T> {
     pub fn timed_window(&self, interval: impl IntoInterval) -> Stream<Vec<T>> {
         let make =
             self.stream
-                .timed_window_op(TIMED_WINDOW, interval.into_interval(), false, Vec::new());
-        self.stream.attach_saved(TIMED_WINDOW, None, true, make)
+                .timed_window_op(&TIMED_WINDOW, interval.into_interval(), false, Vec::new());
+        self.stream.attach_saved(&TIMED_WINDOW, None, true, make)
     }
 
     /// A durable [`timed_window_nonempty`](Stream::timed_window_nonempty).
@@ -655,7 +655,7 @@ impl<T: Element + Serialize + DeserializeOwned> Durable<'_, T> {
     pub fn timed_window_nonempty(&self, interval: impl IntoInterval) -> Stream<Vec<T>> {
         let make =
             self.stream
-                .timed_window_op(TIMED_WINDOW, interval.into_interval(), true, Vec::new());
-        self.stream.attach_saved(TIMED_WINDOW, None, true, make)
+                .timed_window_op(&TIMED_WINDOW, interval.into_interval(), true, Vec::new());
+        self.stream.attach_saved(&TIMED_WINDOW, None, true, make)
     }
 }

@@ -276,7 +276,7 @@ impl<T: Element> Stream<T> {
         F: Fn(&T) -> EventTime + Send + Sync + 'static,
     {
         let make = self.watermarks_op(time, rules);
-        self.attach_with(WATERMARKS, fn_name::<F>(), make)
+        self.attach_with(&WATERMARKS, fn_name::<F>(), make)
     }
 
     fn watermarks_op<F>(
@@ -355,7 +355,7 @@ impl<T: Element> Durable<'_, T> {
     {
         let make = self.stream.watermarks_op(time, rules);
         self.stream
-            .attach_saved(WATERMARKS, fn_name::<F>(), false, make)
+            .attach_saved(&WATERMARKS, fn_name::<F>(), false, make)
     }
 }
 

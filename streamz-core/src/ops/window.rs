@@ -251,7 +251,7 @@ impl<T: Element> Stream<T> {
     /// assert_eq!(out.to_vec(), vec![vec![0], vec![0, 1], vec![1, 2]]);
     /// ```
     pub fn sliding_window(&self, n: usize, return_partial: bool) -> Stream<Vec<T>> {
-        self.attach(SLIDING_WINDOW, None, sliding_window_op(n, return_partial))
+        self.attach(&SLIDING_WINDOW, None, sliding_window_op(n, return_partial))
     }
 
     /// Holds elements until [`Collector::flush`] is called, which emits them as one `Vec`.
@@ -283,7 +283,7 @@ impl<T: Element> Stream<T> {
             items: Vec::new(),
             acks: Acks::default(),
         }));
-        let stream = self.attach(COLLECT, None, Collect { held: held.clone() });
+        let stream = self.attach(&COLLECT, None, Collect { held: held.clone() });
         Collector { stream, held }
     }
 }
@@ -298,6 +298,6 @@ impl<T: Element + Serialize + DeserializeOwned + Sync> Durable<'_, T> {
     pub fn sliding_window(&self, n: usize, return_partial: bool) -> Stream<Vec<T>> {
         let op = sliding_window_op(n, return_partial);
         self.stream
-            .attach_saved(SLIDING_WINDOW, None, false, |_| op)
+            .attach_saved(&SLIDING_WINDOW, None, false, |_| op)
     }
 }
