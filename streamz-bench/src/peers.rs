@@ -743,26 +743,24 @@ fn heap(rows: &mut Vec<Row>) {
         side,
         rounds: vec![x],
     };
-    rows.push(Row {
-        scenario: "heap per map stage, bytes",
-        unit: "B",
-        variants: vec![
-            one("map", Side::Streamz, streamz.0),
-            one("futures BoxStream", Side::Erased, futures.0),
-            one("rxRust Shared, boxed, subscribed", Side::Erased, rx.0),
-        ],
-        note: None,
-    });
-    rows.push(Row {
-        scenario: "heap per map stage, allocations",
-        unit: "",
-        variants: vec![
-            one("map", Side::Streamz, streamz.1),
-            one("futures BoxStream", Side::Erased, futures.1),
-            one("rxRust Shared, boxed, subscribed", Side::Erased, rx.1),
-        ],
-        note: None,
-    });
+    // (bytes, allocations) of each, one row per measure
+    let measures = [
+        ("heap per map stage, bytes", "B"),
+        ("heap per map stage, allocations", ""),
+    ];
+    for (i, (scenario, unit)) in measures.into_iter().enumerate() {
+        let pick = |m: (f64, f64)| [m.0, m.1][i];
+        rows.push(Row {
+            scenario,
+            unit,
+            variants: vec![
+                one("map", Side::Streamz, pick(streamz)),
+                one("futures BoxStream", Side::Erased, pick(futures)),
+                one("rxRust Shared, boxed, subscribed", Side::Erased, pick(rx)),
+            ],
+            note: None,
+        });
+    }
     let (source, _total) = pipelines::map_chain(10);
     let allocs = counting(|| pipelines::emit_all(&source, 10_000));
     let (fed, _fed_total) = pipelines::map_chain(10);
